@@ -1,0 +1,56 @@
+"""Node secrets: from the environment, or from files in a directory outside the repository.
+
+For each secret NAME the node reads ``$LETSEMA_<NAME>`` first, then the file
+``$LETSEMA_SECRETS_DIR/<name>`` (default ``var/secrets/<district>/``, which the demo cluster generates).
+A missing secret stops the node with one line naming it. Nothing here is ever committed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _secrets
+from pathlib import Path
+
+from config.district import REPO_ROOT
+
+SECRET_NAMES = ("django_secret_key", "jwt_signing_key", "network_pepper", "db_password")
+
+
+class SecretMissing(Exception):
+    def __init__(self, name: str, directory: Path):
+        super().__init__(
+            f"secret {name!r} is missing: set LETSEMA_{name.upper()} or create {directory / name}"
+        )
+
+
+def secrets_dir(district_code: str, var_dir: Path | None = None) -> Path:
+    env = os.environ.get("LETSEMA_SECRETS_DIR")
+    if env:
+        return Path(env)
+    return (var_dir or REPO_ROOT / "var") / "secrets" / district_code
+
+
+def read_secret(name: str, district_code: str) -> str:
+    value = os.environ.get(f"LETSEMA_{name.upper()}")
+    if value:
+        return value
+    directory = secrets_dir(district_code)
+    path = directory / name
+    if path.is_file():
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return value
+    raise SecretMissing(name, directory)
+
+
+def generate_secrets(directory: Path, shared: dict[str, str] | None = None) -> None:
+    """Create any missing secret file (0600). ``shared`` values (the network pepper) win."""
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    for name in SECRET_NAMES:
+        path = directory / name
+        if path.exists():
+            continue
+        value = (shared or {}).get(name) or _secrets.token_urlsafe(48)
+        path.write_text(value + "\n", encoding="utf-8")
+        os.chmod(path, 0o600)

@@ -1,0 +1,180 @@
+"""Django settings for a Letsema district node.
+
+Everything district-specific comes from ``district_configs/<LETSEMA_DISTRICT>.toml`` (validated) and
+secrets from the environment or ``var/secrets/<district>/`` (config.secrets). A bad configuration
+stops the process with one line on stderr and exit status 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+
+from config.district import REPO_ROOT, DistrictConfigError, load
+from config.secrets import SecretMissing, read_secret
+
+try:
+    DISTRICT = load()
+    _SECRET_KEY = read_secret("django_secret_key", DISTRICT.code)
+    _JWT_KEY = read_secret("jwt_signing_key", DISTRICT.code)
+    _DB_PASSWORD = read_secret("db_password", DISTRICT.code)
+except (DistrictConfigError, SecretMissing) as exc:
+    sys.stderr.write(f"letsema: configuration error: {exc}\n")
+    sys.stderr.flush()
+    raise SystemExit(2) from None
+
+BASE_DIR = REPO_ROOT
+SECRET_KEY = _SECRET_KEY
+DEBUG = os.environ.get("LETSEMA_DEBUG") == "1"
+ALLOWED_HOSTS = ["*"] if DEBUG else ["127.0.0.1", "localhost", "testserver", *os.environ.get("LETSEMA_ALLOWED_HOSTS", "").split(",")]
+ALLOWED_HOSTS = [h for h in ALLOWED_HOSTS if h]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "node.core.apps.CoreConfig",
+    "node.users",
+    "node.mfis",
+    "node.health",
+    "replication",
+]
+
+MIDDLEWARE = [
+    "node.core.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+AUTH_USER_MODEL = "users.User"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": DISTRICT.pg_host,
+        "PORT": DISTRICT.pg_port,
+        "NAME": DISTRICT.pg_name,
+        "USER": DISTRICT.pg_user,
+        "PASSWORD": _DB_PASSWORD,
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+        "OPTIONS": {"connect_timeout": 3},
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+TIME_ZONE = DISTRICT.timezone
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = os.environ.get("LETSEMA_STATIC_ROOT") or str(REPO_ROOT / "var" / "static")
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "node.core.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=1),
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": _JWT_KEY,
+    "ISSUER": f"letsema:{DISTRICT.code}",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "UPDATE_LAST_LOGIN": True,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": f"Letsema district node API — {DISTRICT.name}",
+    "DESCRIPTION": "Credit network for microfinance institutions. Errors are always {code, message, details}.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Celery: one Redis database per district on the shared broker.
+CELERY_BROKER_URL = DISTRICT.redis_url
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# The shared credit-history ring.
+LETSEMA_RING = {
+    "contact_points": list(DISTRICT.cassandra_contact_points),
+    "port": DISTRICT.cassandra_port,
+    "keyspace": DISTRICT.cassandra_keyspace,
+    "replication_factor": DISTRICT.cassandra_replication_factor,
+    "local_dc": DISTRICT.cassandra_local_dc,
+}
+HEALTH_CHECK_TIMEOUT_SECONDS = float(os.environ.get("LETSEMA_HEALTH_TIMEOUT", "2.5"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "node.core.logging.ContextFilter"}},
+    "formatters": {"json": {"()": "node.core.logging.JsonFormatter"}},
+    "handlers": {
+        "stderr": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["context"]},
+    },
+    "root": {"handlers": ["stderr"], "level": os.environ.get("LETSEMA_LOG_LEVEL", "INFO")},
+    "loggers": {
+        "cassandra": {"level": "ERROR"},
+        "django.db.backends": {"level": "WARNING"},
+    },
+}

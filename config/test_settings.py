@@ -1,0 +1,17 @@
+"""Settings for the test suite: the same settings, pointed at the test cluster's generated configs.
+
+The test cluster (cluster.profiles.TEST) lives under var/test with its own ports, so it never touches a
+running demo cluster. This module only sets the environment; the settings themselves are not forked.
+"""
+
+import os
+
+from cluster.profiles import TEST
+
+TEST.prepare_configs()
+TEST.prepare_secrets()
+os.environ["LETSEMA_DISTRICT_CONFIG_DIR"] = str(TEST.config_dir)
+os.environ.setdefault("LETSEMA_DISTRICT", TEST.primary_district)
+os.environ["LETSEMA_SECRETS_DIR"] = str(TEST.secrets_dir(os.environ["LETSEMA_DISTRICT"]))
+
+from config.settings import *  # noqa: E402,F401,F403

@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from node.health.views import healthz
+from node.mfis.apis import MfiApi
+from node.users.apis import MeApi, NodeInfoApi, TokenObtainApi, TokenRefreshApi
+
+api_v1 = [
+    path("auth/token/", TokenObtainApi.as_view(), name="token-obtain"),
+    path("auth/token/refresh/", TokenRefreshApi.as_view(), name="token-refresh"),
+    path("me/", MeApi.as_view(), name="me"),
+    path("node/", NodeInfoApi.as_view(), name="node-info"),
+    path("mfis/", MfiApi.as_view(), name="mfis"),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    *[path(f"api/v1/{p.pattern}", p.callback, name=p.name) for p in api_v1],
+]
+
+handler400 = "node.core.errors.json_bad_request"
+handler403 = "node.core.errors.json_permission_denied"
+handler404 = "node.core.errors.json_not_found"
+handler500 = "node.core.errors.json_server_error"

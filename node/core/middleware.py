@@ -1,0 +1,40 @@
+"""Request id: taken from a well-formed ``X-Request-ID`` header or generated, echoed back, logged."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from node.core.logging import reset_request_id, set_request_id
+
+_VALID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+access_log = logging.getLogger("letsema.access")
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id = incoming if _VALID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = set_request_id(request_id)
+        started = time.monotonic()
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            access_log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status_code,
+                    "ms": round((time.monotonic() - started) * 1000, 1),
+                },
+            )
+            return response
+        finally:
+            reset_request_id(token)

@@ -1,0 +1,109 @@
+"""Versioned CQL migrations for the ring (``replication/cql/NNNN_name.cql``), applied in order.
+
+The keyspace is created with NetworkTopologyStrategy and RF = min(configured RF, live ring nodes).
+Applied versions are recorded in ``<keyspace>.schema_migrations`` with a checksum; an applied file
+that changed afterwards is refused rather than silently re-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cassandra import ConsistencyLevel
+from cassandra.cluster import Session
+from cassandra.query import SimpleStatement
+
+CQL_DIR = Path(__file__).resolve().parent / "cql"
+_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.cql$")
+
+
+class RingMigrationError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+    checksum: str
+
+
+def discover(directory: Path = CQL_DIR) -> list[Migration]:
+    found = []
+    for path in sorted(directory.glob("*.cql")):
+        m = _NAME.match(path.name)
+        if not m:
+            raise RingMigrationError(f"{path.name}: migration files are named NNNN_name.cql")
+        text = path.read_text(encoding="utf-8")
+        body = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
+        statements = tuple(s.strip() for s in body.split(";") if s.strip())
+        found.append(Migration(int(m.group(1)), m.group(2), statements, hashlib.sha256(text.encode()).hexdigest()))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RingMigrationError("two migration files share a version number")
+    return found
+
+
+def live_node_count(session: Session) -> int:
+    peers = list(session.execute("SELECT peer FROM system.peers_v2"))
+    return 1 + len(peers)
+
+
+def ensure_keyspace(session: Session, keyspace: str, desired_rf: int, local_dc: str) -> int:
+    row = session.execute(
+        "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,)
+    ).one()
+    if row is not None:
+        rep = dict(row.replication)
+        return int(rep.get(local_dc, rep.get("replication_factor", "0")))
+    rf = min(desired_rf, live_node_count(session))
+    session.execute(
+        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
+        f"{{'class': 'NetworkTopologyStrategy', '{local_dc}': {rf}}}"
+    )
+    session.cluster.control_connection.wait_for_schema_agreement(wait_time=30)
+    return rf
+
+
+def apply(session: Session, keyspace: str, desired_rf: int, local_dc: str, *, log=print) -> list[int]:
+    rf = ensure_keyspace(session, keyspace, desired_rf, local_dc)
+    cl = ConsistencyLevel.ONE if rf <= 1 else ConsistencyLevel.QUORUM
+    session.execute(
+        f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations "
+        "(version int PRIMARY KEY, name text, checksum text, applied_at timestamp)"
+    )
+    session.cluster.control_connection.wait_for_schema_agreement(wait_time=30)
+    applied = {
+        r.version: r.checksum
+        for r in session.execute(
+            SimpleStatement(f"SELECT version, checksum FROM {keyspace}.schema_migrations", consistency_level=cl)
+        )
+    }
+    done = []
+    for mig in discover():
+        if mig.version in applied:
+            if applied[mig.version] != mig.checksum:
+                raise RingMigrationError(
+                    f"{mig.version:04d}_{mig.name}.cql changed after it was applied; add a new migration instead"
+                )
+            continue
+        log(f"applying ring migration {mig.version:04d}_{mig.name} ({len(mig.statements)} statements)")
+        for stmt in mig.statements:
+            session.execute(SimpleStatement(stmt.format(keyspace=keyspace), consistency_level=cl))
+            if stmt.lstrip().upper().startswith(("CREATE", "ALTER", "DROP")):
+                session.cluster.control_connection.wait_for_schema_agreement(wait_time=30)
+        session.execute(
+            SimpleStatement(
+                f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
+                "VALUES (%s, %s, %s, toTimestamp(now()))",
+                consistency_level=cl,
+            ),
+            (mig.version, mig.name, mig.checksum),
+        )
+        done.append(mig.version)
+    log(f"ring schema up to date (keyspace {keyspace}, RF {rf}, {len(done)} applied now)")
+    return done
