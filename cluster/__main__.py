@@ -6,123 +6,13 @@ Normally called through ``./letsema`` (which installs what is missing first).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import time
 
-from cluster import cassandra, nodes, postgres, redis
-from cluster.procs import Progress, StepFailed, port_open, read_pid
-from cluster.profiles import PROFILES, Profile
+from cluster import cassandra
+from cluster.commands import down, reset, status, up
+from cluster.procs import StepFailed
+from cluster.profiles import PROFILES
 from config.district import DistrictConfigError
-from federation.keys import generate_keypair
-
-DEMO_PASSWORD = "Letsema-demo-2026"
-
-
-def _db_password(p: Profile, code: str) -> str:
-    return (p.secrets_dir(code) / "db_password").read_text().strip()
-
-
-def up(p: Profile, ring: int, demo_data: bool, web_workers: int) -> None:
-    t0 = time.monotonic()
-    codes = p.districts
-    steps = 2 + len(codes) * 5 + ring + 2 + (len(codes) if demo_data else 0)
-    prog = Progress(steps)
-    with prog.step("Validating district configurations and generating secrets"):
-        p.prepare_configs()
-        p.prepare_secrets()
-        for code in codes:
-            generate_keypair(p.secrets_dir(code) / "node_ed25519.key", p.keys_dir / f"{code}.pub")
-    for code in codes:
-        d = p.district(code)
-        with prog.step(f"PostgreSQL 15 for {code} (initdb if new)"):
-            postgres.initdb(p, code, _db_password(p, code), d.pg_user)
-        with prog.step(f"PostgreSQL {code} on 127.0.0.1:{d.pg_port}"):
-            postgres.start(p, code, d.pg_port)
-            postgres.ensure_database(d.pg_host, d.pg_port, d.pg_user, _db_password(p, code), d.pg_name)
-    with prog.step(f"Redis broker on 127.0.0.1:{p.redis_port}"):
-        redis.start(p)
-    cassandra.start_ring(p, ring, progress=prog)
-    with prog.step("Ring schema (keyspace, CQL migrations)"):
-        nodes.manage(p, codes[0], "ring_migrate")
-    with prog.step("Static files"):
-        nodes.manage(p, codes[0], "collectstatic", "--noinput", "--verbosity", "0")
-    for code in codes:
-        with prog.step(f"{code}: database migrations"):
-            nodes.manage(p, code, "migrate", "--noinput")
-        if demo_data:
-            with prog.step(f"{code}: demo data"):
-                nodes.manage(p, code, "load_demo", "--password", DEMO_PASSWORD)
-    for code in codes:
-        with prog.step(f"{code}: Celery worker"):
-            nodes.start_worker(p, code)
-        with prog.step(f"{code}: web node (gunicorn)"):
-            nodes.start_web(p, code, workers=web_workers)
-    took = time.monotonic() - t0
-    print(f"\nLetsema {p.name} cluster is up ({len(codes)} districts, {ring}-node ring) in {took:.0f}s.\n")
-    for code in codes:
-        d = p.district(code)
-        print(f"  {d.name:<14} {d.public_url}/  health {d.public_url}/healthz  API docs {d.public_url}/api/docs/")
-    if demo_data:
-        print(f"\nDemo log-ins (password for all: {DEMO_PASSWORD}):")
-        for code in codes:
-            d = p.district(code)
-            mfi = d.mfis[0].code if d.mfis else "-"
-            print(f"  {code}: {code}.admin (letsema_admin), {code}.operator (operator), "
-                  f"{mfi}.officer / {mfi}.admin / {mfi}.analyst, {code}.borrower1")
-    print("\n'./letsema status' lists every process; './letsema down' stops them (data kept).")
-
-
-def status_rows(p: Profile) -> list[tuple[str, str, str, str, str]]:
-    rows = []
-    for code in p.districts:
-        d = p.district(code)
-        rows.append((f"postgres-{code}", str(postgres.pid(p, code) or "-"), f"127.0.0.1:{d.pg_port}",
-                     "up" if postgres.is_running(p, code) and port_open("127.0.0.1", d.pg_port) else "down",
-                     str(postgres.log_file(p, code))))
-    rpid = read_pid(redis.pidfile(p))
-    rows.append(("redis", str(rpid or "-"), f"127.0.0.1:{p.redis_port}",
-                 "up" if rpid and port_open("127.0.0.1", p.redis_port) else "down", str(redis.log_file(p))))
-    for i in range(1, (cassandra.ring_size(p) or 1) + 1):
-        cpid = read_pid(cassandra.pidfile(p, i))
-        rows.append((f"cassandra-{i}", str(cpid or "-"), f"{p.ring_ip(i)}:{cassandra.CQL_PORT}",
-                     "up" if cassandra.is_up(p, i) else "down", str(cassandra.log_file(p, i))))
-    for code in p.districts:
-        d = p.district(code)
-        wpid = read_pid(nodes.worker_pidfile(p, code))
-        rows.append((f"worker-{code}", str(wpid or "-"), "-", "up" if wpid else "down", str(nodes.worker_log(p, code))))
-        gpid = read_pid(nodes.web_pidfile(p, code))
-        rows.append((f"web-{code}", str(gpid or "-"), f"{d.bind_host}:{d.port}",
-                     "up" if gpid and port_open(d.bind_host, d.port) else "down", str(nodes.web_log(p, code))))
-    return rows
-
-
-def status(p: Profile) -> int:
-    p.prepare_configs()
-    rows = status_rows(p)
-    header = ("SERVICE", "PID", "ADDRESS", "STATE", "LOG")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
-    for r in [header, *rows]:
-        print("  ".join(col.ljust(widths[i]) for i, col in enumerate(r)).rstrip())
-    return 0 if all(r[3] == "up" for r in rows) else 3
-
-
-def down(p: Profile) -> None:
-    p.prepare_configs()
-    for code in p.districts:
-        nodes.stop_web(p, code)
-        nodes.stop_worker(p, code)
-    redis.stop(p)
-    cassandra.stop_ring(p)
-    for code in p.districts:
-        postgres.stop(p, code)
-    print(f"Letsema {p.name} cluster stopped (data kept in {p.var_dir}).")
-
-
-def reset(p: Profile) -> None:
-    down(p)
-    shutil.rmtree(p.var_dir, ignore_errors=True)
-    print(f"Removed {p.var_dir}.")
 
 
 def main(argv: list[str] | None = None) -> int:

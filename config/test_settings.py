@@ -11,7 +11,7 @@ from cluster.profiles import TEST
 TEST.prepare_configs()
 TEST.prepare_secrets()
 os.environ["LETSEMA_DISTRICT_CONFIG_DIR"] = str(TEST.config_dir)
-os.environ.setdefault("LETSEMA_DISTRICT", TEST.primary_district)
+os.environ.setdefault("LETSEMA_DISTRICT", "maseru")
 os.environ["LETSEMA_SECRETS_DIR"] = str(TEST.secrets_dir(os.environ["LETSEMA_DISTRICT"]))
 
 from config.settings import *  # noqa: E402,F401,F403

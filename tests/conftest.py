@@ -1,0 +1,58 @@
+"""Test-suite wiring: one real test cluster per session (cluster.profiles.TEST).
+
+The cluster is the same one ``./letsema up`` starts — three district PostgreSQL instances, Redis, Celery
+workers, gunicorn nodes and a 3-node Cassandra ring — on other ports and ring addresses (127.0.0.11-13),
+so a running demo cluster is never touched. Nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import requests
+
+from cluster.commands import down, up
+from cluster.profiles import TEST
+
+RING_NODES = int(os.environ.get("LETSEMA_TEST_RING", "3"))
+
+
+@pytest.fixture(scope="session")
+def test_cluster():
+    up(TEST, ring=RING_NODES, demo_data=False, web_workers=1)
+    yield TEST
+    if os.environ.get("LETSEMA_TEST_KEEP_CLUSTER") != "1":
+        down(TEST)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(test_cluster, django_db_setup):  # noqa: F811 - extends pytest-django's fixture
+    yield
+
+
+@pytest.fixture
+def node_url(test_cluster):
+    """Base URL of a district node of the test cluster: ``node_url("maseru")``."""
+
+    def url(code: str) -> str:
+        return test_cluster.district(code).public_url
+
+    return url
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+
+
+def healthz(base: str) -> tuple[int, dict]:
+    r = requests.get(f"{base}/healthz", timeout=10)
+    return r.status_code, r.json()

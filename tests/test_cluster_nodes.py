@@ -1,0 +1,107 @@
+"""The running test cluster, over HTTP: health of every node, API docs served locally, status, JSON logs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+
+import pytest
+import requests
+
+from cluster import nodes, postgres, redis
+from tests.conftest import healthz, wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+def test_every_node_is_healthy(test_cluster, node_url):
+    for code in test_cluster.districts:
+        status, body = healthz(node_url(code))
+        assert status == 200, body
+        assert body["district"] == code
+        assert {k: v["status"] for k, v in body["checks"].items()} == {
+            "postgres": "up", "cassandra": "up", "broker": "up",
+        }
+
+
+def test_status_lists_every_process_with_port(test_cluster):
+    res = subprocess.run(
+        [sys.executable, "-m", "cluster", "--profile", "test", "status"], capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].split() == ["SERVICE", "PID", "ADDRESS", "STATE", "LOG"]
+    services = {line.split()[0]: line.split() for line in lines[1:]}
+    expected = {"redis"} | {f"cassandra-{i}" for i in (1, 2, 3)}
+    for code in test_cluster.districts:
+        expected |= {f"postgres-{code}", f"web-{code}", f"worker-{code}"}
+    assert set(services) == expected
+    for name, cols in services.items():
+        assert cols[3] == "up", cols
+        assert cols[1].isdigit(), cols
+    assert services["cassandra-2"][2] == "127.0.0.12:9042"
+    assert services["web-maseru"][2] == f"127.0.0.1:{test_cluster.district('maseru').port}"
+
+
+def test_api_docs_render_without_cdn(node_url):
+    base = node_url("leribe")
+    r = requests.get(f"{base}/api/docs/", timeout=10)
+    assert r.status_code == 200
+    assert "swagger-ui" in r.text
+    scripts = [s.split('"')[1] for s in r.text.split("src=")[1:]]
+    assert scripts, "no script tags"
+    for src in scripts:
+        assert src.startswith("/static/"), f"external asset {src}"
+        assert requests.get(base + src, timeout=10).status_code == 200
+    schema = requests.get(f"{base}/api/schema/?format=json", timeout=10)
+    assert schema.status_code == 200
+    doc = schema.json()
+    assert doc["openapi"].startswith("3.")
+    assert "/api/v1/auth/token/" in doc["paths"] and "/api/v1/mfis/" in doc["paths"]
+
+
+def test_json_logs_carry_district_and_request_id(test_cluster, node_url):
+    rid = "test-" + uuid.uuid4().hex[:12]
+    r = requests.get(f"{node_url('mohales_hoek')}/api/v1/node/", headers={"X-Request-ID": rid}, timeout=10)
+    assert r.status_code == 200 and r.headers["X-Request-ID"] == rid
+
+    def logged():
+        for line in nodes.web_log(test_cluster, "mohales_hoek").read_text().splitlines():
+            if rid in line and line.startswith("{"):
+                return json.loads(line)
+        return None
+
+    entry = wait_for(logged, 10, what="access log line")
+    assert entry["district"] == "mohales_hoek"
+    assert entry["request_id"] == rid
+    assert entry["path"] == "/api/v1/node/" and entry["status"] == 200
+
+
+def test_healthz_names_the_broker_when_redis_is_down(test_cluster, node_url):
+    base = node_url("maseru")
+    redis.stop(test_cluster)
+    try:
+        status, body = wait_for(lambda: (s := healthz(base))[0] == 503 and s, 20, what="503")
+        assert body["down"] == ["broker"]
+        assert body["status"] == "down" and "broker" in body["message"]
+        assert body["checks"]["postgres"]["status"] == "up"
+        assert body["checks"]["broker"]["error"]
+    finally:
+        redis.start(test_cluster)
+    wait_for(lambda: healthz(base)[0] == 200, 30, what="healthz back to 200")
+
+
+def test_healthz_names_postgres_when_the_district_database_is_down(test_cluster, node_url):
+    d = test_cluster.district("leribe")
+    postgres.stop(test_cluster, "leribe", mode="immediate")
+    try:
+        status, body = wait_for(lambda: (s := healthz(d.public_url))[0] == 503 and s, 20, what="503")
+        assert body["down"] == ["postgres"]
+        assert body["checks"]["cassandra"]["status"] == "up"
+        # the other districts are unaffected
+        assert healthz(node_url("maseru"))[0] == 200
+    finally:
+        postgres.start(test_cluster, "leribe", d.pg_port)
+    wait_for(lambda: healthz(d.public_url)[0] == 200, 30, what="healthz back to 200")

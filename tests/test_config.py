@@ -1,0 +1,110 @@
+"""District configuration: every bad field stops the node with one clear line naming file and field."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.district import DEFAULT_CONFIG_DIR, DistrictConfigError, all_codes, load_file
+
+REPO = Path(__file__).resolve().parent.parent
+GOOD = (DEFAULT_CONFIG_DIR / "maseru.toml").read_text()
+
+
+def test_shipped_configs_are_valid():
+    codes = all_codes(DEFAULT_CONFIG_DIR)
+    assert len(codes) >= 3
+    for code in codes:
+        cfg = load_file(DEFAULT_CONFIG_DIR / f"{code}.toml")
+        assert cfg.code == code
+        assert cfg.mfis, f"{code} hosts no MFI"
+    ports = [load_file(DEFAULT_CONFIG_DIR / f"{c}.toml").port for c in codes]
+    assert len(set(ports)) == len(ports), "two districts share a node port"
+
+
+BAD = [
+    # (description, transform of the good text, expected field, expected words)
+    ("unknown key", lambda t: t.replace('country = "LS"', 'country = "LS"\ncolour = "blue"'), "district.colour", "unknown key"),
+    ("unknown section", lambda t: t + '\n[extras]\nx = 1\n', "extras", "unknown key"),
+    ("missing key", lambda t: t.replace('name = "letsema_maseru"\n', ""), "postgres.name", "missing required key"),
+    ("missing section", lambda t: t.replace("[redis]", "").replace('url = "redis://127.0.0.1:6390/1"', ""), "redis", "missing required section"),
+    ("wrong type", lambda t: t.replace("port = 5501", 'port = "5501"'), "postgres.port", "expected integer, got string"),
+    ("bool for int", lambda t: t.replace("port = 8101", "port = true"), "node.port", "expected integer, got boolean"),
+    ("list of strings", lambda t: t.replace('contact_points = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]', "contact_points = [1, 2]"), "cassandra.contact_points", "expected list of strings"),
+    ("port range", lambda t: t.replace("port = 8101", "port = 70000"), "node.port", "outside 1..65535"),
+    ("currency", lambda t: t.replace('currency = "LSL"', 'currency = "USD"'), "district.currency", "is not one of"),
+    ("timezone", lambda t: t.replace('timezone = "Africa/Maseru"', 'timezone = "Mars/Olympus"'), "district.timezone", "unknown time zone"),
+    ("code mismatch", lambda t: t.replace('code = "maseru"', 'code = "leribe"'), "district.code", "does not match the file name"),
+    ("replication factor", lambda t: t.replace("replication_factor = 3", "replication_factor = 0"), "cassandra.replication_factor", "between 1 and 5"),
+    ("redis url", lambda t: t.replace('url = "redis://127.0.0.1:6390/1"', 'url = "http://x"'), "redis.url", "redis://"),
+    ("mfi wrong type", lambda t: t.replace('code = "lesotho-pioneer"', "code = 7"), "mfis[0].code", "expected string, got integer"),
+    ("duplicate mfi", lambda t: t.replace('code = "maluti-credit"', 'code = "lesotho-pioneer"'), "mfis[1].code", "duplicate MFI code"),
+    ("syntax", lambda t: t.replace('name = "Maseru"', "name = Maseru"), "(syntax)", "invalid TOML"),
+    ("key id", lambda t: t.replace('key_id = "ed25519:1"', 'key_id = "rsa:1"'), "node.key_id", "ed25519"),
+]
+
+
+@pytest.mark.parametrize("desc,transform,field,words", BAD, ids=[b[0] for b in BAD])
+def test_bad_field_is_named(tmp_path, desc, transform, field, words):
+    text = transform(GOOD)
+    assert text != GOOD, f"transform for {desc!r} did not change anything"
+    path = tmp_path / "maseru.toml"
+    path.write_text(text)
+    with pytest.raises(DistrictConfigError) as err:
+        load_file(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {field}: "), message
+    assert words in message
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DistrictConfigError) as err:
+        load_file(tmp_path / "nowhere.toml")
+    assert str(err.value) == f"{tmp_path / 'nowhere.toml'}: (file): file not found"
+
+
+def _run_node(env_overrides: dict[str, str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LETSEMA_") and k != "DJANGO_SETTINGS_MODULE"}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, str(REPO / "manage.py"), "check"], env=env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_node_stops_with_one_line_on_bad_config(tmp_path):
+    (tmp_path / "maseru.toml").write_text(GOOD.replace("port = 5501", 'port = "fifty"'))
+    res = _run_node({"LETSEMA_DISTRICT": "maseru", "LETSEMA_DISTRICT_CONFIG_DIR": str(tmp_path)})
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    assert lines[0] == (
+        f"letsema: configuration error: {tmp_path / 'maseru.toml'}: postgres.port: expected integer, got string"
+    )
+
+
+def test_node_stops_with_one_line_on_missing_file(tmp_path):
+    res = _run_node({"LETSEMA_DISTRICT": "quthing", "LETSEMA_DISTRICT_CONFIG_DIR": str(tmp_path)})
+    assert res.returncode == 2
+    assert res.stderr.strip() == f"letsema: configuration error: {tmp_path / 'quthing.toml'}: (file): file not found"
+
+
+def test_node_stops_when_district_not_set():
+    res = _run_node({})
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "letsema: configuration error: LETSEMA_DISTRICT: (environment): not set; name a file in district_configs/"
+    ]
+
+
+def test_node_stops_when_a_secret_is_missing(tmp_path):
+    res = _run_node({"LETSEMA_DISTRICT": "maseru", "LETSEMA_SECRETS_DIR": str(tmp_path)})
+    assert res.returncode == 2
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "secret 'django_secret_key' is missing" in res.stderr
+    assert "Traceback" not in res.stderr
