@@ -145,6 +145,28 @@ def _check_port(path: Path, name: str, value: int) -> None:
         raise DistrictConfigError(path, name, f"port {value} is outside 1..65535")
 
 
+_OVERRIDE = re.compile(r"^LETSEMA_CONFIG__([a-z_]+)__([a-z_]+)$")
+
+
+def _apply_env_overrides(path: Path, raw: dict) -> None:
+    """``LETSEMA_CONFIG__<section>__<key>=<TOML value>`` replaces one value (containers use this to name
+    their hosts). A value that is not valid TOML is taken as a plain string. The result is validated
+    like the file itself."""
+    for name, value in sorted(os.environ.items()):
+        m = _OVERRIDE.match(name)
+        if not m:
+            continue
+        section, key = m.groups()
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):
+            raise DistrictConfigError(path, f"{section}.{key}", f"cannot override from ${name}: not a table")
+        table[key] = parsed
+
+
 def config_dir() -> Path:
     return Path(os.environ.get("LETSEMA_DISTRICT_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
 
@@ -165,6 +187,7 @@ def load_file(path: Path) -> DistrictConfig:
     except UnicodeDecodeError:
         raise DistrictConfigError(path, "(file)", "not UTF-8 text") from None
 
+    _apply_env_overrides(path, raw)
     for key in raw:
         if key not in TOP_LEVEL:
             raise DistrictConfigError(path, key, "unknown key")

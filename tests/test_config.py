@@ -108,3 +108,20 @@ def test_node_stops_when_a_secret_is_missing(tmp_path):
     assert len(res.stderr.strip().splitlines()) == 1
     assert "secret 'django_secret_key' is missing" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_environment_overrides_are_validated(tmp_path, monkeypatch):
+    path = tmp_path / "maseru.toml"
+    path.write_text(GOOD)
+    monkeypatch.setenv("LETSEMA_CONFIG__postgres__host", "pg-maseru")
+    monkeypatch.setenv("LETSEMA_CONFIG__cassandra__contact_points", '["cassandra1", "cassandra2"]')
+    monkeypatch.setenv("LETSEMA_CONFIG__node__port", "8000")
+    cfg = load_file(path)
+    assert (cfg.pg_host, cfg.cassandra_contact_points, cfg.port) == ("pg-maseru", ("cassandra1", "cassandra2"), 8000)
+    monkeypatch.setenv("LETSEMA_CONFIG__node__port", "eighty")
+    with pytest.raises(DistrictConfigError, match=r"node\.port: expected integer, got string"):
+        load_file(path)
+    monkeypatch.delenv("LETSEMA_CONFIG__node__port")
+    monkeypatch.setenv("LETSEMA_CONFIG__node__colour", "blue")
+    with pytest.raises(DistrictConfigError, match=r"node\.colour: unknown key"):
+        load_file(path)
