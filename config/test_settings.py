@@ -13,5 +13,6 @@ TEST.prepare_secrets()
 os.environ["LETSEMA_DISTRICT_CONFIG_DIR"] = str(TEST.config_dir)
 os.environ.setdefault("LETSEMA_DISTRICT", "maseru")
 os.environ["LETSEMA_SECRETS_DIR"] = str(TEST.secrets_dir(os.environ["LETSEMA_DISTRICT"]))
+os.environ["LETSEMA_STATIC_ROOT"] = str(TEST.var_dir / "static")
 
 from config.settings import *  # noqa: E402,F401,F403
