@@ -8,6 +8,19 @@ import logging
 from datetime import UTC, datetime
 
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+_client_ip: contextvars.ContextVar[str | None] = contextvars.ContextVar("client_ip", default=None)
+
+
+def current_client_ip() -> str | None:
+    return _client_ip.get()
+
+
+def set_client_ip(value: str | None) -> contextvars.Token:
+    return _client_ip.set(value)
+
+
+def reset_client_ip(token: contextvars.Token) -> None:
+    _client_ip.reset(token)
 
 
 def current_request_id() -> str | None:

@@ -7,7 +7,7 @@ import re
 import time
 import uuid
 
-from node.core.logging import reset_request_id, set_request_id
+from node.core.logging import reset_client_ip, reset_request_id, set_client_ip, set_request_id
 
 _VALID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 access_log = logging.getLogger("letsema.access")
@@ -22,6 +22,7 @@ class RequestIdMiddleware:
         request_id = incoming if _VALID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
         token = set_request_id(request_id)
+        ip_token = set_client_ip(request.META.get("REMOTE_ADDR"))
         started = time.monotonic()
         try:
             response = self.get_response(request)
@@ -37,4 +38,5 @@ class RequestIdMiddleware:
             )
             return response
         finally:
+            reset_client_ip(ip_token)
             reset_request_id(token)
