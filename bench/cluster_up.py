@@ -60,7 +60,7 @@ def main() -> None:
             kind = name.split("-")[0]
             by_kind[kind] = by_kind.get(kind, 0) + rss_tree_kib(int(pid))
     total = sum(by_kind.values())
-    print(f"| ring nodes | cold `up` (s) | total RSS (MiB) | " + " | ".join(f"{k} (MiB)" for k in sorted(by_kind)) + " |")
+    print("| ring nodes | cold `up` (s) | total RSS (MiB) | " + " | ".join(f"{k} (MiB)" for k in sorted(by_kind)) + " |")
     print("|" + "---|" * (3 + len(by_kind)))
     print(f"| {args.ring} | {took:.0f} | {total / 1024:.0f} | " + " | ".join(f"{by_kind[k] / 1024:.0f}" for k in sorted(by_kind)) + " |")
     print(f"(cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f})")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import time
+from contextlib import contextmanager
 
 from cluster import cassandra, nodes, postgres, redis
 from cluster.procs import Progress, port_open, read_pid
@@ -17,7 +19,24 @@ def _db_password(p: Profile, code: str) -> str:
     return (p.secrets_dir(code) / "db_password").read_text().strip()
 
 
+@contextmanager
+def cluster_lock(p: Profile):
+    """Serialise operations on one profile's cluster (two `up`s at once would race for the same ports)."""
+    p.run_dir.mkdir(parents=True, exist_ok=True)
+    with open(p.run_dir / "cluster.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def up(p: Profile, ring: int, demo_data: bool, web_workers: int) -> None:
+    with cluster_lock(p):
+        _up(p, ring, demo_data, web_workers)
+
+
+def _up(p: Profile, ring: int, demo_data: bool, web_workers: int) -> None:
     t0 = time.monotonic()
     codes = p.districts
     steps = 2 + len(codes) * 5 + ring + 2 + (len(codes) if demo_data else 0)
@@ -102,6 +121,11 @@ def status(p: Profile) -> int:
 
 
 def down(p: Profile) -> None:
+    with cluster_lock(p):
+        _down(p)
+
+
+def _down(p: Profile) -> None:
     p.prepare_configs()
     for code in p.districts:
         nodes.stop_web(p, code)
@@ -114,6 +138,6 @@ def down(p: Profile) -> None:
 
 
 def reset(p: Profile) -> None:
-    down(p)
+    down(p)  # takes and releases the lock; var/ (and the lock file) go next
     shutil.rmtree(p.var_dir, ignore_errors=True)
     print(f"Removed {p.var_dir}.")

@@ -84,7 +84,7 @@ class Profile:
         pepper_file = self.var_dir / "secrets" / "network_pepper"
         pepper_file.parent.mkdir(parents=True, exist_ok=True)
         if not pepper_file.exists():
-            pepper_file.write_text(secrets.token_urlsafe(48) + "\n")
+            pepper_file.write_text("1:" + secrets.token_urlsafe(48) + "\n")
             os.chmod(pepper_file, 0o600)
         pepper = pepper_file.read_text().strip()
         for code in self.districts:
@@ -129,6 +129,7 @@ class Profile:
                 "LETSEMA_DISTRICT_CONFIG_DIR": str(self.config_dir),
                 "LETSEMA_SECRETS_DIR": str(self.secrets_dir(code)),
                 "LETSEMA_STATIC_ROOT": str(self.var_dir / "static"),
+                "LETSEMA_VAR_DIR": str(self.var_dir),
                 "DJANGO_SETTINGS_MODULE": "config.settings",
                 "PYTHONPATH": str(REPO_ROOT),
             }

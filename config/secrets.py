@@ -54,3 +54,20 @@ def generate_secrets(directory: Path, shared: dict[str, str] | None = None) -> N
         value = (shared or {}).get(name) or _secrets.token_urlsafe(48)
         path.write_text(value + "\n", encoding="utf-8")
         os.chmod(path, 0o600)
+
+
+def parse_peppers(value: str) -> dict[int, bytes]:
+    """The network pepper, versioned: lines ``<version>:<secret>``; a single bare line is version 1.
+
+    The highest version is current (new borrower keys); older ones stay for look-ups across a rotation.
+    """
+    peppers: dict[int, bytes] = {}
+    lines = [line.strip() for line in value.splitlines() if line.strip()]
+    if len(lines) == 1 and ":" not in lines[0]:
+        return {1: lines[0].encode()}
+    for line in lines:
+        version, sep, secret = line.partition(":")
+        if not sep or not version.isdigit() or int(version) < 1 or len(secret) < 16:
+            raise ValueError("secret 'network_pepper': each line must be '<version>:<secret of 16+ characters>'")
+        peppers[int(version)] = secret.encode()
+    return peppers

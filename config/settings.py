@@ -10,21 +10,24 @@ from __future__ import annotations
 import os
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from config.district import REPO_ROOT, DistrictConfigError, load
-from config.secrets import SecretMissing, read_secret
+from config.secrets import SecretMissing, parse_peppers, read_secret
 
 try:
     DISTRICT = load()
     _SECRET_KEY = read_secret("django_secret_key", DISTRICT.code)
     _JWT_KEY = read_secret("jwt_signing_key", DISTRICT.code)
     _DB_PASSWORD = read_secret("db_password", DISTRICT.code)
-except (DistrictConfigError, SecretMissing) as exc:
+    NETWORK_PEPPERS = parse_peppers(read_secret("network_pepper", DISTRICT.code))
+except (DistrictConfigError, SecretMissing, ValueError) as exc:
     sys.stderr.write(f"letsema: configuration error: {exc}\n")
     sys.stderr.flush()
     raise SystemExit(2) from None
 
 BASE_DIR = REPO_ROOT
+VAR_DIR = Path(os.environ.get("LETSEMA_VAR_DIR") or REPO_ROOT / "var")
 SECRET_KEY = _SECRET_KEY
 DEBUG = os.environ.get("LETSEMA_DEBUG") == "1"
 ALLOWED_HOSTS = ["*"] if DEBUG else ["127.0.0.1", "localhost", "testserver", *os.environ.get("LETSEMA_ALLOWED_HOSTS", "").split(",")]
@@ -44,6 +47,8 @@ INSTALLED_APPS = [
     "node.core.apps.CoreConfig",
     "node.users",
     "node.mfis",
+    "node.audit",
+    "node.borrowers",
     "node.health",
     "replication",
 ]
@@ -178,3 +183,18 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+# Borrower identity and KYC (see docs/borrower-identity.md).
+SMS_BACKEND = os.environ.get("LETSEMA_SMS_BACKEND", "file")  # file | console | http
+SMS_FILE_PATH = Path(os.environ.get("LETSEMA_SMS_FILE") or VAR_DIR / "sms" / f"{DISTRICT.code}.jsonl")
+SMS_HTTP_URL = os.environ.get("LETSEMA_SMS_URL", "")
+SMS_HTTP_TIMEOUT = 5.0
+OTP_TTL_SECONDS = 300
+OTP_MAX_ATTEMPTS = 5
+OTP_RESEND_INTERVAL_SECONDS = 60
+OTP_MAX_SENDS_PER_DAY = 5
+KYC_STORAGE_DIR = Path(os.environ.get("LETSEMA_KYC_DIR") or VAR_DIR / "kyc" / DISTRICT.code)
+KYC_MAX_BYTES = 5 * 1024 * 1024
+KYC_RETENTION_DAYS = 7 * 365
+DATA_UPLOAD_MAX_MEMORY_SIZE = KYC_MAX_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024

@@ -14,5 +14,10 @@ os.environ["LETSEMA_DISTRICT_CONFIG_DIR"] = str(TEST.config_dir)
 os.environ.setdefault("LETSEMA_DISTRICT", "maseru")
 os.environ["LETSEMA_SECRETS_DIR"] = str(TEST.secrets_dir(os.environ["LETSEMA_DISTRICT"]))
 os.environ["LETSEMA_STATIC_ROOT"] = str(TEST.var_dir / "static")
+os.environ["LETSEMA_VAR_DIR"] = str(TEST.var_dir)
 
 from config.settings import *  # noqa: E402,F401,F403
+
+# Two test runs on one machine (e.g. two engineers' sessions) must not share a test database.
+if os.environ.get("LETSEMA_TEST_DB_SUFFIX"):
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.environ['LETSEMA_TEST_DB_SUFFIX']}"}  # noqa: F405

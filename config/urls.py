@@ -1,10 +1,10 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from node.health.views import healthz
 from node.mfis.apis import MfiApi
-from node.users.apis import MeApi, NodeInfoApi, TokenObtainApi, TokenRefreshApi
+from node.users.apis import MeApi, NodeInfoApi, StaffDetailApi, StaffListApi, TokenObtainApi, TokenRefreshApi
 
 api_v1 = [
     path("auth/token/", TokenObtainApi.as_view(), name="token-obtain"),
@@ -12,6 +12,8 @@ api_v1 = [
     path("me/", MeApi.as_view(), name="me"),
     path("node/", NodeInfoApi.as_view(), name="node-info"),
     path("mfis/", MfiApi.as_view(), name="mfis"),
+    path("staff/", StaffListApi.as_view(), name="staff"),
+    path("staff/<int:user_id>/", StaffDetailApi.as_view(), name="staff-detail"),
 ]
 
 urlpatterns = [
@@ -20,7 +22,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
-    *[path(f"api/v1/{p.pattern}", p.callback, name=p.name) for p in api_v1],
+    path("api/v1/", include(api_v1)),
+    path("api/v1/", include("node.borrowers.urls")),
 ]
 
 handler400 = "node.core.errors.json_bad_request"

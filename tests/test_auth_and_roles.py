@@ -156,12 +156,15 @@ def test_only_letsema_admin_adds_mfis(make_user, mfis, role):
 
 def test_letsema_admin_adds_mfi_with_clear_errors(make_user, mfis):
     c = _client_for(make_user(Role.LETSEMA_ADMIN))
-    r = c.post("/api/v1/mfis/", {"code": "gamma-fin", "name": "Gamma Finance"}, format="json")
+    new = {"code": "gamma-fin", "name": "Gamma Finance", "registration_number": "R-9", "interest_rate_cap": "60",
+           "admin_username": "gamma.admin", "admin_first_name": "G", "admin_last_name": "A"}
+    r = c.post("/api/v1/mfis/", new, format="json")
     assert r.status_code == 201, r.content
-    assert r.json() == {"code": "gamma-fin", "name": "Gamma Finance", "home_district": "maseru", "is_active": True}
-    body = assert_error(c.post("/api/v1/mfis/", {"code": "gamma-fin", "name": "Again"}, format="json"), 409, "mfi_exists")
+    assert {k: r.json()[k] for k in ("code", "name", "home_district", "is_active")} == {
+        "code": "gamma-fin", "name": "Gamma Finance", "home_district": "maseru", "is_active": True}
+    body = assert_error(c.post("/api/v1/mfis/", {**new, "admin_username": "other"}, format="json"), 409, "mfi_exists")
     assert body["details"] == {"code": "gamma-fin"}
-    body = assert_error(c.post("/api/v1/mfis/", {"code": "Bad Code!", "name": ""}, format="json"), 400, "validation_error")
+    body = assert_error(c.post("/api/v1/mfis/", {**new, "code": "Bad Code!", "name": ""}, format="json"), 400, "validation_error")
     assert set(body["details"]["fields"]) == {"code", "name"}
     assert Mfi.objects.count() == 3
 

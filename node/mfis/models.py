@@ -6,7 +6,11 @@ class Mfi(models.Model):
 
     code = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=200)
+    registration_number = models.CharField(max_length=60, blank=True)
     home_district = models.CharField(max_length=32, db_index=True)
+    # Regulatory cap on the annual nominal interest rate, in percent (e.g. 60.0000). Products and loans above it
+    # are refused.
+    interest_rate_cap = models.DecimalField(max_digits=7, decimal_places=4, null=True, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -1,13 +1,73 @@
+"""Onboarding MFIs (Letsema admins): the MFI and its first MFI admin in one step."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
-from node.core.errors import Conflict
+from node.audit.services import audit_record
+from node.core.errors import Conflict, ValidationFailed
 from node.mfis.models import Mfi
-from node.users.models import User
+from node.users.models import Role, User
+
+
+@dataclass(frozen=True)
+class OnboardResult:
+    mfi: Mfi
+    admin: User
+    temporary_password: str | None  # shown once when the caller gave no password
 
 
 @transaction.atomic
-def mfi_create(*, actor: User, code: str, name: str, home_district: str) -> Mfi:
+def mfi_onboard(
+    *,
+    actor: User | None,
+    code: str,
+    name: str,
+    registration_number: str,
+    interest_rate_cap: Decimal,
+    admin_username: str,
+    admin_first_name: str,
+    admin_last_name: str,
+    admin_email: str = "",
+    admin_password: str | None = None,
+    home_district: str | None = None,
+) -> OnboardResult:
+    home = home_district or settings.DISTRICT.code
+    if home != settings.DISTRICT.code:
+        raise ValidationFailed(
+            "An MFI is onboarded on its home district node; run this on that node.", code="wrong_home_node",
+            details={"home_district": home, "this_node": settings.DISTRICT.code},
+        )
+    if not Decimal("0") < interest_rate_cap <= Decimal("1000"):
+        raise ValidationFailed("The interest-rate cap must be a percentage above 0.",
+                               details={"fields": {"interest_rate_cap": ["out of range"]}})
     if Mfi.objects.filter(code=code).exists():
         raise Conflict(f"An MFI with code {code!r} already exists.", code="mfi_exists", details={"code": code})
-    mfi = Mfi.objects.create(code=code, name=name, home_district=home_district)
-    return mfi
+    if User.objects.filter(username=admin_username).exists():
+        raise Conflict("That username is taken.", code="username_taken", details={"username": admin_username})
+    temporary = None
+    if admin_password is None:
+        temporary = admin_password = secrets.token_urlsafe(12)
+    admin = User(username=admin_username, first_name=admin_first_name, last_name=admin_last_name,
+                 email=admin_email, role=Role.MFI_ADMIN)
+    try:
+        validate_password(admin_password, admin)
+    except DjangoValidationError as exc:
+        raise ValidationFailed("The admin password is too weak.",
+                               details={"fields": {"admin_password": exc.messages}}) from None
+    mfi = Mfi.objects.create(code=code, name=name, registration_number=registration_number,
+                             home_district=home, interest_rate_cap=interest_rate_cap)
+    admin.mfi = mfi
+    admin.set_password(admin_password)
+    admin.save()
+    audit_record(actor=actor, action="mfi.onboard", target_type="mfi", target_id=mfi.pk, mfi=mfi,
+                 after={"code": code, "name": name, "registration_number": registration_number,
+                        "interest_rate_cap": str(interest_rate_cap), "admin": admin_username})
+    return OnboardResult(mfi=mfi, admin=admin, temporary_password=temporary)

@@ -7,6 +7,13 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from node.core.fields import StrictSerializer
+from node.mfis.models import Mfi
+from node.users import selectors as user_selectors
+from node.users import services as user_services
+from node.users.models import Role
+from node.users.permissions import role_required
+
 
 class LetsemaTokenObtainPairSerializer(TokenObtainPairSerializer):
     default_error_messages = {"no_active_account": "Wrong username or password, or the account is disabled."}
@@ -90,3 +97,69 @@ class NodeInfoApi(APIView):
                 "mfis": [m.code for m in d.mfis],
             }
         )
+
+
+# --- staff management -------------------------------------------------------------------------------
+
+STAFF_MANAGERS = (Role.MFI_ADMIN, Role.LETSEMA_ADMIN)
+
+
+class StaffOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    email = serializers.CharField()
+    role = serializers.CharField()
+    mfi = serializers.SerializerMethodField()
+    is_active = serializers.BooleanField()
+
+    def get_mfi(self, u) -> str | None:
+        return u.mfi.code if u.mfi_id else None
+
+
+class StaffCreateSerializer(StrictSerializer):
+    username = serializers.RegexField(r"^[\w.@+-]{3,150}$")
+    first_name = serializers.CharField(max_length=150)
+    last_name = serializers.CharField(max_length=150)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    role = serializers.ChoiceField(choices=[r for r in Role.values if r != Role.BORROWER])
+    password = serializers.CharField(write_only=True, min_length=10, max_length=128)
+    mfi = serializers.SlugRelatedField(slug_field="code", queryset=Mfi.objects.all(), required=False, allow_null=True)
+
+
+class StaffUpdateSerializer(StrictSerializer):
+    role = serializers.ChoiceField(choices=[r for r in Role.values if r != Role.BORROWER], required=False)
+    is_active = serializers.BooleanField(required=False)
+
+
+class StaffListApi(APIView):
+    """MFI admins: your MFI's staff. Letsema admins: all staff of this node."""
+
+    permission_classes = [role_required(*STAFF_MANAGERS)]
+
+    @extend_schema(responses=StaffOutputSerializer(many=True))
+    def get(self, request):
+        return Response(StaffOutputSerializer(user_selectors.staff_list_for(actor=request.user), many=True).data)
+
+    @extend_schema(request=StaffCreateSerializer, responses={201: StaffOutputSerializer})
+    def post(self, request):
+        s = StaffCreateSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        user = user_services.staff_create(actor=request.user, **s.validated_data)
+        return Response(StaffOutputSerializer(user).data, status=201)
+
+
+class StaffDetailApi(APIView):
+    permission_classes = [role_required(*STAFF_MANAGERS)]
+
+    @extend_schema(responses=StaffOutputSerializer)
+    def get(self, request, user_id):
+        return Response(StaffOutputSerializer(user_selectors.access_staff_by_id(request.user, user_id)).data)
+
+    @extend_schema(request=StaffUpdateSerializer, responses=StaffOutputSerializer)
+    def patch(self, request, user_id):
+        user = user_selectors.access_staff_by_id(request.user, user_id)
+        s = StaffUpdateSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return Response(StaffOutputSerializer(user_services.staff_update(actor=request.user, user=user, **s.validated_data)).data)

@@ -1,6 +1,8 @@
 """Load the demo data set for this district: its MFIs (from the district config), staff of every role
 and a few borrowers. Idempotent: re-running updates nothing that already exists."""
 
+from decimal import Decimal
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -30,7 +32,11 @@ class Command(BaseCommand):
             created += 1
 
         for m in d.mfis:
-            mfi, _ = Mfi.objects.get_or_create(code=m.code, defaults={"name": m.name, "home_district": d.code})
+            mfi, _ = Mfi.objects.get_or_create(
+                code=m.code,
+                defaults={"name": m.name, "home_district": d.code, "registration_number": f"DEMO-{m.code.upper()}",
+                          "interest_rate_cap": Decimal("60")},
+            )
             user(f"{m.code}.officer", Role.LOAN_OFFICER, "Lineo", "Mokoena", mfi)
             user(f"{m.code}.admin", Role.MFI_ADMIN, "Thabo", "Letsie", mfi)
             user(f"{m.code}.analyst", Role.ANALYST, "Palesa", "Moshoeshoe", mfi)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BorrowersConfig(AppConfig):
+    name = "node.borrowers"
+    label = "borrowers"

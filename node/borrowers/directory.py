@@ -1,0 +1,107 @@
+"""The borrower directory in the ring: ``borrower_key -> home district`` (see replication/cql/0002).
+
+Every write is a lightweight transaction and every read is at SERIAL, so the network-wide uniqueness of a
+national ID holds when two districts register the same person at the same moment. Any ring failure
+(unavailable, timeout, unknown LWT outcome) raises ``RingUnavailable``: registration fails closed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cassandra import ConsistencyLevel
+from cassandra.query import SimpleStatement
+
+from replication.ring import RingUnavailable, get_session
+
+SERIAL = ConsistencyLevel.SERIAL
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    borrower_key: str
+    home_district: str
+    claim_id: uuid.UUID
+    registered_at: datetime | None
+    verified: bool
+    verified_at: datetime | None
+    verification_method: str | None
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    applied: bool
+    existing: DirectoryEntry | None
+
+
+def _execute(query: str, params: tuple, *, read: bool = False):
+    session, cl = get_session()
+    stmt = SimpleStatement(query, consistency_level=SERIAL if read else cl, serial_consistency_level=SERIAL)
+    try:
+        return session.execute(stmt, params)
+    except Exception as exc:
+        raise RingUnavailable(f"borrower directory: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+def _entry(row) -> DirectoryEntry:
+    return DirectoryEntry(
+        borrower_key=row.borrower_key, home_district=row.home_district, claim_id=row.claim_id,
+        registered_at=row.registered_at, verified=bool(row.verified), verified_at=row.verified_at,
+        verification_method=row.verification_method,
+    )
+
+
+def directory_get(keys: list[str]) -> DirectoryEntry | None:
+    """The entry under any of ``keys`` (all pepper versions), current version first."""
+    for key in keys:
+        rows = _execute(
+            "SELECT borrower_key, home_district, claim_id, registered_at, verified, verified_at, "
+            "verification_method FROM borrower_directory WHERE borrower_key = %s",
+            (key,), read=True,
+        )
+        row = rows.one()
+        if row is not None:
+            return _entry(row)
+    return None
+
+
+def directory_claim(key: str, home_district: str, claim_id: uuid.UUID) -> ClaimResult:
+    rs = _execute(
+        "INSERT INTO borrower_directory (borrower_key, home_district, claim_id, registered_at, verified) "
+        "VALUES (%s, %s, %s, %s, false) IF NOT EXISTS",
+        (key, home_district, claim_id, datetime.now(UTC)),
+    )
+    if rs.was_applied:
+        return ClaimResult(True, None)
+    row = rs.one()
+    existing = DirectoryEntry(
+        borrower_key=key, home_district=row.home_district, claim_id=row.claim_id,
+        registered_at=row.registered_at, verified=bool(row.verified), verified_at=row.verified_at,
+        verification_method=row.verification_method,
+    )
+    return ClaimResult(False, existing)
+
+
+def directory_take_over(key: str, old_claim: uuid.UUID, new_claim: uuid.UUID) -> bool:
+    """Replace an orphaned claim of this district (its local row was never committed)."""
+    rs = _execute(
+        "UPDATE borrower_directory SET claim_id = %s, registered_at = %s WHERE borrower_key = %s IF claim_id = %s",
+        (new_claim, datetime.now(UTC), key, old_claim),
+    )
+    return bool(rs.was_applied)
+
+
+def directory_release(key: str, claim_id: uuid.UUID) -> bool:
+    rs = _execute("DELETE FROM borrower_directory WHERE borrower_key = %s IF claim_id = %s", (key, claim_id))
+    return bool(rs.was_applied)
+
+
+def directory_mark_verified(key: str, claim_id: uuid.UUID, method: str) -> bool:
+    rs = _execute(
+        "UPDATE borrower_directory SET verified = true, verified_at = %s, verification_method = %s "
+        "WHERE borrower_key = %s IF claim_id = %s",
+        (datetime.now(UTC), method, key, claim_id),
+    )
+    return bool(rs.was_applied)

@@ -1,0 +1,76 @@
+"""Reads and the one access-check path per entity. An object the actor may not see answers exactly like
+a missing one (NotFound, same body); when the object exists, the attempt is audited."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import QuerySet
+
+from node.audit.services import audit_record
+from node.borrowers.models import Borrower, Consent, ConsentText, KycDocument
+from node.core.errors import Forbidden, NotFound
+from node.users.models import MFI_STAFF_ROLES, Role, User
+
+NOT_FOUND_MESSAGE = "No such borrower."
+
+
+def borrower_list_for(*, actor: User) -> QuerySet[Borrower]:
+    if actor.role == Role.BORROWER:
+        return Borrower.objects.filter(user=actor)
+    if actor.role in MFI_STAFF_ROLES and actor.mfi_id is not None:
+        return Borrower.objects.filter(mfi_links__mfi_id=actor.mfi_id)
+    return Borrower.objects.none()
+
+
+def _denied(actor: User, target_type: str, target_id) -> None:
+    with transaction.atomic():
+        audit_record(actor=actor, action="access.denied", target_type=target_type, target_id=str(target_id),
+                     mfi=actor.mfi)
+
+
+def access_borrower_by_id(actor: User, borrower_id, *, roles: frozenset[str] | None = None) -> Borrower:
+    """The borrower if ``actor`` may see it; NotFound otherwise. ``roles`` limits the action further
+    (403 for a visible object the role may not act on)."""
+    try:
+        pk = int(borrower_id)
+    except (TypeError, ValueError):
+        raise NotFound(NOT_FOUND_MESSAGE) from None
+    b = borrower_list_for(actor=actor).filter(pk=pk).first()
+    if b is None:
+        if Borrower.objects.filter(pk=pk).exists():
+            _denied(actor, "borrower", pk)
+        raise NotFound(NOT_FOUND_MESSAGE)
+    if roles is not None and actor.role not in roles:
+        raise Forbidden("Your role may not do this.")
+    return b
+
+
+def access_kyc_document(actor: User, borrower: Borrower, document_id) -> KycDocument:
+    doc = KycDocument.objects.filter(pk=document_id, borrower=borrower).first() if _is_uuid(document_id) else None
+    if doc is None:
+        if _is_uuid(document_id) and KycDocument.objects.filter(pk=document_id).exists():
+            _denied(actor, "kyc_document", document_id)
+        raise NotFound("No such document.")
+    return doc
+
+
+def _is_uuid(value) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+        return True
+    except ValueError:
+        return False
+
+
+def consent_history(*, borrower: Borrower) -> QuerySet[Consent]:
+    return Consent.objects.filter(borrower=borrower).order_by("-given_at")
+
+
+def consent_active(*, borrower: Borrower) -> Consent | None:
+    return Consent.objects.filter(borrower=borrower, withdrawn_at__isnull=True).first()
+
+
+def consent_text_current(*, language: str) -> ConsentText | None:
+    return ConsentText.objects.filter(language=language).order_by("-version").first()

@@ -1,0 +1,64 @@
+"""Pluggable SMS gateway: ``file`` (JSON lines, development and tests), ``console`` (log) or ``http``.
+
+The HTTP adapter posts ``{"to", "message"}`` as JSON to ``$LETSEMA_SMS_URL`` with an optional bearer token
+from ``$LETSEMA_SMS_TOKEN``; any non-2xx answer or network error raises SmsSendFailed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from datetime import UTC, datetime
+
+from django.conf import settings
+
+log = logging.getLogger("letsema.sms")
+_file_lock = threading.Lock()
+
+
+class SmsSendFailed(Exception):
+    pass
+
+
+def send_sms(to: str, message: str) -> str:
+    backend = settings.SMS_BACKEND
+    message_id = uuid.uuid4().hex
+    if backend == "file":
+        path = settings.SMS_FILE_PATH
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"id": message_id, "ts": datetime.now(UTC).isoformat(), "to": to, "message": message})
+        with _file_lock, open(path, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    elif backend == "console":
+        log.info("sms", extra={"to": to, "sms_id": message_id, "length": len(message)})
+        print(f"SMS to {to}: {message}", flush=True)  # noqa: T201 - development backend
+    elif backend == "http":
+        import requests
+
+        headers = {"Content-Type": "application/json", "Idempotency-Key": message_id}
+        token = os.environ.get("LETSEMA_SMS_TOKEN")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            r = requests.post(
+                settings.SMS_HTTP_URL, json={"to": to, "message": message}, headers=headers,
+                timeout=settings.SMS_HTTP_TIMEOUT,
+            )
+        except requests.RequestException as exc:
+            raise SmsSendFailed(f"SMS gateway unreachable: {type(exc).__name__}") from exc
+        if not 200 <= r.status_code < 300:
+            raise SmsSendFailed(f"SMS gateway answered {r.status_code}")
+    else:
+        raise SmsSendFailed(f"unknown SMS backend {backend!r}")
+    return message_id
+
+
+def read_file_outbox() -> list[dict]:
+    """Messages written by the file backend (tests and the demo)."""
+    path = settings.SMS_FILE_PATH
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
