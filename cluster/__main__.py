@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", choices=sorted(PROFILES), default="demo", help=argparse.SUPPRESS)
     sub = ap.add_subparsers(dest="cmd", required=True)
     u = sub.add_parser("up", help="start (or resume) every service; safe to re-run")
-    u.add_argument("--ring", type=int, default=1, choices=[1, 2, 3], help="Cassandra nodes (default 1)")
+    u.add_argument("--ring", type=int, default=None, choices=[1, 2, 3],
+                   help="Cassandra nodes (default: the existing ring's size, or 1 for a new cluster)")
     u.add_argument("--no-demo-data", action="store_true", help="skip loading the demo data set")
     u.add_argument("--web-workers", type=int, default=2)
     sub.add_parser("status", help="list every process with its port and state")
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     p = PROFILES[args.profile]
     try:
         if args.cmd == "up":
-            up(p, args.ring, not args.no_demo_data, args.web_workers)
+            up(p, args.ring or cassandra.ring_size(p) or 1, not args.no_demo_data, args.web_workers)
         elif args.cmd == "status":
             return status(p)
         elif args.cmd == "down":

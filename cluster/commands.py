@@ -67,10 +67,11 @@ def _up(p: Profile, ring: int, demo_data: bool, web_workers: int) -> None:
             with prog.step(f"{code}: demo data"):
                 nodes.manage(p, code, "load_demo", "--password", DEMO_PASSWORD)
     for code in codes:
-        with prog.step(f"{code}: Celery worker"):
+        with prog.step(f"{code}: Celery worker (restarted if running, to load current code)"):
+            nodes.stop_worker(p, code)
             nodes.start_worker(p, code)
-        with prog.step(f"{code}: web node (gunicorn)"):
-            nodes.start_web(p, code, workers=web_workers)
+        with prog.step(f"{code}: web node (gunicorn; reloaded if running)"):
+            nodes.start_or_reload_web(p, code, workers=web_workers)
     took = time.monotonic() - t0
     print(f"\nLetsema {p.name} cluster is up ({len(codes)} districts, {ring}-node ring) in {took:.0f}s.\n")
     for code in codes:

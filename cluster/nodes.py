@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 
 from cluster.procs import StepFailed, port_open, read_pid, run, spawn, stop_pidfile, wait_port
@@ -50,6 +52,17 @@ def start_web(p: Profile, code: str, workers: int = 2) -> None:
         log=web_log(p, code), pidfile=web_pidfile(p, code), env=p.env_for(code), cwd=REPO_ROOT,
     )
     wait_port(d.bind_host, d.port, 60, pid=pid, what=f"node {code} (gunicorn)", log=web_log(p, code))
+
+
+def start_or_reload_web(p: Profile, code: str, workers: int = 2) -> None:
+    """Start the node, or gracefully reload a running one (SIGHUP: new workers with the current code)."""
+    pid = read_pid(web_pidfile(p, code))
+    if pid is None:
+        start_web(p, code, workers)
+        return
+    os.kill(pid, signal.SIGHUP)
+    d = p.district(code)
+    wait_port(d.bind_host, d.port, 60, pid=pid, what=f"node {code} (gunicorn reload)", log=web_log(p, code))
 
 
 def start_worker(p: Profile, code: str) -> None:

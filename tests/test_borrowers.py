@@ -410,3 +410,37 @@ def test_borrower_gives_consent_self_service():
     me = User.objects.get(username=data["phone"])
     r = client_for(me).post(f"/api/v1/borrowers/{bid}/consents/", {"version": 1, "language": "en"}, format="json")
     assert r.status_code == 201 and r.json()["channel"] == "self_service"
+
+
+def test_lookups_work_across_a_pepper_rotation(officer_a, settings):
+    import uuid
+
+    registered = Borrower.objects.get(pk=staff_register(officer_a).json()["id"])
+    assert registered.borrower_key.startswith("v1:")
+    elsewhere = new_national_id()
+    assert directory.directory_claim(borrower_key(elsewhere), "leribe", uuid.uuid4()).applied  # a v1 key
+
+    settings.NETWORK_PEPPERS = {**settings.NETWORK_PEPPERS, 2: b"rotated-pepper-value-0123456789"}
+    # new registrations get v2 keys ...
+    fresh = Borrower.objects.get(pk=staff_register(officer_a).json()["id"])
+    assert fresh.borrower_key.startswith("v2:")
+    assert directory.directory_get([fresh.borrower_key]).home_district == "maseru"
+    # ... and a person registered elsewhere under v1 is still found and refused
+    body = assert_error(staff_register(officer_a, national_id=elsewhere), 409, "borrower_registered_elsewhere")
+    assert body["details"] == {"home_district": "leribe"}
+    # a v1 borrower's network look-up still works
+    c = client_for(officer_a)
+    c.post(f"/api/v1/borrowers/{registered.pk}/consents/", {"version": 1, "language": "en"}, format="json")
+    r = c.get(f"/api/v1/borrowers/{registered.pk}/network")
+    assert r.status_code == 200 and r.json()["home_district"] == "maseru"
+
+
+def test_pepper_secret_format():
+    from config.secrets import parse_peppers
+
+    assert parse_peppers("plain-single-secret-value") == {1: b"plain-single-secret-value"}
+    assert parse_peppers("1:aaaaaaaaaaaaaaaaaaaa\n2:bbbbbbbbbbbbbbbbbbbb\n") == {
+        1: b"aaaaaaaaaaaaaaaaaaaa", 2: b"bbbbbbbbbbbbbbbbbbbb"}
+    for bad in ("1:short\n2:x", "a:bbbbbbbbbbbbbbbbbbbbbbbb\nb:c", "0:aaaaaaaaaaaaaaaaaaaaa\n1:x"):
+        with pytest.raises(ValueError, match="network_pepper"):
+            parse_peppers(bad)

@@ -45,10 +45,15 @@ def _execute(query: str, params: tuple, *, read: bool = False):
         raise RingUnavailable(f"borrower directory: {type(exc).__name__}: {str(exc)[:200]}") from exc
 
 
+def _utc(value: datetime | None) -> datetime | None:
+    # the driver returns naive datetimes that are UTC
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
 def _entry(row) -> DirectoryEntry:
     return DirectoryEntry(
         borrower_key=row.borrower_key, home_district=row.home_district, claim_id=row.claim_id,
-        registered_at=row.registered_at, verified=bool(row.verified), verified_at=row.verified_at,
+        registered_at=_utc(row.registered_at), verified=bool(row.verified), verified_at=_utc(row.verified_at),
         verification_method=row.verification_method,
     )
 
@@ -78,7 +83,7 @@ def directory_claim(key: str, home_district: str, claim_id: uuid.UUID) -> ClaimR
     row = rs.one()
     existing = DirectoryEntry(
         borrower_key=key, home_district=row.home_district, claim_id=row.claim_id,
-        registered_at=row.registered_at, verified=bool(row.verified), verified_at=row.verified_at,
+        registered_at=_utc(row.registered_at), verified=bool(row.verified), verified_at=_utc(row.verified_at),
         verification_method=row.verification_method,
     )
     return ClaimResult(False, existing)

@@ -1,12 +1,14 @@
 """Load the demo data set for this district: its MFIs (from the district config), staff of every role
 and a few borrowers. Idempotent: re-running updates nothing that already exists."""
 
+from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from node.borrowers.identity import LESOTHO_DISTRICTS
 from node.mfis.models import Mfi
 from node.users.models import Role, User
 
@@ -17,8 +19,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--password", required=True, help="password for every demo account")
 
-    @transaction.atomic
     def handle(self, *args, password: str, **options):
+        with transaction.atomic():
+            self._accounts(password)
+
+    def _accounts(self, password: str) -> None:
         d = settings.DISTRICT
         created = 0
 
@@ -44,4 +49,33 @@ class Command(BaseCommand):
         user(f"{d.code}.operator", Role.OPERATOR, "Ops", "Operator")
         for i, (first, last) in enumerate([("Mpho", "Nthane"), ("Refiloe", "Sello"), ("Teboho", "Ramoholi")], 1):
             user(f"{d.code}.borrower{i}", Role.BORROWER, first, last)
+        officer = User.objects.filter(role=Role.LOAN_OFFICER, mfi__code=d.mfis[0].code).first() if d.mfis else None
         self.stdout.write(f"demo data for {d.code}: {created} account(s) created")
+        if officer is not None:
+            self._demo_borrowers(d, officer)
+
+    def _demo_borrowers(self, d, officer) -> None:
+        """Borrower profiles for the demo borrower accounts, registered at the branch (ring claim included)."""
+        from node.borrowers.models import Borrower
+        from node.borrowers.services import RegistrationData, borrower_register, consent_give
+
+        people = [("Mpho", "Nthane"), ("Refiloe", "Sello"), ("Teboho", "Ramoholi")]
+        prefix = f"{sum(map(ord, d.code)) % 90 + 10}"  # two digits, stable per district
+        made = 0
+        for i, (first, last) in enumerate(people, 1):
+            account = User.objects.get(username=f"{d.code}.borrower{i}")
+            if Borrower.objects.filter(user=account).exists():
+                continue
+            data = RegistrationData(
+                national_id=f"9{prefix}0000000{i}", first_name=first, last_name=last,
+                date_of_birth=date(1985 + i, i, 10 + i), phone=f"+2665{prefix}0000{i}", address="Demo village",
+                residence_district=d.name if d.name in LESOTHO_DISTRICTS else "Maseru", employer="Demo employer",
+                employee_number=f"D-{i}", monthly_income=Decimal("6500.00") + 1000 * i,
+                next_of_kin_name="Demo Kin", next_of_kin_phone=f"+2666{prefix}0000{i}", next_of_kin_relationship="sibling",
+            )
+            b = borrower_register(actor=officer, data=data, channel="branch", mfi=officer.mfi)
+            Borrower.objects.filter(pk=b.pk).update(user=account)
+            if i == 1:
+                consent_give(actor=officer, borrower=b, version=1, language="st", channel="branch")
+            made += 1
+        self.stdout.write(f"demo borrowers for {d.code}: {made} registered")
