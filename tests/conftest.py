@@ -56,3 +56,16 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "cond
 def healthz(base: str) -> tuple[int, dict]:
     r = requests.get(f"{base}/healthz", timeout=10)
     return r.status_code, r.json()
+
+
+def _allow_test_flush(sender, connection, **kwargs):
+    """Only the test suite may TRUNCATE append-only tables (Django's flush after transaction=True tests)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("SET letsema.test_flush = 'on'")
+
+
+def pytest_configure(config):
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_allow_test_flush, dispatch_uid="letsema-test-flush")
