@@ -49,7 +49,9 @@ INSTALLED_APPS = [
     "node.mfis",
     "node.audit",
     "node.borrowers",
+    "node.ledger",
     "node.health",
+    "node.loans",
     "replication",
 ]
 

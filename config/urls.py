@@ -24,6 +24,8 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/v1/", include(api_v1)),
     path("api/v1/", include("node.borrowers.urls")),
+    path("api/v1/", include("node.ledger.urls")),
+    path("api/v1/", include("node.loans.urls")),
 ]
 
 handler400 = "node.core.errors.json_bad_request"

@@ -11,6 +11,10 @@ class Mfi(models.Model):
     # Regulatory cap on the annual nominal interest rate, in percent (e.g. 60.0000). Products and loans above it
     # are refused.
     interest_rate_cap = models.DecimalField(max_digits=7, decimal_places=4, null=True, blank=True)
+    # Loan officers may approve up to this principal; above it an MFI admin must approve. Null: no limit.
+    officer_approval_limit = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
+    # Disbursements above this principal need an MFI admin as checker, with a fresh re-authentication.
+    dual_control_threshold = models.DecimalField(max_digits=20, decimal_places=2, default=5000)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -13,6 +13,7 @@ from django.db import transaction
 
 from node.audit.services import audit_record
 from node.core.errors import Conflict, ValidationFailed
+from node.ledger.services import ledger_ensure_chart
 from node.mfis.models import Mfi
 from node.users.models import Role, User
 
@@ -67,6 +68,7 @@ def mfi_onboard(
     admin.mfi = mfi
     admin.set_password(admin_password)
     admin.save()
+    ledger_ensure_chart(mfi=mfi, actor=actor)
     audit_record(actor=actor, action="mfi.onboard", target_type="mfi", target_id=mfi.pk, mfi=mfi,
                  after={"code": code, "name": name, "registration_number": registration_number,
                         "interest_rate_cap": str(interest_rate_cap), "admin": admin_username})

@@ -51,8 +51,27 @@ class Command(BaseCommand):
             user(f"{d.code}.borrower{i}", Role.BORROWER, first, last)
         officer = User.objects.filter(role=Role.LOAN_OFFICER, mfi__code=d.mfis[0].code).first() if d.mfis else None
         self.stdout.write(f"demo data for {d.code}: {created} account(s) created")
+        self._demo_products(d)
         if officer is not None:
             self._demo_borrowers(d, officer)
+
+    def _demo_products(self, d) -> None:
+        from node.loans.models import LoanProduct
+        from node.loans.products import product_create
+
+        for m in d.mfis:
+            admin = User.objects.get(username=f"{m.code}.admin")
+            if LoanProduct.objects.filter(mfi=admin.mfi, code="salary").exists():
+                continue
+            product_create(actor=admin, mfi=admin.mfi, data={
+                "code": "salary", "name": "Salary-backed loan", "annual_interest_rate": Decimal("36"),
+                "interest_method": "DECLINING_BALANCE", "amortization": "EQUAL_INSTALLMENTS",
+                "repayment_frequency": "MONTHS", "min_principal": Decimal("500"), "max_principal": Decimal("50000"),
+                "min_repayments": 3, "max_repayments": 24,
+                "fees": [{"name": "Processing fee", "amount": "2", "calculation": "PERCENT_OF_PRINCIPAL",
+                          "charge_time": "DISBURSEMENT"}],
+                "overdue_penalty": {"calculation": "FLAT", "amount": "50.00", "grace_days": 3},
+            })
 
     def _demo_borrowers(self, d, officer) -> None:
         """Borrower profiles for the demo borrower accounts, registered at the branch (ring claim included)."""

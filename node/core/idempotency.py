@@ -1,0 +1,86 @@
+"""``Idempotency-Key`` for API writes that move money: a replay returns the first answer and does nothing.
+
+The key is claimed first, in its own transaction (a unique row per user and key), so two concurrent requests
+with one key cannot both run: the second gets ``409 request_in_progress`` until the first finishes, then the
+stored answer. The same key with a different request body is refused (``422 idempotency_key_reused``).
+Expected errors (4xx) are stored and replayed too; an unexpected failure releases the key so the client may
+retry. The services behind these endpoints are also idempotent by themselves (state checks under row locks,
+journal source keys), so a crash between the work and the stored answer cannot double-post.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.response import Response
+
+from node.core.errors import ApplicationError, api_exception_handler
+from node.core.models import IdempotencyRecord
+
+KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,100}$")
+
+
+class IdempotencyKeyMissing(ApplicationError):
+    code = "idempotency_key_required"
+    status = 400
+
+
+class IdempotencyKeyReused(ApplicationError):
+    code = "idempotency_key_reused"
+    status = 422
+
+
+class RequestInProgress(ApplicationError):
+    code = "request_in_progress"
+    status = 409
+
+
+def _request_hash(request, kwargs) -> str:
+    body = request.data if isinstance(request.data, dict) else {}
+    blob = json.dumps({"path": request.path, "method": request.method, "body": body, "kwargs": kwargs},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def idempotent(view_method):
+    """Decorate an APIView method (post) that must carry an ``Idempotency-Key`` header."""
+
+    @functools.wraps(view_method)
+    def wrapper(self, request, *args, **kwargs):
+        key = request.headers.get("Idempotency-Key", "")
+        if not KEY_RE.match(key):
+            raise IdempotencyKeyMissing(
+                "Send an Idempotency-Key header (8-100 characters: letters, digits, '_', '.', ':', '-').")
+        digest = _request_hash(request, kwargs)
+        endpoint = f"{request.method} {request.path}"
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(user=request.user, key=key, endpoint=endpoint,
+                                                          request_hash=digest)
+        except IntegrityError:
+            existing = IdempotencyRecord.objects.get(user=request.user, key=key)
+            if existing.request_hash != digest:
+                raise IdempotencyKeyReused("This Idempotency-Key was used for a different request.",
+                                           details={"first_used_for": existing.endpoint}) from None
+            if existing.completed_at is None:
+                raise RequestInProgress("The first request with this Idempotency-Key is still running.") from None
+            response = Response(existing.response_body, status=existing.status_code)
+            response["Idempotent-Replayed"] = "true"
+            return response
+        try:
+            response = view_method(self, request, *args, **kwargs)
+        except ApplicationError as exc:
+            response = api_exception_handler(exc, {"request": request, "view": self})
+        except Exception:
+            IdempotencyRecord.objects.filter(pk=record.pk).delete()
+            raise
+        record.status_code, record.response_body, record.completed_at = response.status_code, response.data, timezone.now()
+        record.save(update_fields=["status_code", "response_body", "completed_at"])
+        return response
+
+    return wrapper

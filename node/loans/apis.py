@@ -1,0 +1,277 @@
+"""Loans API: the public calculator, products, applications through approval, maker-checker disbursement."""
+
+from __future__ import annotations
+
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from node.borrowers.models import Borrower
+from node.borrowers.selectors import access_borrower_by_id
+from node.core.errors import NotFound, ValidationFailed
+from node.core.fields import MoneyField, StrictSerializer
+from node.core.idempotency import idempotent
+from node.loans import products as product_services
+from node.loans import selectors, services
+from node.loans.models import DisbursementChannel, Loan, LoanProduct, RejectionReason
+from node.loans.schedule import ScheduleInputError, generate_schedule, parse_schedule_input, schedule_to_json
+from node.users.models import Role
+from node.users.permissions import role_required
+
+OFFICERS = frozenset({Role.LOAN_OFFICER, Role.MFI_ADMIN})
+OWNER_OR_OFFICERS = OFFICERS | {Role.BORROWER}
+
+
+# --- the public calculator -------------------------------------------------------------------------
+class SchedulePreviewApi(APIView):
+    """Public loan calculator: the repayment schedule for the given terms (same JSON as ``preview_schedule``).
+
+    Amounts and rates are strings. Invalid input answers 400 ``validation_error`` with field-level errors."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=dict, responses=dict)
+    def post(self, request):
+        try:
+            return Response(schedule_to_json(generate_schedule(parse_schedule_input(request.data))))
+        except ScheduleInputError as exc:
+            raise ValidationFailed("The schedule input is invalid.", details={"fields": exc.errors}) from None
+
+
+# --- products ------------------------------------------------------------------------------------
+class ProductSerializer(serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    mfi = serializers.CharField(source="mfi.code", read_only=True)
+    code = serializers.SlugField(max_length=40)
+    name = serializers.CharField(max_length=200)
+    currency = serializers.ChoiceField(choices=["LSL", "ZMW"], default="LSL")
+    currency_decimals = serializers.IntegerField(min_value=0, max_value=6, default=2)
+    currency_in_multiples_of = serializers.IntegerField(min_value=0, default=0)
+    installment_in_multiples_of = serializers.IntegerField(min_value=1, required=False, allow_null=True, default=None)
+    annual_interest_rate = MoneyField(places=6)
+    interest_method = serializers.ChoiceField(choices=["FLAT", "DECLINING_BALANCE"])
+    amortization = serializers.ChoiceField(choices=["EQUAL_INSTALLMENTS", "EQUAL_PRINCIPAL"])
+    interest_calculation_period = serializers.ChoiceField(choices=["SAME_AS_REPAYMENT_PERIOD", "DAILY"], default="SAME_AS_REPAYMENT_PERIOD")
+    schedule_type = serializers.ChoiceField(choices=["CUMULATIVE", "PROGRESSIVE"], default="CUMULATIVE")
+    repayment_every = serializers.IntegerField(min_value=1, max_value=120, default=1)
+    repayment_frequency = serializers.ChoiceField(choices=["DAYS", "WEEKS", "MONTHS"])
+    days_in_year = serializers.ChoiceField(choices=["ACTUAL", "360", "364", "365"], default="ACTUAL")
+    days_in_month = serializers.ChoiceField(choices=["ACTUAL", "30"], default="ACTUAL")
+    grace_on_principal_periods = serializers.IntegerField(min_value=0, default=0)
+    grace_on_interest_payment_periods = serializers.IntegerField(min_value=0, default=0)
+    grace_on_interest_charged_periods = serializers.IntegerField(min_value=0, default=0)
+    min_principal = MoneyField()
+    max_principal = MoneyField()
+    min_repayments = serializers.IntegerField(min_value=1, max_value=600)
+    max_repayments = serializers.IntegerField(min_value=1, max_value=600)
+    fees = serializers.ListField(child=serializers.DictField(), default=list)
+    overdue_penalty = serializers.DictField(required=False, allow_null=True, default=None)
+    is_active = serializers.BooleanField(read_only=True)
+
+
+class ProductCreateSerializer(StrictSerializer, ProductSerializer):
+    pass
+
+
+class ProductListApi(APIView):
+    """Products on offer (public; filter with ``?mfi=<code>``). MFI admins create products for their MFI."""
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [role_required(Role.MFI_ADMIN)()]
+        return [AllowAny()]
+
+    def get_authenticators(self):
+        return super().get_authenticators() if self.request.method == "POST" else []
+
+    @extend_schema(parameters=[OpenApiParameter("mfi", str)], responses=ProductSerializer(many=True))
+    def get(self, request):
+        return Response(ProductSerializer(selectors.product_list(mfi_code=request.query_params.get("mfi")), many=True).data)
+
+    @extend_schema(request=ProductCreateSerializer, responses={201: ProductSerializer})
+    def post(self, request):
+        s = ProductCreateSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        product = product_services.product_create(actor=request.user, mfi=request.user.mfi, data=dict(s.validated_data))
+        return Response(ProductSerializer(product).data, status=status.HTTP_201_CREATED)
+
+
+# --- loans ---------------------------------------------------------------------------------------
+class LoanSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    reference = serializers.CharField()
+    status = serializers.CharField()
+    mfi = serializers.CharField(source="mfi.code")
+    product = serializers.IntegerField(source="product_id")
+    borrower = serializers.IntegerField(source="borrower_id")
+    principal = MoneyField()
+    number_of_repayments = serializers.IntegerField()
+    annual_interest_rate = MoneyField(places=6)
+    expected_disbursement_date = serializers.DateField()
+    purpose = serializers.CharField()
+    approved_by = serializers.CharField(source="approved_by.username", default=None)
+    approved_at = serializers.DateTimeField()
+    rejection_reason = serializers.CharField()
+    disbursement_channel = serializers.CharField()
+    disbursement_reference = serializers.CharField()
+    disbursement_initiated_by = serializers.CharField(source="disbursement_initiated_by.username", default=None)
+    disbursed_by = serializers.CharField(source="disbursed_by.username", default=None)
+    disbursement_date = serializers.DateField()
+    created_at = serializers.DateTimeField()
+
+
+class LoanApplySerializer(StrictSerializer):
+    product = serializers.IntegerField()
+    borrower = serializers.IntegerField(required=False, help_text="staff only: the borrower applied for")
+    principal = MoneyField()
+    number_of_repayments = serializers.IntegerField(min_value=1, max_value=600)
+    expected_disbursement_date = serializers.DateField()
+    purpose = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+class LoanTermsSerializer(StrictSerializer):
+    principal = MoneyField(required=False)
+    number_of_repayments = serializers.IntegerField(min_value=1, max_value=600, required=False)
+    annual_interest_rate = MoneyField(places=6, required=False)
+    expected_disbursement_date = serializers.DateField(required=False)
+
+
+def _loan(loan: Loan) -> dict:
+    return LoanSerializer(loan).data
+
+
+class LoanListApi(APIView):
+    """Your loans and applications (borrowers: your own; staff: your MFI's), or apply for a loan."""
+
+    def get_permissions(self):
+        return [role_required(*OWNER_OR_OFFICERS, Role.ANALYST)()]
+
+    @extend_schema(parameters=[OpenApiParameter("status", str)], responses=LoanSerializer(many=True))
+    def get(self, request):
+        qs = selectors.loan_list_for(actor=request.user)
+        if request.query_params.get("status"):
+            qs = qs.filter(status=request.query_params["status"])
+        return Response([_loan(x) for x in qs[:500]])
+
+    @extend_schema(request=LoanApplySerializer, responses={201: LoanSerializer})
+    def post(self, request):
+        s = LoanApplySerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        v = s.validated_data
+        product = selectors.product_get(v["product"])
+        if request.user.role == Role.BORROWER:
+            borrower = Borrower.objects.filter(user=request.user).first()
+            if borrower is None:
+                raise NotFound("No borrower profile for this account.")
+        elif request.user.role in OFFICERS:
+            if "borrower" not in v:
+                raise ValidationFailed("Name the borrower.", details={"fields": {"borrower": ["required"]}})
+            borrower = access_borrower_by_id(request.user, v["borrower"])
+            if product.mfi_id != request.user.mfi_id:
+                raise NotFound("No such product.")
+        else:
+            raise ValidationFailed("Analysts cannot apply for loans.", code="permission_denied")
+        loan = services.loan_apply(
+            actor=request.user, borrower=borrower, product=product, principal=v["principal"],
+            number_of_repayments=v["number_of_repayments"], expected_disbursement_date=v["expected_disbursement_date"],
+            purpose=v["purpose"],
+        )
+        return Response(_loan(loan), status=status.HTTP_201_CREATED)
+
+
+class LoanDetailApi(APIView):
+    @extend_schema(responses=LoanSerializer)
+    def get(self, request, loan_id):
+        return Response(_loan(selectors.access_loan_by_id(request.user, loan_id)))
+
+    @extend_schema(request=LoanTermsSerializer, responses=LoanSerializer)
+    def patch(self, request, loan_id):
+        loan = selectors.access_loan_by_id(request.user, loan_id, roles=OWNER_OR_OFFICERS)
+        s = LoanTermsSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return Response(_loan(services.loan_update_terms(actor=request.user, loan=loan, changes=dict(s.validated_data))))
+
+
+class LoanScheduleApi(APIView):
+    """The stored schedule of a disbursed loan, or the schedule its current terms would produce."""
+
+    @extend_schema(responses=dict)
+    def get(self, request, loan_id):
+        loan = selectors.access_loan_by_id(request.user, loan_id)
+        if loan.schedule is not None:
+            return Response({"stored": True, **loan.schedule})
+        preview = product_services.build_schedule(
+            loan.product, principal=loan.principal, number_of_repayments=loan.number_of_repayments,
+            annual_interest_rate=loan.annual_interest_rate, disbursement_date=loan.expected_disbursement_date)
+        return Response({"stored": False, **preview})
+
+
+def _action(service, roles, input_serializer=None, with_idempotency=False):
+    """A thin POST view for one lifecycle action."""
+
+    class ActionApi(APIView):
+        @extend_schema(request=input_serializer, responses=LoanSerializer)
+        def post(self, request, loan_id):
+            loan = selectors.access_loan_by_id(request.user, loan_id, roles=roles)
+            kwargs = {}
+            if input_serializer is not None:
+                s = input_serializer(data=request.data)
+                s.is_valid(raise_exception=True)
+                kwargs = dict(s.validated_data)
+            if service is services.loan_confirm_disbursement:
+                kwargs["step_up_token"] = request.headers.get("X-Step-Up-Token")
+            return Response(_loan(service(actor=request.user, loan=loan, **kwargs)))
+
+    if with_idempotency:
+        ActionApi.post = idempotent(ActionApi.post)
+    ActionApi.__name__ = f"Loan{service.__name__.title().replace('_', '')}Api"
+    return ActionApi
+
+
+class RejectSerializer(StrictSerializer):
+    reason = serializers.ChoiceField(choices=RejectionReason.values)
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class InitiateSerializer(StrictSerializer):
+    channel = serializers.ChoiceField(choices=DisbursementChannel.values)
+    reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class ConfirmSerializer(StrictSerializer):
+    disbursement_date = serializers.DateField(required=False)
+
+
+class WriteOffSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=300)
+
+
+LoanSubmitApi = _action(services.loan_submit, OWNER_OR_OFFICERS)
+LoanReviewApi = _action(services.loan_start_review, OFFICERS)
+LoanApproveApi = _action(services.loan_approve, OFFICERS)
+LoanRejectApi = _action(services.loan_reject, OFFICERS, RejectSerializer)
+LoanWithdrawApi = _action(services.loan_withdraw, OWNER_OR_OFFICERS)
+LoanInitiateApi = _action(services.loan_initiate_disbursement, OFFICERS, InitiateSerializer, with_idempotency=True)
+LoanConfirmApi = _action(services.loan_confirm_disbursement, OFFICERS, ConfirmSerializer, with_idempotency=True)
+LoanWriteOffApi = _action(services.loan_write_off, frozenset({Role.MFI_ADMIN}), WriteOffSerializer, with_idempotency=True)
+
+
+class StepUpApi(APIView):
+    """Re-authenticate with your password; the returned token (5 minutes, single use) goes in
+    ``X-Step-Up-Token`` when confirming a disbursement above the MFI's dual-control threshold."""
+
+    class InputSerializer(StrictSerializer):
+        password = serializers.CharField(write_only=True)
+
+    @extend_schema(request=InputSerializer, responses=dict)
+    def post(self, request):
+        s = self.InputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        token, grant = services.step_up_grant(user=request.user, password=s.validated_data["password"])
+        return Response({"step_up_token": token, "expires_at": grant.expires_at}, status=status.HTTP_201_CREATED)
+
+

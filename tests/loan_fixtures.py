@@ -1,0 +1,79 @@
+"""Shared set-up for loan tests: an MFI with a product, staff of each role and a borrower."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from node.borrowers.models import Borrower
+from node.mfis.models import Mfi
+from node.users.models import Role, User
+from tests.borrower_factory import payload
+
+PASSWORD = "Strong-Pass-2026!"
+
+PRODUCT = {
+    "code": "salary-12", "name": "Salary loan, 12 months", "annual_interest_rate": "36",
+    "interest_method": "DECLINING_BALANCE", "amortization": "EQUAL_INSTALLMENTS", "repayment_frequency": "MONTHS",
+    "min_principal": "500.00", "max_principal": "50000.00", "min_repayments": 3, "max_repayments": 24,
+    "fees": [{"name": "Processing fee", "amount": "2", "calculation": "PERCENT_OF_PRINCIPAL", "charge_time": "DISBURSEMENT"}],
+}
+
+
+def make_user(role, mfi=None, username=None) -> User:
+    u = User(username=username or f"{role}-{uuid.uuid4().hex[:8]}", role=role, mfi=mfi)
+    u.set_password(PASSWORD)
+    u.save()
+    return u
+
+
+def client_for(u: User) -> APIClient:
+    c = APIClient()
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(u)}")
+    return c
+
+
+@dataclass
+class Shop:
+    mfi: Mfi
+    admin: User
+    admin2: User
+    officer: User
+    officer2: User
+    analyst: User
+    product_id: int
+    borrower: Borrower
+    borrower_user: User
+
+
+def open_shop(code: str = "alpha", *, threshold: str = "20000", officer_limit: str | None = "30000") -> Shop:
+    mfi = Mfi.objects.create(code=f"{code}-{uuid.uuid4().hex[:6]}", name=code.title(), home_district="maseru",
+                             interest_rate_cap=Decimal("60"), dual_control_threshold=Decimal(threshold),
+                             officer_approval_limit=Decimal(officer_limit) if officer_limit else None)
+    admin = make_user(Role.MFI_ADMIN, mfi)
+    r = client_for(admin).post("/api/v1/products/", PRODUCT, format="json")
+    assert r.status_code == 201, r.content
+    officer = make_user(Role.LOAN_OFFICER, mfi)
+    data = payload(password=PASSWORD)
+    reg = APIClient().post("/api/v1/borrowers/register", data, format="json")
+    assert reg.status_code == 201, reg.content
+    borrower_user = User.objects.get(username=data["phone"])
+    return Shop(mfi=mfi, admin=admin, admin2=make_user(Role.MFI_ADMIN, mfi), officer=officer,
+                officer2=make_user(Role.LOAN_OFFICER, mfi), analyst=make_user(Role.ANALYST, mfi),
+                product_id=r.json()["id"], borrower=Borrower.objects.get(user=borrower_user), borrower_user=borrower_user)
+
+
+def apply(shop: Shop, principal="10000.00", n=12, date="2026-12-01"):
+    r = client_for(shop.borrower_user).post("/api/v1/loans/", {
+        "product": shop.product_id, "principal": principal, "number_of_repayments": n,
+        "expected_disbursement_date": date, "purpose": "school fees"}, format="json")
+    assert r.status_code == 201, r.content
+    return r.json()["id"]
+
+
+def key() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,80 @@
+"""End to end over HTTP on the running test cluster, with the demo data set: a borrower applies, staff review
+and approve, a maker initiates and a checker confirms with step-up, and the journal entries are visible."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import pytest
+import requests
+
+from cluster.commands import DEMO_PASSWORD
+from config.district import REPO_ROOT
+
+pytestmark = pytest.mark.cluster
+
+
+def _load_demo(test_cluster, code):
+    env = test_cluster.env_for(code)
+    for _ in range(2):  # idempotent
+        res = subprocess.run([sys.executable, str(REPO_ROOT / "manage.py"), "load_demo", "--password", DEMO_PASSWORD],
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+    return res.stdout
+
+
+def _login(base, username):
+    r = requests.post(f"{base}/api/v1/auth/token/", json={"username": username, "password": DEMO_PASSWORD}, timeout=20)
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access']}"}
+
+
+def test_demo_loan_from_application_to_disbursement(test_cluster, node_url):
+    out = _load_demo(test_cluster, "maseru")
+    assert "demo data for maseru" in out
+    base = node_url("maseru")
+    mfi = test_cluster.district("maseru").mfis[0].code
+    borrower, officer = _login(base, "maseru.borrower1"), _login(base, f"{mfi}.officer")
+    admin, analyst = _login(base, f"{mfi}.admin"), _login(base, f"{mfi}.analyst")
+
+    products = requests.get(f"{base}/api/v1/products/", params={"mfi": mfi}, timeout=20).json()
+    product = next(p for p in products if p["code"] == "salary")
+    r = requests.post(f"{base}/api/v1/loans/", headers=borrower, timeout=20, json={
+        "product": product["id"], "principal": "8000.00", "number_of_repayments": 6,
+        "expected_disbursement_date": "2026-12-15", "purpose": "stock for a spaza shop"})
+    assert r.status_code == 201, r.text
+    lid = r.json()["id"]
+
+    def act(headers, path, body=None, idem=False, **extra):
+        h = {**headers, **extra}
+        if idem:
+            h["Idempotency-Key"] = uuid.uuid4().hex
+        resp = requests.post(f"{base}/api/v1/loans/{lid}/{path}", json=body or {}, headers=h, timeout=30)
+        assert resp.status_code == 200, (path, resp.text)
+        return resp.json()
+
+    act(borrower, "submit")
+    act(officer, "review")
+    act(officer, "approve")
+    act(officer, "disbursement/initiate", {"channel": "mobile_money", "reference": "ECOCASH-1"}, idem=True)
+    step = requests.post(f"{base}/api/v1/auth/step-up", json={"password": DEMO_PASSWORD}, headers=admin, timeout=20)
+    assert step.status_code == 201, step.text
+    done = act(admin, "disbursement/confirm", {"disbursement_date": "2026-12-15"}, idem=True,
+               **{"X-Step-Up-Token": step.json()["step_up_token"]})
+    assert done["status"] == "active"
+
+    schedule = requests.get(f"{base}/api/v1/loans/{lid}/schedule", headers=borrower, timeout=20).json()
+    assert schedule["stored"] is True and len(schedule["installments"]) == 7  # row 0 = processing fee
+
+    tb = requests.get(f"{base}/api/v1/ledger/trial-balance", params={"as_of": "2026-12-31"}, headers=analyst, timeout=20)
+    assert tb.status_code == 200, tb.text
+    body = tb.json()
+    assert body["total_debit"] == body["total_credit"]
+    portfolio = next(a for a in body["accounts"] if a["code"] == "1100")
+    assert portfolio["debit"] != "0.00"
+    stmt = requests.get(f"{base}/api/v1/ledger/accounts/1100/statement",
+                        params={"from": "2026-12-01", "to": "2026-12-31"}, headers=analyst, timeout=20)
+    assert stmt.status_code == 200, stmt.text
+    assert any(line["reference_id"] == str(lid) and line["debit"] == "8000.00" for line in stmt.json()["lines"])
