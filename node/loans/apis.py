@@ -16,7 +16,7 @@ from node.core.fields import MoneyField, StrictSerializer
 from node.core.idempotency import idempotent
 from node.loans import products as product_services
 from node.loans import selectors, services
-from node.loans.models import DisbursementChannel, Loan, LoanProduct, RejectionReason
+from node.loans.models import DisbursementChannel, Loan, RejectionReason
 from node.loans.schedule import ScheduleInputError, generate_schedule, parse_schedule_input, schedule_to_json
 from node.users.models import Role
 from node.users.permissions import role_required
