@@ -57,7 +57,7 @@ def _up(p: Profile, ring: int, demo_data: bool, web_workers: int) -> None:
         redis.start(p)
     cassandra.start_ring(p, ring, progress=prog)
     with prog.step("Ring schema (keyspace, CQL migrations)"):
-        nodes.manage(p, codes[0], "ring_migrate")
+        nodes.manage(p, codes[0], "ring_migrate", "--expect-nodes", str(ring))
     with prog.step("Static files"):
         nodes.manage(p, codes[0], "collectstatic", "--noinput", "--verbosity", "0")
     for code in codes:

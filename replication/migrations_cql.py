@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,14 +54,31 @@ def live_node_count(session: Session) -> int:
     return 1 + len(peers)
 
 
-def ensure_keyspace(session: Session, keyspace: str, desired_rf: int, local_dc: str) -> int:
+def wait_for_nodes(session: Session, expected: int, timeout: float = 90.0) -> int:
+    """Wait until the coordinator knows ``expected`` ring members (gossip takes a few seconds after a start)."""
+    deadline = time.monotonic() + timeout
+    seen = live_node_count(session)
+    while seen < expected and time.monotonic() < deadline:
+        time.sleep(1)
+        seen = live_node_count(session)
+    if seen < expected:
+        raise RingMigrationError(f"only {seen} of {expected} ring nodes visible after {timeout:.0f}s")
+    return seen
+
+
+def ensure_keyspace(session: Session, keyspace: str, desired_rf: int, local_dc: str, *, log=print) -> int:
     row = session.execute(
         "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,)
     ).one()
+    nodes = live_node_count(session)
     if row is not None:
         rep = dict(row.replication)
-        return int(rep.get(local_dc, rep.get("replication_factor", "0")))
-    rf = min(desired_rf, live_node_count(session))
+        rf = int(rep.get(local_dc, rep.get("replication_factor", "0")))
+        if rf < min(desired_rf, nodes):
+            log(f"WARNING: keyspace {keyspace} has RF {rf} on a {nodes}-node ring (desired {desired_rf}); raising it "
+                "needs ALTER KEYSPACE followed by a full repair — see docs/runbooks (not done automatically)")
+        return rf
+    rf = min(desired_rf, nodes)
     session.execute(
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
         f"{{'class': 'NetworkTopologyStrategy', '{local_dc}': {rf}}}"
@@ -69,8 +87,11 @@ def ensure_keyspace(session: Session, keyspace: str, desired_rf: int, local_dc: 
     return rf
 
 
-def apply(session: Session, keyspace: str, desired_rf: int, local_dc: str, *, log=print) -> list[int]:
-    rf = ensure_keyspace(session, keyspace, desired_rf, local_dc)
+def apply(session: Session, keyspace: str, desired_rf: int, local_dc: str, *, log=print,
+          expect_nodes: int | None = None) -> list[int]:
+    if expect_nodes:
+        wait_for_nodes(session, expect_nodes)
+    rf = ensure_keyspace(session, keyspace, desired_rf, local_dc, log=log)
     cl = ConsistencyLevel.ONE if rf <= 1 else ConsistencyLevel.QUORUM
     session.execute(
         f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations "

@@ -194,3 +194,12 @@ def test_request_id_is_echoed_or_generated(make_user):
     r = c.get("/api/v1/node/", HTTP_X_REQUEST_ID="bad id with spaces")
     assert r["X-Request-ID"] != "bad id with spaces" and len(r["X-Request-ID"]) == 32
     assert r.json()["district"] == "maseru"
+
+
+def test_openapi_schema_generates():
+    r = APIClient().get("/api/schema/?format=json")
+    assert r.status_code == 200, r.content[:500]
+    paths = r.json()["paths"]
+    for p in ("/api/v1/loans/", "/api/v1/products/", "/api/v1/borrowers/register", "/api/v1/ledger/trial-balance",
+              "/api/v1/schedules/preview"):
+        assert p in paths, p

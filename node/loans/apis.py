@@ -85,9 +85,6 @@ class ProductListApi(APIView):
             return [role_required(Role.MFI_ADMIN)()]
         return [AllowAny()]
 
-    def get_authenticators(self):
-        return super().get_authenticators() if self.request.method == "POST" else []
-
     @extend_schema(parameters=[OpenApiParameter("mfi", str)], responses=ProductSerializer(many=True))
     def get(self, request):
         return Response(ProductSerializer(selectors.product_list(mfi_code=request.query_params.get("mfi")), many=True).data)
