@@ -54,23 +54,33 @@ def live_node_count(session: Session) -> int:
     return 1 + len(peers)
 
 
+def _hosts_up(session: Session) -> int:
+    return sum(1 for h in session.cluster.metadata.all_hosts() if h.is_up)
+
+
 def wait_for_nodes(session: Session, expected: int, timeout: float = 90.0) -> int:
-    """Wait until the coordinator knows ``expected`` ring members (gossip takes a few seconds after a start)."""
+    """Wait until the driver sees ``expected`` ring members up (gossip takes a few seconds after a start).
+
+    Counting rows of ``system.peers_v2`` is not enough: a node that has just started may not list its peers
+    yet, and a query routed to it would make the ring look smaller than it is."""
     deadline = time.monotonic() + timeout
-    seen = live_node_count(session)
+    seen = _hosts_up(session)
     while seen < expected and time.monotonic() < deadline:
         time.sleep(1)
-        seen = live_node_count(session)
+        seen = _hosts_up(session)
     if seen < expected:
         raise RingMigrationError(f"only {seen} of {expected} ring nodes visible after {timeout:.0f}s")
     return seen
 
 
-def ensure_keyspace(session: Session, keyspace: str, desired_rf: int, local_dc: str, *, log=print) -> int:
+def ensure_keyspace(session: Session, keyspace: str, desired_rf: int, local_dc: str, *, log=print,
+                    ring_nodes: int | None = None) -> int:
+    """Create the keyspace with RF = min(desired, ring size). The ring size is the launcher's (``ring_nodes``) when
+    it knows it; otherwise the larger of what the driver and the coordinator see."""
     row = session.execute(
         "SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = %s", (keyspace,)
     ).one()
-    nodes = live_node_count(session)
+    nodes = ring_nodes or max(live_node_count(session), len(session.cluster.metadata.all_hosts()))
     if row is not None:
         rep = dict(row.replication)
         rf = int(rep.get(local_dc, rep.get("replication_factor", "0")))
@@ -91,7 +101,7 @@ def apply(session: Session, keyspace: str, desired_rf: int, local_dc: str, *, lo
           expect_nodes: int | None = None) -> list[int]:
     if expect_nodes:
         wait_for_nodes(session, expect_nodes)
-    rf = ensure_keyspace(session, keyspace, desired_rf, local_dc, log=log)
+    rf = ensure_keyspace(session, keyspace, desired_rf, local_dc, log=log, ring_nodes=expect_nodes)
     cl = ConsistencyLevel.ONE if rf <= 1 else ConsistencyLevel.QUORUM
     session.execute(
         f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations "
