@@ -444,3 +444,28 @@ def test_pepper_secret_format():
     for bad in ("1:short\n2:x", "a:bbbbbbbbbbbbbbbbbbbbbbbb\nb:c", "0:aaaaaaaaaaaaaaaaaaaaa\n1:x"):
         with pytest.raises(ValueError, match="network_pepper"):
             parse_peppers(bad)
+
+
+def test_directory_claim_resolves_an_unknown_lwt_outcome_by_reading_back(monkeypatch):
+    """A Paxos timeout leaves the outcome unknown: the claim reads back at SERIAL instead of failing."""
+    import uuid
+
+    from replication.ring import RingUnavailable
+
+    key = borrower_key(new_national_id())
+    mine = uuid.uuid4()
+    real = directory._execute
+    calls = {"insert": 0}
+
+    def flaky(query, params, *, read=False):
+        if query.startswith("INSERT") and calls["insert"] == 0:
+            calls["insert"] += 1
+            real(query, params, read=read)  # the write lands ...
+            raise RingUnavailable("WriteTimeout: CAS")  # ... but the client never hears so
+        return real(query, params, read=read)
+
+    monkeypatch.setattr(directory, "_execute", flaky)
+    result = directory.directory_claim(key, "maseru", mine)
+    assert result.applied is True
+    other = directory.directory_claim(key, "leribe", uuid.uuid4())
+    assert other.applied is False and other.existing.home_district == "maseru"

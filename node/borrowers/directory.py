@@ -7,6 +7,8 @@ national ID holds when two districts register the same person at the same moment
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,12 +74,36 @@ def directory_get(keys: list[str]) -> DirectoryEntry | None:
     return None
 
 
-def directory_claim(key: str, home_district: str, claim_id: uuid.UUID) -> ClaimResult:
-    rs = _execute(
-        "INSERT INTO borrower_directory (borrower_key, home_district, claim_id, registered_at, verified) "
-        "VALUES (%s, %s, %s, %s, false) IF NOT EXISTS",
-        (key, home_district, claim_id, datetime.now(UTC)),
-    )
+def _read_serial(key: str):
+    return _execute(
+        "SELECT borrower_key, home_district, claim_id, registered_at, verified, verified_at, "
+        "verification_method FROM borrower_directory WHERE borrower_key = %s",
+        (key,), read=True,
+    ).one()
+
+
+def directory_claim(key: str, home_district: str, claim_id: uuid.UUID, *, attempts: int = 4) -> ClaimResult:
+    """Claim ``key`` for ``home_district``. A Paxos round that times out (contention with another district
+    claiming the same person) has an unknown outcome: read back at SERIAL — our claim id means we won, another
+    one means we lost, no row means nobody won yet, so try again after a short random pause."""
+    for attempt in range(attempts):
+        try:
+            rs = _execute(
+                "INSERT INTO borrower_directory (borrower_key, home_district, claim_id, registered_at, verified) "
+                "VALUES (%s, %s, %s, %s, false) IF NOT EXISTS",
+                (key, home_district, claim_id, datetime.now(UTC)),
+            )
+            break
+        except RingUnavailable:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))
+            row = _read_serial(key)
+            if row is None:
+                continue
+            if row.claim_id == claim_id:
+                return ClaimResult(True, None)
+            return ClaimResult(False, _entry(row))
     if rs.was_applied:
         return ClaimResult(True, None)
     row = rs.one()
