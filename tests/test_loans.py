@@ -121,6 +121,7 @@ ENDPOINTS = {
     "reject": ("reject", {"reason": "policy"}), "withdraw": ("withdraw", None),
     "initiate_disbursement": ("disbursement/initiate", {"channel": "cash"}),
     "confirm_disbursement": ("disbursement/confirm", None), "write_off": ("write-off", {"reason": "uncollectable"}),
+    "reschedule": ("reschedule", {"number_of_repayments": 6, "reason": "harvest failed"}),
 }
 
 
@@ -131,6 +132,7 @@ def _drive(shop, state):
         "approved": ["submit", "review", "approve"], "rejected": ["submit", "reject"],
         "withdrawn": ["withdraw"], "active": ["submit", "review", "approve", "initiate", "confirm"],
         "written_off": ["submit", "review", "approve", "initiate", "confirm", "write_off"],
+        "rescheduled": ["submit", "review", "approve", "initiate", "confirm", "reschedule"],
     }[state]
     for step in steps:
         path, body, user, idem = {
@@ -140,6 +142,7 @@ def _drive(shop, state):
             "initiate": ("disbursement/initiate", {"channel": "cash"}, shop.officer2, key()),
             "confirm": ("disbursement/confirm", None, shop.admin, key()),
             "write_off": ("write-off", {"reason": "uncollectable"}, shop.admin, key()),
+            "reschedule": ("reschedule", {"number_of_repayments": 6, "reason": "harvest failed"}, shop.admin, key()),
         }[step]
         r = post(user, f"/api/v1/loans/{lid}/{path}", body, idem=idem)
         assert r.status_code == 200, (step, r.content)
@@ -147,7 +150,8 @@ def _drive(shop, state):
     return lid
 
 
-@pytest.mark.parametrize("state", ["draft", "submitted", "under_review", "approved", "rejected", "withdrawn", "active", "written_off"])
+@pytest.mark.parametrize("state", ["draft", "submitted", "under_review", "approved", "rejected", "withdrawn", "active",
+                                   "written_off", "rescheduled"])
 def test_every_illegal_transition_answers_409_with_the_state(state):
     shop = open_shop()
     lid = _drive(shop, state)
@@ -352,3 +356,32 @@ def test_build_schedule_matches_engine_for_product():
                            number_of_repayments=3, annual_interest_rate=Decimal("36"),
                            disbursement_date=timezone.localdate())
     assert sum(Decimal(i["principal"]) for i in sched["installments"]) == Decimal("1200.00")
+
+
+def test_reschedule_moves_outstanding_principal_to_a_new_loan():
+    shop = open_shop()
+    lid = apply(shop, principal="6000.00", n=6)
+    to_approved(shop, lid)
+    post(shop.officer2, f"/api/v1/loans/{lid}/disbursement/initiate", {"channel": "cash"}, idem=key())
+    post(shop.admin, f"/api/v1/loans/{lid}/disbursement/confirm", {"disbursement_date": "2026-12-01"}, idem=key())
+    # pretend the first installment's principal was repaid (repayment posting lands with the repayments issue)
+    first = LoanInstallment.objects.get(loan_id=lid, number=1)
+    LoanInstallment.objects.filter(pk=first.pk).update(principal_paid=first.principal)
+    outstanding = Decimal("6000.00") - first.principal
+    err(post(shop.officer, f"/api/v1/loans/{lid}/reschedule", {"number_of_repayments": 10, "reason": "drought"}, idem=key()),
+        403, "permission_denied")
+    err(post(shop.admin, f"/api/v1/loans/{lid}/reschedule", {"number_of_repayments": 10, "reason": "drought",
+                                                             "annual_interest_rate": "75"}, idem=key()), 400, "rate_above_cap")
+    r = post(shop.admin, f"/api/v1/loans/{lid}/reschedule",
+             {"number_of_repayments": 10, "reason": "drought in the district", "reschedule_date": "2027-01-15"}, idem=key())
+    assert r.status_code == 200, r.content
+    new = Loan.objects.get(pk=r.json()["id"])
+    assert new.status == "active" and new.rescheduled_from_id == lid and new.principal == outstanding
+    assert Loan.objects.get(pk=lid).status == "rescheduled"
+    rows = list(new.installments.all())
+    assert [i.number for i in rows] == list(range(1, 11)), "no disbursement charges are taken again"
+    assert sum(i.principal for i in rows) == outstanding
+    assert rows[0].due_date.isoformat() == "2027-02-15"
+    assert trial_balance(mfi=shop.mfi, as_of=timezone.localdate() + timedelta(days=400)).balanced
+    entry = JournalEntry.objects.get(mfi=shop.mfi, description__startswith="Rescheduling")
+    assert sorted((ln.debit, ln.credit) for ln in entry.lines.all()) == [(Decimal("0.00"), outstanding), (outstanding, Decimal("0.00"))]

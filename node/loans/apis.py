@@ -118,6 +118,7 @@ class LoanSerializer(serializers.Serializer):
     disbursement_initiated_by = serializers.CharField(source="disbursement_initiated_by.username", default=None)
     disbursed_by = serializers.CharField(source="disbursed_by.username", default=None)
     disbursement_date = serializers.DateField()
+    rescheduled_from = serializers.IntegerField(source="rescheduled_from_id", allow_null=True)
     created_at = serializers.DateTimeField()
 
 
@@ -255,6 +256,26 @@ LoanWithdrawApi = _action(services.loan_withdraw, OWNER_OR_OFFICERS)
 LoanInitiateApi = _action(services.loan_initiate_disbursement, OFFICERS, InitiateSerializer, with_idempotency=True)
 LoanConfirmApi = _action(services.loan_confirm_disbursement, OFFICERS, ConfirmSerializer, with_idempotency=True)
 LoanWriteOffApi = _action(services.loan_write_off, frozenset({Role.MFI_ADMIN}), WriteOffSerializer, with_idempotency=True)
+
+
+class RescheduleSerializer(StrictSerializer):
+    number_of_repayments = serializers.IntegerField(min_value=1, max_value=600)
+    annual_interest_rate = MoneyField(places=6, required=False)
+    reschedule_date = serializers.DateField(required=False)
+    reason = serializers.CharField(max_length=300)
+
+
+class LoanRescheduleApi(APIView):
+    """Reschedule an active loan (MFI admins): the outstanding principal moves to a new active loan on new terms;
+    the answer is the new loan. Requires an ``Idempotency-Key``."""
+
+    @extend_schema(request=RescheduleSerializer, responses=LoanSerializer)
+    @idempotent
+    def post(self, request, loan_id):
+        loan = selectors.access_loan_by_id(request.user, loan_id, roles=frozenset({Role.MFI_ADMIN}))
+        s = RescheduleSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return Response(_loan(services.loan_reschedule(actor=request.user, loan=loan, **s.validated_data)))
 
 
 class StepUpApi(APIView):

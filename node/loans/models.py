@@ -108,6 +108,11 @@ class Loan(models.Model):
     written_off_at = models.DateTimeField(null=True, blank=True)
     written_off_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     write_off_reason = models.CharField(max_length=300, blank=True)
+    rescheduled_from = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
+                                            related_name="rescheduled_into")
+    rescheduled_at = models.DateTimeField(null=True, blank=True)
+    rescheduled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reschedule_reason = models.CharField(max_length=300, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

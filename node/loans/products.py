@@ -36,7 +36,7 @@ def check_rate_cap(mfi: Mfi, rate: Decimal) -> None:
 
 
 def schedule_input_dict(product: LoanProduct, *, principal: Decimal, number_of_repayments: int,
-                        annual_interest_rate: Decimal, disbursement_date: date) -> dict:
+                        annual_interest_rate: Decimal, disbursement_date: date, fees: list | None = None) -> dict:
     return {
         "principal": str(principal),
         "annual_interest_rate": str(annual_interest_rate.normalize()),
@@ -56,7 +56,7 @@ def schedule_input_dict(product: LoanProduct, *, principal: Decimal, number_of_r
         "currency_in_multiples_of": product.currency_in_multiples_of,
         "installment_in_multiples_of": product.installment_in_multiples_of,
         "disbursement_date": disbursement_date.isoformat(),
-        "fees": product.fees or [],
+        "fees": (product.fees or []) if fees is None else fees,
     }
 
 
@@ -71,11 +71,12 @@ def check_terms(product: LoanProduct, *, principal: Decimal, number_of_repayment
 
 
 def build_schedule(product: LoanProduct, *, principal: Decimal, number_of_repayments: int,
-                   annual_interest_rate: Decimal, disbursement_date: date) -> dict:
+                   annual_interest_rate: Decimal, disbursement_date: date, fees: list | None = None) -> dict:
     from node.loans.schedule import schedule_to_json
 
     data = schedule_input_dict(product, principal=principal, number_of_repayments=number_of_repayments,
-                               annual_interest_rate=annual_interest_rate, disbursement_date=disbursement_date)
+                               annual_interest_rate=annual_interest_rate, disbursement_date=disbursement_date,
+                               fees=fees)
     try:
         return schedule_to_json(generate_schedule(parse_schedule_input(data)))
     except ScheduleInputError as exc:

@@ -52,6 +52,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "initiate_disbursement": (S.APPROVED,),
     "confirm_disbursement": (S.APPROVED,),
     "write_off": (S.ACTIVE,),
+    "reschedule": (S.ACTIVE,),
 }
 TERM_FIELDS = ("principal", "number_of_repayments", "annual_interest_rate", "expected_disbursement_date")
 
@@ -261,17 +262,7 @@ def loan_confirm_disbursement(*, actor: User, loan: Loan, disbursement_date: dat
     day = disbursement_date or timezone.localdate()
     sched = build_schedule(loan.product, principal=loan.principal, number_of_repayments=loan.number_of_repayments,
                            annual_interest_rate=loan.annual_interest_rate, disbursement_date=day)
-    disbursement_fees = Decimal(0)
-    for row in sched["installments"]:
-        fees = Decimal(row["fees"])
-        LoanInstallment.objects.create(
-            loan=loan, number=row["number"], due_date=date.fromisoformat(row["due_date"]),
-            principal=Decimal(row["principal"]), interest=Decimal(row["interest"]), fees=fees,
-            penalties=Decimal(row["penalties"]),
-            fees_paid=fees if row["number"] == 0 else Decimal(0),  # disbursement charges are deducted from proceeds
-        )
-        if row["number"] == 0:
-            disbursement_fees += fees
+    disbursement_fees = _store_installments(loan, sched)
     lines = [PostingLine(chart.LOAN_PORTFOLIO, debit=loan.principal, memo="principal disbursed"),
              PostingLine(chart.CASH, credit=loan.principal - disbursement_fees, memo=f"paid out by {loan.disbursement_channel}")]
     if disbursement_fees:
@@ -286,6 +277,21 @@ def loan_confirm_disbursement(*, actor: User, loan: Loan, disbursement_date: dat
     _audit(actor, loan, "disburse", S.APPROVED, journal_entry=entry.pk, disbursement_date=day.isoformat(),
            net_paid_out=str(loan.principal - disbursement_fees))
     return loan
+
+
+def _store_installments(loan: Loan, sched: dict) -> Decimal:
+    """Store the schedule's rows; returns the disbursement charges (row 0), which are deducted from proceeds."""
+    disbursement_fees = Decimal(0)
+    for row in sched["installments"]:
+        fees = Decimal(row["fees"])
+        LoanInstallment.objects.create(
+            loan=loan, number=row["number"], due_date=date.fromisoformat(row["due_date"]),
+            principal=Decimal(row["principal"]), interest=Decimal(row["interest"]), fees=fees,
+            penalties=Decimal(row["penalties"]), fees_paid=fees if row["number"] == 0 else Decimal(0),
+        )
+        if row["number"] == 0:
+            disbursement_fees += fees
+    return disbursement_fees
 
 
 def principal_outstanding(loan: Loan) -> Decimal:
@@ -318,3 +324,51 @@ def loan_write_off(*, actor: User, loan: Loan, reason: str, write_off_date: date
     _audit(actor, loan, "write_off", S.ACTIVE, principal_written_off=str(outstanding),
            journal_entry=entry.pk if entry else None)
     return loan
+
+
+@transaction.atomic
+def loan_reschedule(*, actor: User, loan: Loan, number_of_repayments: int, reason: str,
+                    annual_interest_rate: Decimal | None = None, reschedule_date: date | None = None) -> Loan:
+    """Replace an active loan by a new active loan for its outstanding principal, on new terms.
+
+    The old loan ends in ``rescheduled``; the new one points back to it (``rescheduled_from``). Only principal moves:
+    unpaid interest and fees of the old schedule are not carried over (cash-based accounting has not booked them),
+    and no disbursement charges are taken again. The portfolio entry moves the principal from the old loan to the new
+    one (same account, both references), so the trial balance is unchanged.
+    """
+    if actor.role != Role.MFI_ADMIN:
+        raise MakerCheckerViolation("Only an MFI admin can reschedule a loan.")
+    if len(reason.strip()) < 5:
+        raise ValidationFailed("Give the reason for the rescheduling.", details={"fields": {"reason": ["required"]}})
+    old = _lock(loan, "reschedule")
+    outstanding = principal_outstanding(old)
+    if outstanding <= 0:
+        raise IllegalTransition("Nothing is outstanding to reschedule.",
+                                details={"current_state": old.status, "action": "reschedule"})
+    rate = old.annual_interest_rate if annual_interest_rate is None else annual_interest_rate
+    check_rate_cap(old.mfi, rate)
+    day = reschedule_date or timezone.localdate()
+    installment_fees = [f for f in (old.product.fees or []) if f.get("charge_time") == "INSTALLMENT"]
+    sched = build_schedule(old.product, principal=outstanding, number_of_repayments=number_of_repayments,
+                           annual_interest_rate=rate, disbursement_date=day, fees=installment_fees)
+    now = timezone.now()
+    new = Loan.objects.create(
+        mfi=old.mfi, product=old.product, borrower=old.borrower, reference=f"{old.reference}-R",
+        status=S.ACTIVE, principal=outstanding, number_of_repayments=number_of_repayments,
+        annual_interest_rate=rate, expected_disbursement_date=day, purpose=old.purpose, created_by=actor,
+        approved_by=actor, approved_at=now, disbursed_by=actor, disbursed_at=now, disbursement_date=day,
+        schedule=sched, rescheduled_from=old, reschedule_reason=reason[:300],
+    )
+    _store_installments(new, sched)
+    entry = journal_post(
+        mfi=old.mfi, entry_date=day, description=f"Rescheduling of loan {old.reference} into {new.reference}",
+        lines=[PostingLine(chart.LOAN_PORTFOLIO, debit=outstanding, memo=f"into loan {new.reference}"),
+               PostingLine(chart.LOAN_PORTFOLIO, credit=outstanding, memo=f"out of loan {old.reference}")],
+        reference_type="loan", reference_id=str(new.pk), actor=actor, source_key=f"loan:{old.pk}:reschedule",
+    )
+    old.status, old.rescheduled_at, old.rescheduled_by, old.reschedule_reason = S.RESCHEDULED, now, actor, reason[:300]
+    old.save(update_fields=["status", "rescheduled_at", "rescheduled_by", "reschedule_reason", "updated_at"])
+    _audit(actor, old, "reschedule", S.ACTIVE, into_loan=new.pk, principal=str(outstanding), journal_entry=entry.pk)
+    _audit(actor, new, "create_from_reschedule", None, from_loan=old.pk, number_of_repayments=number_of_repayments,
+           annual_interest_rate=str(rate.normalize()), reschedule_date=day.isoformat())
+    return new

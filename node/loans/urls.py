@@ -16,5 +16,6 @@ urlpatterns = [
     path("loans/<int:loan_id>/disbursement/initiate", apis.LoanInitiateApi.as_view(), name="loan-disbursement-initiate"),
     path("loans/<int:loan_id>/disbursement/confirm", apis.LoanConfirmApi.as_view(), name="loan-disbursement-confirm"),
     path("loans/<int:loan_id>/write-off", apis.LoanWriteOffApi.as_view(), name="loan-write-off"),
+    path("loans/<int:loan_id>/reschedule", apis.LoanRescheduleApi.as_view(), name="loan-reschedule"),
     path("auth/step-up", apis.StepUpApi.as_view(), name="step-up"),
 ]
