@@ -7,14 +7,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
 
 from node.borrowers.models import Borrower
 from node.mfis.models import Mfi
 from node.users.models import Role, User
+from tests.factories import PASSWORD, client_for, make_user
 from tests.borrower_factory import payload
-
-PASSWORD = "Strong-Pass-2026!"
 
 PRODUCT = {
     "code": "salary-12", "name": "Salary loan, 12 months", "annual_interest_rate": "36",
@@ -24,17 +22,6 @@ PRODUCT = {
 }
 
 
-def make_user(role, mfi=None, username=None) -> User:
-    u = User(username=username or f"{role}-{uuid.uuid4().hex[:8]}", role=role, mfi=mfi)
-    u.set_password(PASSWORD)
-    u.save()
-    return u
-
-
-def client_for(u: User) -> APIClient:
-    c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(u)}")
-    return c
 
 
 @dataclass

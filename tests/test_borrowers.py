@@ -11,7 +11,6 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
 
 from node.audit.models import AuditEvent
 from node.borrowers import directory
@@ -22,8 +21,10 @@ from node.notifications.sms import read_file_outbox
 from node.users.models import Role, User
 from tests.borrower_factory import PDF, PNG, new_national_id, payload
 
+from tests.factories import PASSWORD, client_for
+from tests.factories import make_user as user
+
 pytestmark = pytest.mark.django_db
-PASSWORD = "Strong-Pass-2026!"
 
 
 @pytest.fixture(autouse=True)
@@ -43,17 +44,6 @@ def mfi_b():
     return Mfi.objects.create(code="beta-loans", name="Beta Loans", home_district="maseru")
 
 
-def user(role, mfi=None, username=None):
-    u = User(username=username or f"{role}-{User.objects.count()}", role=role, mfi=mfi)
-    u.set_password(PASSWORD)
-    u.save()
-    return u
-
-
-def client_for(u: User) -> APIClient:
-    c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(u)}")
-    return c
 
 
 def assert_error(r, status, code):

@@ -10,7 +10,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
 
 from node.audit.models import AuditEvent
 from node.borrowers.models import Borrower, Consent, KycDocument, PhoneOtp
@@ -18,8 +17,10 @@ from node.mfis.models import Mfi
 from node.users.models import Role, User
 from tests.borrower_factory import PDF, payload
 
+from tests.factories import PASSWORD, client_for
+from tests.factories import make_user as user
+
 pytestmark = pytest.mark.django_db
-PASSWORD = "Strong-Pass-2026!"
 
 
 @pytest.fixture(autouse=True)
@@ -28,17 +29,6 @@ def _files(tmp_path, settings):
     settings.KYC_STORAGE_DIR = tmp_path / "kyc"
 
 
-def user(role, mfi=None, username=None):
-    u = User(username=username or f"{role}-{uuid.uuid4().hex[:6]}", role=role, mfi=mfi)
-    u.set_password(PASSWORD)
-    u.save()
-    return u
-
-
-def client_for(u):
-    c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(u)}")
-    return c
 
 
 def assert_error(r, status, code):

@@ -140,3 +140,11 @@ def _client_ip() -> str | None:
         return str(ipaddress.ip_address(raw.split("%", 1)[0].strip()))  # zone ids are not valid inet
     except ValueError:
         return None
+
+
+def audit_access_denied(*, actor: User, target_type: str, target_id) -> AuditEvent:
+    """Record that ``actor`` asked for an object of another tenant (committed even though the request then
+    answers 404 exactly as for a missing object)."""
+    with transaction.atomic():
+        return audit_record(actor=actor, action="access.denied", target_type=target_type, target_id=str(target_id),
+                            mfi=getattr(actor, "mfi", None))

@@ -3,10 +3,9 @@ a missing one (NotFound, same body); when the object exists, the attempt is audi
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.db.models import QuerySet
 
-from node.audit.services import audit_record
+from node.audit.services import audit_access_denied
 from node.borrowers.models import Borrower, Consent, ConsentText, KycDocument
 from node.core.errors import Forbidden, NotFound
 from node.users.models import MFI_STAFF_ROLES, Role, User
@@ -22,12 +21,6 @@ def borrower_list_for(*, actor: User) -> QuerySet[Borrower]:
     return Borrower.objects.none()
 
 
-def _denied(actor: User, target_type: str, target_id) -> None:
-    with transaction.atomic():
-        audit_record(actor=actor, action="access.denied", target_type=target_type, target_id=str(target_id),
-                     mfi=actor.mfi)
-
-
 def access_borrower_by_id(actor: User, borrower_id, *, roles: frozenset[str] | None = None) -> Borrower:
     """The borrower if ``actor`` may see it; NotFound otherwise. ``roles`` limits the action further
     (403 for a visible object the role may not act on)."""
@@ -38,7 +31,7 @@ def access_borrower_by_id(actor: User, borrower_id, *, roles: frozenset[str] | N
     b = borrower_list_for(actor=actor).filter(pk=pk).first()
     if b is None:
         if Borrower.objects.filter(pk=pk).exists():
-            _denied(actor, "borrower", pk)
+            audit_access_denied(actor=actor, target_type="borrower", target_id=pk)
         raise NotFound(NOT_FOUND_MESSAGE)
     if roles is not None and actor.role not in roles:
         raise Forbidden("Your role may not do this.")
@@ -49,7 +42,7 @@ def access_kyc_document(actor: User, borrower: Borrower, document_id) -> KycDocu
     doc = KycDocument.objects.filter(pk=document_id, borrower=borrower).first() if _is_uuid(document_id) else None
     if doc is None:
         if _is_uuid(document_id) and KycDocument.objects.filter(pk=document_id).exists():
-            _denied(actor, "kyc_document", document_id)
+            audit_access_denied(actor=actor, target_type="kyc_document", target_id=document_id)
         raise NotFound("No such document.")
     return doc
 

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from django.db import transaction
 from django.db.models import QuerySet
 
-from node.audit.services import audit_record
+from node.audit.services import audit_access_denied
 from node.core.errors import Forbidden, NotFound
 from node.loans.models import Loan, LoanProduct
 from node.users.models import MFI_STAFF_ROLES, Role, User
@@ -27,8 +26,7 @@ def access_loan_by_id(actor: User, loan_id, *, roles: frozenset[str] | None = No
     loan = loan_list_for(actor=actor).filter(pk=pk).first()
     if loan is None:
         if Loan.objects.filter(pk=pk).exists():
-            with transaction.atomic():
-                audit_record(actor=actor, action="access.denied", target_type="loan", target_id=str(pk), mfi=actor.mfi)
+            audit_access_denied(actor=actor, target_type="loan", target_id=pk)
         raise NotFound("No such loan.")
     if roles is not None and actor.role not in roles:
         raise Forbidden("Your role may not do this.")

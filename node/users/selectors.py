@@ -1,7 +1,6 @@
-from django.db import transaction
 from django.db.models import QuerySet
 
-from node.audit.services import audit_record
+from node.audit.services import audit_access_denied
 from node.core.errors import NotFound
 from node.users.models import Role, User
 
@@ -23,7 +22,6 @@ def access_staff_by_id(actor: User, user_id) -> User:
     user = staff_list_for(actor=actor).filter(pk=pk).first()
     if user is None:
         if User.objects.filter(pk=pk).exists():
-            with transaction.atomic():
-                audit_record(actor=actor, action="access.denied", target_type="user", target_id=str(pk), mfi=actor.mfi)
+            audit_access_denied(actor=actor, target_type="user", target_id=pk)
         raise NotFound("No such user.")
     return user
