@@ -1,0 +1,83 @@
+"""Outbox API for domain services (which know what happened) and the shipper (which knows only rows).
+
+``outbox_enqueue`` must run inside the domain transaction: the event exists if and only if the change committed.
+The shipper (``ship_batch``) moves unshipped events to the ring in ``seq`` order, under row locks with SKIP LOCKED so
+several workers never ship one event twice at the same time; the ring insert is keyed by ``event_id`` and so is
+idempotent if a crash repeats it. An event that fails blocks the later events of the same partition key (order per
+borrower) but not the others. When the ring is down, events wait and drain when it returns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection, transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from replication.models import OutboxEvent
+
+
+class OutboxOutsideTransaction(RuntimeError):
+    pass
+
+
+def outbox_enqueue(*, event_type: str, partition_key: str, payload: dict, occurred_at: datetime | None = None) -> OutboxEvent:
+    if not connection.in_atomic_block:
+        raise OutboxOutsideTransaction("outbox_enqueue must run inside the transaction of the change it describes")
+    json.dumps(payload, default=str)  # fail early on a payload that cannot travel
+    return OutboxEvent.objects.create(event_type=event_type, partition_key=partition_key, payload=payload,
+                                      occurred_at=occurred_at or timezone.now())
+
+
+@dataclass(frozen=True)
+class ShipResult:
+    shipped: int
+    failed: int
+    blocked: int  # held back behind a failed event of the same partition key
+
+
+@dataclass(frozen=True)
+class Lag:
+    pending: int
+    oldest_pending_seconds: float
+
+
+def ship_batch(write: Callable[[OutboxEvent], None], *, limit: int = 200) -> ShipResult:
+    """Ship up to ``limit`` unshipped events with ``write`` (the ring writer)."""
+    shipped = failed = blocked = 0
+    with transaction.atomic():
+        events = list(
+            OutboxEvent.objects.select_for_update(skip_locked=True).filter(shipped_at__isnull=True).order_by("seq")[:limit]
+        )
+        stuck: set[str] = set(
+            OutboxEvent.objects.filter(shipped_at__isnull=True, seq__lt=events[0].seq)
+            .values_list("partition_key", flat=True).distinct()
+        ) if events else set()
+        now = timezone.now()
+        for ev in events:
+            if ev.partition_key in stuck:
+                blocked += 1
+                continue
+            try:
+                write(ev)
+            except Exception as exc:  # the ring said no: keep it, keep its partition's order
+                stuck.add(ev.partition_key)
+                ev.attempts += 1
+                ev.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                ev.save(update_fields=["attempts", "last_error"])
+                failed += 1
+                continue
+            ev.shipped_at, ev.attempts, ev.last_error = now, ev.attempts + 1, ""
+            ev.save(update_fields=["shipped_at", "attempts", "last_error"])
+            shipped += 1
+    return ShipResult(shipped, failed, blocked)
+
+
+def outbox_lag() -> Lag:
+    qs = OutboxEvent.objects.filter(shipped_at__isnull=True)
+    oldest = qs.aggregate(m=Min("created_at"))["m"]
+    return Lag(pending=qs.count(), oldest_pending_seconds=(timezone.now() - oldest).total_seconds() if oldest else 0.0)
