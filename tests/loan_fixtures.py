@@ -49,6 +49,9 @@ def open_shop(code: str = "alpha", *, threshold: str = "20000", officer_limit: s
     reg = APIClient().post("/api/v1/borrowers/register", data, format="json")
     assert reg.status_code == 201, reg.content
     borrower_user = User.objects.get(username=data["phone"])
+    consent = client_for(borrower_user).post(f"/api/v1/borrowers/{reg.json()['id']}/consents/",
+                                             {"version": 1, "language": "en"}, format="json")
+    assert consent.status_code == 201, consent.content
     return Shop(mfi=mfi, admin=admin, admin2=make_user(Role.MFI_ADMIN, mfi), officer=officer,
                 officer2=make_user(Role.LOAN_OFFICER, mfi), analyst=make_user(Role.ANALYST, mfi),
                 product_id=r.json()["id"], borrower=Borrower.objects.get(user=borrower_user), borrower_user=borrower_user)

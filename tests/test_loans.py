@@ -385,3 +385,36 @@ def test_reschedule_moves_outstanding_principal_to_a_new_loan():
     assert trial_balance(mfi=shop.mfi, as_of=timezone.localdate() + timedelta(days=400)).balanced
     entry = JournalEntry.objects.get(mfi=shop.mfi, description__startswith="Rescheduling")
     assert sorted((ln.debit, ln.credit) for ln in entry.lines.all()) == [(Decimal("0.00"), outstanding), (outstanding, Decimal("0.00"))]
+
+
+# --- consent and credit events -------------------------------------------------------------------
+def test_applying_needs_consent_and_the_refusal_is_audited():
+    shop = open_shop()
+    c = client_for(shop.borrower_user)
+    assert c.post(f"/api/v1/borrowers/{shop.borrower.pk}/consents/withdraw").status_code == 200
+    r = c.post("/api/v1/loans/", {"product": shop.product_id, "principal": "1000.00", "number_of_repayments": 3,
+                                  "expected_disbursement_date": "2026-12-01"}, format="json")
+    body = err(r, 403, "consent_required")
+    assert body["details"] == {"purpose": "loan_application"}
+    assert Loan.objects.count() == 0
+    assert AuditEvent.objects.filter(action="consent.lookup_refused", target_id=str(shop.borrower.pk),
+                                     after__purpose="loan_application").count() == 1
+
+
+def test_lifecycle_emits_credit_events_through_the_outbox_keyed_by_borrower_key():
+    from replication.models import OutboxEvent
+    from replication.outbox import ship_batch
+    from replication.ring_writer import write_credit_event
+
+    shop = open_shop()
+    lid = apply(shop, principal="5000.00")
+    to_approved(shop, lid)
+    post(shop.officer2, f"/api/v1/loans/{lid}/disbursement/initiate", {"channel": "cash"}, idem=key())
+    post(shop.admin, f"/api/v1/loans/{lid}/disbursement/confirm", {"disbursement_date": "2026-12-01"}, idem=key())
+    events = list(OutboxEvent.objects.order_by("seq"))
+    assert [e.event_type for e in events] == ["loan.applied", "loan.approved", "loan.disbursed"]
+    assert {e.partition_key for e in events} == {shop.borrower.borrower_key}
+    assert events[-1].payload["outstanding_principal"] == "5000.00" and events[-1].payload["schema"] == 1
+    for e in events:
+        assert shop.borrower.national_id not in str(e.payload)
+    assert ship_batch(write_credit_event).shipped == 3

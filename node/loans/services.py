@@ -19,9 +19,11 @@ from django.utils import timezone
 
 from node.audit.services import audit_record
 from node.borrowers.models import Borrower, MfiClient
+from node.borrowers.services import consent_require
 from node.core.errors import ValidationFailed
 from node.ledger import chart
 from node.ledger.services import PostingLine, journal_post
+from node.loans.credit_events import emit_credit_event
 from node.loans.errors import (
     ApprovalLimitExceeded,
     IllegalTransition,
@@ -84,11 +86,21 @@ def _new_reference(mfi_code: str) -> str:
     return f"{mfi_code[:12].upper()}-{timezone.now():%y%m}-{secrets.token_hex(4).upper()}"
 
 
-@transaction.atomic
 def loan_apply(*, actor: User, borrower: Borrower, product: LoanProduct, principal: Decimal,
                number_of_repayments: int, expected_disbursement_date: date, purpose: str = "",
                annual_interest_rate: Decimal | None = None) -> Loan:
-    """Create a draft application. A borrower applying online becomes a client of the product's MFI."""
+    """Create a draft application. The borrower must have consented to credit-history sharing (the application is
+    shared as a credit event); a refusal is audited. A borrower applying online becomes a client of the MFI."""
+    consent_require(actor=actor, borrower=borrower, purpose="loan_application")
+    return _loan_apply(actor=actor, borrower=borrower, product=product, principal=principal,
+                       number_of_repayments=number_of_repayments, expected_disbursement_date=expected_disbursement_date,
+                       purpose=purpose, annual_interest_rate=annual_interest_rate)
+
+
+@transaction.atomic
+def _loan_apply(*, actor: User, borrower: Borrower, product: LoanProduct, principal: Decimal,
+                number_of_repayments: int, expected_disbursement_date: date, purpose: str,
+                annual_interest_rate: Decimal | None) -> Loan:
     if not product.is_active:
         raise ValidationFailed("This product is not offered any more.", code="product_inactive")
     rate = product.annual_interest_rate if annual_interest_rate is None else annual_interest_rate
@@ -103,6 +115,7 @@ def loan_apply(*, actor: User, borrower: Borrower, product: LoanProduct, princip
         expected_disbursement_date=expected_disbursement_date, purpose=purpose, created_by=actor,
     )
     _audit(actor, loan, "apply", None, **_terms(loan))
+    emit_credit_event(loan, "loan.applied")
     return loan
 
 
@@ -164,6 +177,7 @@ def loan_approve(*, actor: User, loan: Loan) -> Loan:
     loan.approved_terms = _terms(loan)
     loan.save(update_fields=["status", "approved_by", "approved_at", "approved_terms", "updated_at"])
     _audit(actor, loan, "approve", S.UNDER_REVIEW, terms=loan.approved_terms)
+    emit_credit_event(loan, "loan.approved")
     return loan
 
 
@@ -276,6 +290,7 @@ def loan_confirm_disbursement(*, actor: User, loan: Loan, disbursement_date: dat
     loan.save(update_fields=["status", "disbursed_by", "disbursed_at", "disbursement_date", "schedule", "updated_at"])
     _audit(actor, loan, "disburse", S.APPROVED, journal_entry=entry.pk, disbursement_date=day.isoformat(),
            net_paid_out=str(loan.principal - disbursement_fees))
+    emit_credit_event(loan, "loan.disbursed", outstanding_principal=loan.principal)
     return loan
 
 
@@ -323,6 +338,7 @@ def loan_write_off(*, actor: User, loan: Loan, reason: str, write_off_date: date
     loan.save(update_fields=["status", "written_off_at", "written_off_by", "write_off_reason", "updated_at"])
     _audit(actor, loan, "write_off", S.ACTIVE, principal_written_off=str(outstanding),
            journal_entry=entry.pk if entry else None)
+    emit_credit_event(loan, "loan.written_off", outstanding_principal=outstanding)
     return loan
 
 
@@ -371,4 +387,6 @@ def loan_reschedule(*, actor: User, loan: Loan, number_of_repayments: int, reaso
     _audit(actor, old, "reschedule", S.ACTIVE, into_loan=new.pk, principal=str(outstanding), journal_entry=entry.pk)
     _audit(actor, new, "create_from_reschedule", None, from_loan=old.pk, number_of_repayments=number_of_repayments,
            annual_interest_rate=str(rate.normalize()), reschedule_date=day.isoformat())
+    emit_credit_event(old, "loan.rescheduled", outstanding_principal=Decimal(0))
+    emit_credit_event(new, "loan.disbursed", outstanding_principal=outstanding)
     return new
