@@ -70,7 +70,8 @@ def start_worker(p: Profile, code: str) -> None:
         return
     spawn(
         [PY, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency", "1",
-         "--hostname", f"worker-{code}@%h", "--without-gossip", "--without-mingle"],
+         "--hostname", f"worker-{code}@%h", "--without-gossip", "--without-mingle",
+         "--beat", "--schedule", str(p.run_dir / f"beat-{code}")],
         log=worker_log(p, code), pidfile=worker_pidfile(p, code), env=p.env_for(code), cwd=REPO_ROOT,
     )
 

@@ -160,6 +160,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Periodic jobs (run by the worker's embedded beat in the local cluster). The outbox shipper is idempotent and
+# safe to overlap (SKIP LOCKED), so a short interval only costs an empty query when nothing is pending.
+CELERY_BEAT_SCHEDULE = {
+    "ship-outbox": {"task": "replication.tasks.ship_outbox", "schedule": float(os.environ.get("LETSEMA_SHIP_EVERY", "5"))},
+}
 
 # The shared credit-history ring.
 LETSEMA_RING = {

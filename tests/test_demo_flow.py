@@ -14,6 +14,7 @@ from cluster.commands import DEMO_PASSWORD
 from config.district import REPO_ROOT
 
 pytestmark = pytest.mark.cluster
+FLOW: dict[str, str] = {}
 
 
 def _load_demo(test_cluster, code):
@@ -46,6 +47,7 @@ def test_demo_loan_from_application_to_disbursement(test_cluster, node_url):
         "expected_disbursement_date": "2026-12-15", "purpose": "stock for a spaza shop"})
     assert r.status_code == 201, r.text
     lid = r.json()["id"]
+    FLOW["loan_ref"] = r.json()["reference"]
 
     def act(headers, path, body=None, idem=False, **extra):
         h = {**headers, **extra}
@@ -78,3 +80,27 @@ def test_demo_loan_from_application_to_disbursement(test_cluster, node_url):
                         params={"from": "2026-12-01", "to": "2026-12-31"}, headers=analyst, timeout=20)
     assert stmt.status_code == 200, stmt.text
     assert any(line["reference_id"] == str(lid) and line["debit"] == "8000.00" for line in stmt.json()["lines"])
+
+
+def test_credit_events_of_the_demo_loan_reach_the_ring(test_cluster, node_url):
+    """The worker's beat runs the outbox shipper: the loan events of the flow above arrive in the ring."""
+    from cassandra.cluster import Cluster
+
+    from tests.conftest import wait_for
+
+    cluster = Cluster([test_cluster.ring_ip(i) for i in (1, 2, 3)], protocol_version=5)
+    try:
+        session = cluster.connect("letsema")
+
+        ref = FLOW["loan_ref"]
+
+        def types():
+            rows = session.execute("SELECT event_type, origin_district, payload FROM credit_events")
+            return {(r.event_type, r.origin_district) for r in rows if f'"loan_ref": "{ref}"' in r.payload}
+
+        found = wait_for(lambda: {("loan.applied", "maseru"), ("loan.approved", "maseru"),
+                                   ("loan.disbursed", "maseru")} <= types(), 60, interval=2,
+                         what="credit events shipped by the worker")
+        assert found
+    finally:
+        cluster.shutdown()
