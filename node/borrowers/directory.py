@@ -63,12 +63,7 @@ def _entry(row) -> DirectoryEntry:
 def directory_get(keys: list[str]) -> DirectoryEntry | None:
     """The entry under any of ``keys`` (all pepper versions), current version first."""
     for key in keys:
-        rows = _execute(
-            "SELECT borrower_key, home_district, claim_id, registered_at, verified, verified_at, "
-            "verification_method FROM borrower_directory WHERE borrower_key = %s",
-            (key,), read=True,
-        )
-        row = rows.one()
+        row = _read_serial(key)
         if row is not None:
             return _entry(row)
     return None
@@ -107,12 +102,7 @@ def directory_claim(key: str, home_district: str, claim_id: uuid.UUID, *, attemp
     if rs.was_applied:
         return ClaimResult(True, None)
     row = rs.one()
-    existing = DirectoryEntry(
-        borrower_key=key, home_district=row.home_district, claim_id=row.claim_id,
-        registered_at=_utc(row.registered_at), verified=bool(row.verified), verified_at=_utc(row.verified_at),
-        verification_method=row.verification_method,
-    )
-    return ClaimResult(False, existing)
+    return ClaimResult(False, _entry(row))  # a refused LWT answers with the existing row
 
 
 def directory_take_over(key: str, old_claim: uuid.UUID, new_claim: uuid.UUID) -> bool:

@@ -208,8 +208,9 @@ class LoanScheduleApi(APIView):
         return Response({"stored": False, **preview})
 
 
-def _action(service, roles, input_serializer=None, with_idempotency=False):
-    """A thin POST view for one lifecycle action."""
+def _action(service, roles, input_serializer=None, with_idempotency=False, header_kwargs=None):
+    """A thin POST view for one lifecycle action; answers the loan the service returns. ``header_kwargs`` maps
+    service keyword arguments to request headers (e.g. the step-up token)."""
 
     class ActionApi(APIView):
         @extend_schema(request=input_serializer, responses=LoanSerializer)
@@ -220,8 +221,8 @@ def _action(service, roles, input_serializer=None, with_idempotency=False):
                 s = input_serializer(data=request.data)
                 s.is_valid(raise_exception=True)
                 kwargs = dict(s.validated_data)
-            if service is services.loan_confirm_disbursement:
-                kwargs["step_up_token"] = request.headers.get("X-Step-Up-Token")
+            for kwarg, header in (header_kwargs or {}).items():
+                kwargs[kwarg] = request.headers.get(header)
             return Response(_loan(service(actor=request.user, loan=loan, **kwargs)))
 
     if with_idempotency:
@@ -254,7 +255,8 @@ LoanApproveApi = _action(services.loan_approve, OFFICERS)
 LoanRejectApi = _action(services.loan_reject, OFFICERS, RejectSerializer)
 LoanWithdrawApi = _action(services.loan_withdraw, OWNER_OR_OFFICERS)
 LoanInitiateApi = _action(services.loan_initiate_disbursement, OFFICERS, InitiateSerializer, with_idempotency=True)
-LoanConfirmApi = _action(services.loan_confirm_disbursement, OFFICERS, ConfirmSerializer, with_idempotency=True)
+LoanConfirmApi = _action(services.loan_confirm_disbursement, OFFICERS, ConfirmSerializer, with_idempotency=True,
+                         header_kwargs={"step_up_token": "X-Step-Up-Token"})
 LoanWriteOffApi = _action(services.loan_write_off, frozenset({Role.MFI_ADMIN}), WriteOffSerializer, with_idempotency=True)
 
 
@@ -265,17 +267,9 @@ class RescheduleSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=300)
 
 
-class LoanRescheduleApi(APIView):
-    """Reschedule an active loan (MFI admins): the outstanding principal moves to a new active loan on new terms;
-    the answer is the new loan. Requires an ``Idempotency-Key``."""
-
-    @extend_schema(request=RescheduleSerializer, responses=LoanSerializer)
-    @idempotent
-    def post(self, request, loan_id):
-        loan = selectors.access_loan_by_id(request.user, loan_id, roles=frozenset({Role.MFI_ADMIN}))
-        s = RescheduleSerializer(data=request.data)
-        s.is_valid(raise_exception=True)
-        return Response(_loan(services.loan_reschedule(actor=request.user, loan=loan, **s.validated_data)))
+# Reschedule (MFI admins): the answer is the new loan that carries the outstanding principal.
+LoanRescheduleApi = _action(services.loan_reschedule, frozenset({Role.MFI_ADMIN}), RescheduleSerializer,
+                            with_idempotency=True)
 
 
 class StepUpApi(APIView):
