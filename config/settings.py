@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "node.ledger",
     "node.health",
     "node.loans",
+    "node.credit.apps.CreditConfig",
     "replication",
 ]
 
@@ -174,6 +175,8 @@ LETSEMA_RING = {
     "replication_factor": DISTRICT.cassandra_replication_factor,
     "local_dc": DISTRICT.cassandra_local_dc,
 }
+# The stacking guard's policy until a Letsema admin sets the network policy in the ring (manage.py network_policy).
+LETSEMA_STACKING_POLICY = {"max_active_loans": 3, "max_dti": "0.70", "reservation_days": 30}
 HEALTH_CHECK_TIMEOUT_SECONDS = float(os.environ.get("LETSEMA_HEALTH_TIMEOUT", "2.5"))
 
 LOGGING = {

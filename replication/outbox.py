@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import Min
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from replication.models import OutboxEvent
@@ -42,8 +42,18 @@ class ShipResult:
 
 @dataclass(frozen=True)
 class Lag:
+    """The shipping cursor as operators see it."""
+
     pending: int
     oldest_pending_seconds: float
+    failing: int = 0  # pending events the ring refused at least once
+    last_shipped_seq: int | None = None  # the cursor: the newest event that reached the ring
+    last_shipped_at: datetime | None = None
+
+    def to_json(self) -> dict:
+        return {"pending": self.pending, "oldest_pending_seconds": round(self.oldest_pending_seconds, 1),
+                "failing": self.failing, "last_shipped_seq": self.last_shipped_seq,
+                "last_shipped_at": self.last_shipped_at.isoformat() if self.last_shipped_at else None}
 
 
 def ship_batch(write: Callable[[OutboxEvent], None], *, limit: int = 200) -> ShipResult:
@@ -78,6 +88,11 @@ def ship_batch(write: Callable[[OutboxEvent], None], *, limit: int = 200) -> Shi
 
 
 def outbox_lag() -> Lag:
-    qs = OutboxEvent.objects.filter(shipped_at__isnull=True)
-    oldest = qs.aggregate(m=Min("created_at"))["m"]
-    return Lag(pending=qs.count(), oldest_pending_seconds=(timezone.now() - oldest).total_seconds() if oldest else 0.0)
+    pending = OutboxEvent.objects.filter(shipped_at__isnull=True).aggregate(
+        n=Count("seq"), oldest=Min("created_at"), failing=Count("seq", filter=Q(attempts__gt=0)))
+    last = OutboxEvent.objects.filter(shipped_at__isnull=False).order_by("-shipped_at", "-seq").values(
+        "seq", "shipped_at").first()
+    oldest = pending["oldest"]
+    return Lag(pending=pending["n"], oldest_pending_seconds=(timezone.now() - oldest).total_seconds() if oldest else 0.0,
+               failing=pending["failing"], last_shipped_seq=last["seq"] if last else None,
+               last_shipped_at=last["shipped_at"] if last else None)

@@ -1,27 +1,30 @@
-"""Writes outbox events to the ring: one idempotent INSERT per event at the working consistency level."""
+"""Writes outbox events to the ring at the working consistency level, each idempotently.
+
+Two kinds: ``holds.set`` changes a partition's holds by compare-and-set (drop some keys, put others — re-applying it
+changes nothing); every other event type is an immutable row in ``credit_events`` keyed by its event id.
+"""
 
 from __future__ import annotations
 
-import json
-
-from cassandra.query import SimpleStatement
 from django.conf import settings
 
+from replication.events import event_insert
+from replication.holds import holds_change
 from replication.models import OutboxEvent
-from replication.ring import RingUnavailable, get_session
+
+HOLDS_SET = "holds.set"
 
 
-def write_credit_event(ev: OutboxEvent) -> None:
-    session, cl = get_session()
-    stmt = SimpleStatement(
-        "INSERT INTO credit_events (borrower_key, event_time, event_id, event_type, origin_district, payload) "
-        "VALUES (%s, %s, %s, %s, %s, %s)",
-        consistency_level=cl, is_idempotent=True,
-    )
-    try:
-        session.execute(stmt, (ev.partition_key, ev.occurred_at, ev.event_id, ev.event_type,
-                               settings.DISTRICT.code, json.dumps(ev.payload, sort_keys=True, default=str)))
-    except RingUnavailable:
-        raise
-    except Exception as exc:
-        raise RingUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+def write_event(ev: OutboxEvent) -> None:
+    if ev.event_type == HOLDS_SET:
+        drop, put = set(ev.payload.get("drop", [])), dict(ev.payload.get("put", {}))
+
+        def change(holds: dict) -> dict:
+            kept = {k: v for k, v in holds.items() if k not in drop}
+            kept.update(put)
+            return kept
+
+        holds_change(ev.partition_key, change)
+        return
+    event_insert(partition_key=ev.partition_key, event_time=ev.occurred_at, event_id=ev.event_id,
+                 event_type=ev.event_type, origin_district=settings.DISTRICT.code, payload=ev.payload)

@@ -96,7 +96,7 @@ def test_credit_events_of_the_demo_loan_reach_the_ring(test_cluster, node_url):
 
         def types():
             rows = session.execute("SELECT event_type, origin_district, payload FROM credit_events")
-            return {(r.event_type, r.origin_district) for r in rows if f'"loan_ref": "{ref}"' in r.payload}
+            return {(r.event_type, r.origin_district) for r in rows if f'"loan_ref": "{ref}"' in (r.payload or "")}
 
         found = wait_for(lambda: {("loan.applied", "maseru"), ("loan.approved", "maseru"),
                                    ("loan.disbursed", "maseru")} <= types(), 60, interval=2,

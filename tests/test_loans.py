@@ -404,7 +404,7 @@ def test_applying_needs_consent_and_the_refusal_is_audited():
 def test_lifecycle_emits_credit_events_through_the_outbox_keyed_by_borrower_key():
     from replication.models import OutboxEvent
     from replication.outbox import ship_batch
-    from replication.ring_writer import write_credit_event
+    from replication.ring_writer import write_event
 
     shop = open_shop()
     lid = apply(shop, principal="5000.00")
@@ -414,7 +414,9 @@ def test_lifecycle_emits_credit_events_through_the_outbox_keyed_by_borrower_key(
     events = list(OutboxEvent.objects.order_by("seq"))
     assert [e.event_type for e in events] == ["loan.applied", "loan.approved", "loan.disbursed"]
     assert {e.partition_key for e in events} == {shop.borrower.borrower_key}
-    assert events[-1].payload["outstanding_principal"] == "5000.00" and events[-1].payload["schema"] == 1
+    assert events[-1].payload["outstanding_principal"] == "5000.00" and events[-1].payload["schema"] == 2
+    # 5000 at 36 % over 12 months: 502.31 a month (the schedule's total over its days, times 365/12)
+    assert events[-1].payload["monthly_installment"] == "502.31"
     for e in events:
         assert shop.borrower.national_id not in str(e.payload)
-    assert ship_batch(write_credit_event).shipped == 3
+    assert ship_batch(write_event).shipped == 3

@@ -11,7 +11,7 @@ from django.db import transaction
 from replication.models import OutboxEvent
 from replication.outbox import OutboxOutsideTransaction, outbox_enqueue, outbox_lag, ship_batch
 from replication.ring import get_session
-from replication.ring_writer import write_credit_event
+from replication.ring_writer import write_event
 
 pytestmark = pytest.mark.django_db
 
@@ -56,16 +56,16 @@ def test_ship_to_the_ring_idempotently():
         for i, key in enumerate((a, a, b)):
             outbox_enqueue(event_type=f"loan.event{i}", partition_key=key, payload={"n": i, "amount": "10.00"})
     assert outbox_lag().pending == 3
-    result = ship_batch(write_credit_event)
+    result = ship_batch(write_event)
     assert (result.shipped, result.failed, result.blocked) == (3, 0, 0)
     assert outbox_lag().pending == 0
     rows = _ring_rows(a)
     assert sorted(r.event_type for r in rows) == ["loan.event0", "loan.event1"]
     assert {r.origin_district for r in rows} == {"maseru"}
     # a repeated write (a crash after the ring write, before marking shipped) adds nothing
-    write_credit_event(OutboxEvent.objects.filter(partition_key=a).first())
+    write_event(OutboxEvent.objects.filter(partition_key=a).first())
     assert len(_ring_rows(a)) == 2
-    assert ship_batch(write_credit_event).shipped == 0
+    assert ship_batch(write_event).shipped == 0
 
 
 def test_a_failed_event_holds_back_its_partition_only_and_order_is_kept():

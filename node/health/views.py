@@ -5,6 +5,16 @@ from django.views.decorators.http import require_GET
 from node.health.checks import run_checks
 
 
+def _outbox() -> dict:
+    """The replication backlog (information for operators; a backlog alone does not make the node down)."""
+    from replication.outbox import outbox_lag
+
+    try:
+        return outbox_lag().to_json()
+    except Exception as exc:  # PostgreSQL down: the postgres check already says so
+        return {"error": type(exc).__name__}
+
+
 @require_GET
 def healthz(request):
     """200 when PostgreSQL, the ring and the broker all answer; 503 naming what is down."""
@@ -15,6 +25,7 @@ def healthz(request):
         "district": settings.DISTRICT.code,
         "checks": checks,
     }
+    body["outbox"] = _outbox()
     if down:
         body["down"] = down
         body["message"] = "Unavailable: " + ", ".join(down)

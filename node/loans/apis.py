@@ -14,8 +14,11 @@ from node.borrowers.selectors import access_borrower_by_id
 from node.core.errors import NotFound, ValidationFailed
 from node.core.fields import MoneyField, StrictSerializer
 from node.core.idempotency import idempotent
+from node.credit.apis import assessment_json
+from node.credit.services import credit_assess
 from node.loans import products as product_services
 from node.loans import selectors, services
+from node.loans.credit_events import loan_schedule, monthly_installment, network_loan_key
 from node.loans.models import DisbursementChannel, Loan, RejectionReason
 from node.loans.schedule import ScheduleInputError, generate_schedule, parse_schedule_input, schedule_to_json
 from node.users.models import Role
@@ -206,6 +209,19 @@ class LoanScheduleApi(APIView):
             loan.product, principal=loan.principal, number_of_repayments=loan.number_of_repayments,
             annual_interest_rate=loan.annual_interest_rate, disbursement_date=loan.expected_disbursement_date)
         return Response({"stored": False, **preview})
+
+
+class LoanCreditReportApi(APIView):
+    """The network credit report and score for this application, as the loan officer sees it before deciding:
+    every loan the borrower holds at any MFI in any district, enquiries, and the grade with its reasons (this
+    application scored as the new debt). Logged as a ``loan_application`` enquiry by your MFI."""
+
+    @extend_schema(request=None, responses=dict)
+    def post(self, request, loan_id):
+        loan = selectors.access_loan_by_id(request.user, loan_id, roles=OFFICERS)
+        a = credit_assess(actor=request.user, borrower=loan.borrower, purpose="loan_application",
+                          loan_key=network_loan_key(loan), new_monthly_installment=monthly_installment(loan_schedule(loan)))
+        return Response(assessment_json(a, purpose="loan_application", monthly_income=loan.borrower.monthly_income))
 
 
 def _action(service, roles, input_serializer=None, with_idempotency=False, header_kwargs=None):

@@ -8,6 +8,7 @@ event, so a disbursement can never be posted twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from datetime import date, timedelta
@@ -23,7 +24,9 @@ from node.borrowers.services import consent_require
 from node.core.errors import ValidationFailed
 from node.ledger import chart
 from node.ledger.services import PostingLine, journal_post
-from node.loans.credit_events import emit_credit_event
+from node.credit.errors import CreditNetworkUnavailable, StackingLimitReached
+from node.credit.stacking import stacking_activate, stacking_move_later, stacking_release_later, stacking_reserve
+from node.loans.credit_events import emit_credit_event, loan_exposure, network_loan_key
 from node.loans.errors import (
     ApprovalLimitExceeded,
     IllegalTransition,
@@ -82,6 +85,29 @@ def _audit(actor: User, loan: Loan, action: str, before: str | None, **extra) ->
                  before={"status": before} if before else None, after={"status": loan.status, **extra})
 
 
+def _audited_refusal(action: str):
+    """Commit an audit row when the network refuses (stacking policy) or cannot decide (no ring quorum); the
+    refused service's own transaction has rolled back, so nothing else is written."""
+
+    def wrap(service):
+        @functools.wraps(service)
+        def run(*, actor: User, loan: Loan, **kwargs):
+            try:
+                return service(actor=actor, loan=loan, **kwargs)
+            except (StackingLimitReached, CreditNetworkUnavailable) as exc:
+                with transaction.atomic():
+                    audit_record(actor=actor, action=f"loan.{action}_refused", target_type="loan", target_id=loan.pk,
+                                 mfi=loan.mfi, after={"code": exc.code, **{k: v for k, v in exc.details.items()
+                                                                             if k != "holders"}})
+                raise
+        return run
+    return wrap
+
+
+def _release_hold(loan: Loan) -> None:
+    stacking_release_later(borrower_key=loan.borrower.borrower_key, loan_key=network_loan_key(loan))
+
+
 def _new_reference(mfi_code: str) -> str:
     return f"{mfi_code[:12].upper()}-{timezone.now():%y%m}-{secrets.token_hex(4).upper()}"
 
@@ -133,6 +159,8 @@ def loan_update_terms(*, actor: User, loan: Loan, changes: dict) -> Loan:
                    annual_interest_rate=loan.annual_interest_rate, disbursement_date=loan.expected_disbursement_date)
     voided = loan.status == S.APPROVED and _terms(loan) != loan.approved_terms
     if voided:
+        _release_hold(loan)
+        emit_credit_event(loan, "loan.approval_voided")
         # any change to amount or terms after approval voids the approval (and any initiated disbursement)
         loan.status = S.UNDER_REVIEW
         loan.approved_by = loan.approved_at = loan.approved_terms = None
@@ -163,8 +191,11 @@ def loan_start_review(*, actor: User, loan: Loan) -> Loan:
     return loan
 
 
+@_audited_refusal("approve")
 @transaction.atomic
 def loan_approve(*, actor: User, loan: Loan) -> Loan:
+    """Approve; the network's stacking guard reserves the loan's exposure first (409 ``stacking_limit`` past the
+    policy, 503 ``credit_network_unavailable`` without a ring quorum — in both cases nothing changes)."""
     loan = _lock(loan, "approve")
     limit = loan.mfi.officer_approval_limit
     if actor.role == Role.LOAN_OFFICER and limit is not None and loan.principal > limit:
@@ -173,6 +204,7 @@ def loan_approve(*, actor: User, loan: Loan) -> Loan:
             details={"limit": str(limit), "principal": str(loan.principal)},
         )
     check_rate_cap(loan.mfi, loan.annual_interest_rate)
+    stacking_reserve(loan_exposure(loan))
     loan.status, loan.approved_by, loan.approved_at = S.APPROVED, actor, timezone.now()
     loan.approved_terms = _terms(loan)
     loan.save(update_fields=["status", "approved_by", "approved_at", "approved_terms", "updated_at"])
@@ -190,6 +222,7 @@ def loan_reject(*, actor: User, loan: Loan, reason: str, note: str = "") -> Loan
     loan.status, loan.rejected_by, loan.rejection_reason, loan.rejection_note = S.REJECTED, actor, reason, note[:500]
     loan.save(update_fields=["status", "rejected_by", "rejection_reason", "rejection_note", "updated_at"])
     _audit(actor, loan, "reject", before, reason=reason, note=note[:500])
+    emit_credit_event(loan, "loan.rejected")
     return loan
 
 
@@ -200,6 +233,9 @@ def loan_withdraw(*, actor: User, loan: Loan) -> Loan:
     loan.status, loan.withdrawn_at = S.WITHDRAWN, timezone.now()
     loan.save(update_fields=["status", "withdrawn_at", "updated_at"])
     _audit(actor, loan, "withdraw", before)
+    if before == S.APPROVED:
+        _release_hold(loan)
+    emit_credit_event(loan, "loan.withdrawn")
     return loan
 
 
@@ -252,6 +288,7 @@ def _consume_step_up(user: User, token: str | None) -> None:
 
 
 # --- disbursement --------------------------------------------------------------------------------
+@_audited_refusal("confirm_disbursement")
 @transaction.atomic
 def loan_confirm_disbursement(*, actor: User, loan: Loan, disbursement_date: date | None = None,
                               step_up_token: str | None = None) -> Loan:
@@ -287,6 +324,7 @@ def loan_confirm_disbursement(*, actor: User, loan: Loan, disbursement_date: dat
     )
     loan.status, loan.disbursed_by, loan.disbursed_at = S.ACTIVE, actor, timezone.now()
     loan.disbursement_date, loan.schedule = day, sched
+    stacking_activate(loan_exposure(loan))  # last: a refusal rolls everything above back
     loan.save(update_fields=["status", "disbursed_by", "disbursed_at", "disbursement_date", "schedule", "updated_at"])
     _audit(actor, loan, "disburse", S.APPROVED, journal_entry=entry.pk, disbursement_date=day.isoformat(),
            net_paid_out=str(loan.principal - disbursement_fees))
@@ -339,6 +377,7 @@ def loan_write_off(*, actor: User, loan: Loan, reason: str, write_off_date: date
     _audit(actor, loan, "write_off", S.ACTIVE, principal_written_off=str(outstanding),
            journal_entry=entry.pk if entry else None)
     emit_credit_event(loan, "loan.written_off", outstanding_principal=outstanding)
+    _release_hold(loan)
     return loan
 
 
@@ -389,4 +428,6 @@ def loan_reschedule(*, actor: User, loan: Loan, number_of_repayments: int, reaso
            annual_interest_rate=str(rate.normalize()), reschedule_date=day.isoformat())
     emit_credit_event(old, "loan.rescheduled", outstanding_principal=Decimal(0))
     emit_credit_event(new, "loan.disbursed", outstanding_principal=outstanding)
+    stacking_move_later(borrower_key=old.borrower.borrower_key, from_key=network_loan_key(old),
+                        to=loan_exposure(new, principal=outstanding))
     return new

@@ -8,6 +8,7 @@ urlpatterns = [
     path("loans/", apis.LoanListApi.as_view(), name="loans"),
     path("loans/<int:loan_id>/", apis.LoanDetailApi.as_view(), name="loan-detail"),
     path("loans/<int:loan_id>/schedule", apis.LoanScheduleApi.as_view(), name="loan-schedule"),
+    path("loans/<int:loan_id>/credit-report", apis.LoanCreditReportApi.as_view(), name="loan-credit-report"),
     path("loans/<int:loan_id>/submit", apis.LoanSubmitApi.as_view(), name="loan-submit"),
     path("loans/<int:loan_id>/review", apis.LoanReviewApi.as_view(), name="loan-review"),
     path("loans/<int:loan_id>/approve", apis.LoanApproveApi.as_view(), name="loan-approve"),

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from replication.outbox import outbox_lag, ship_batch
-from replication.ring_writer import write_credit_event
+from replication.ring_writer import write_event
 
 
 class Command(BaseCommand):
@@ -11,7 +11,7 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=1000)
 
     def handle(self, *args, **options):
-        r = ship_batch(write_credit_event, limit=options["limit"])
+        r = ship_batch(write_event, limit=options["limit"])
         lag = outbox_lag()
         self.stdout.write(f"shipped {r.shipped}, failed {r.failed}, held back {r.blocked}; "
                           f"pending {lag.pending} (oldest {lag.oldest_pending_seconds:.0f}s)")

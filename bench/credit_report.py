@@ -1,0 +1,178 @@
+"""Credit-report latency on a ring holding many borrowers (issue: p99 under 10 ms for 50 events, 1,000,000 borrowers).
+
+    .venv/bin/python bench/credit_report.py --borrowers 1000000            (against the running demo cluster)
+    .venv/bin/python bench/credit_report.py --profile test --borrowers 20000 (against a kept test cluster)
+
+Loads a separate keyspace (``letsema_bench``, same CQL migrations, same RF) once: N borrowers with one disbursed-loan
+event each, plus 20 borrowers with 50 events each (loans at several MFIs, repayments, DPD changes, enquiries). It
+then times the report path exactly as the node runs it — one partition read at the working consistency level, the
+fold into the report and the scorecard — from one client and from 16 concurrent clients, and the enquiry insert
+that precedes every report. Prints a table with the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+BENCH_KEYSPACE = "letsema_bench"
+HOT = 20  # borrowers with 50 events each
+
+
+def setup_django(profile: str) -> None:
+    os.environ["LETSEMA_CONFIG__cassandra__keyspace"] = BENCH_KEYSPACE
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.test_settings" if profile == "test" else "config.settings"
+    import django
+
+    django.setup()
+
+
+def bkey(i: int) -> str:
+    return "v1:" + hashlib.sha256(f"bench-{i}".encode()).hexdigest()
+
+
+def hot_events(i: int, now: datetime) -> list[tuple]:
+    key = f"v1:{hashlib.sha256(f'hot-{i}'.encode()).hexdigest()}"
+    rows = []
+    t = now - timedelta(days=700)
+    for loan in range(8):
+        ref = f"M{loan}-2501-{i:06d}"
+        base = {"schema": 2, "mfi": f"mfi{loan % 4}", "district": ["maseru", "leribe", "mohales_hoek"][loan % 3],
+                "loan_ref": ref, "principal": "5000.00", "monthly_installment": "502.31", "currency": "LSL"}
+        for etype, extra in (("loan.applied", {}), ("loan.approved", {}),
+                             ("loan.disbursed", {"outstanding_principal": "5000.00", "disbursement_date": "2025-01-10"}),
+                             ("loan.repaid", {"outstanding_principal": "2500.00"}),
+                             ("loan.dpd_changed", {"days_past_due": 12}),
+                             ("loan.closed" if loan < 5 else "loan.repaid", {"outstanding_principal": "0.00" if loan < 5 else "1200.00"})):
+            t += timedelta(days=3)
+            rows.append((key, t, uuid.uuid4(), etype, base["district"], json.dumps({**base, **extra})))
+    for e in range(50 - len(rows)):
+        t += timedelta(days=5)
+        rows.append((key, t, uuid.uuid4(), "enquiry", "maseru",
+                     json.dumps({"mfi": f"mfi{e % 4}", "district": "maseru", "purpose": "loan_application"})))
+    return rows[:50]
+
+
+def load(session, cl, n: int) -> None:
+    from cassandra.concurrent import execute_concurrent_with_args
+
+    marker = session.execute("SELECT node, updated_at FROM ring_heartbeat WHERE node = %s", (f"bench-loaded-{n}",)).one()
+    if marker is not None:
+        print(f"keyspace {BENCH_KEYSPACE} already holds {n:,} borrowers (loaded {marker.updated_at})")
+        return
+    ins = session.prepare("INSERT INTO credit_events (borrower_key, event_time, event_id, event_type, origin_district, "
+                          "payload) VALUES (?, ?, ?, ?, ?, ?)")
+    ins.consistency_level = cl
+    now = datetime.now(UTC)
+    payload = json.dumps({"schema": 2, "mfi": "mfi0", "district": "maseru", "loan_ref": "L", "principal": "3000.00",
+                          "outstanding_principal": "3000.00", "monthly_installment": "300.00", "currency": "LSL"})
+    started, chunk = time.monotonic(), 20000
+    for lo in range(0, n, chunk):
+        args = [(bkey(i), now, uuid.uuid4(), "loan.disbursed", "maseru", payload) for i in range(lo, min(n, lo + chunk))]
+        for ok, res in execute_concurrent_with_args(session, ins, args, concurrency=200, raise_on_first_error=True):
+            pass
+        done = min(n, lo + chunk)
+        rate = done / (time.monotonic() - started)
+        sys.stderr.write(f"\rloading {done:,}/{n:,} borrowers ({rate:,.0f}/s)")
+        sys.stderr.flush()
+    sys.stderr.write("\n")
+    hot = [r for i in range(HOT) for r in hot_events(i, now)]
+    execute_concurrent_with_args(session, ins, hot, concurrency=100, raise_on_first_error=True)
+    session.execute("INSERT INTO ring_heartbeat (node, updated_at) VALUES (%s, toTimestamp(now()))", (f"bench-loaded-{n}",))
+    print(f"loaded {n:,} borrowers + {HOT} with 50 events in {time.monotonic() - started:.0f}s")
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", choices=["demo", "test"], default="demo")
+    ap.add_argument("--borrowers", type=int, default=1_000_000)
+    ap.add_argument("--reads", type=int, default=3000)
+    args = ap.parse_args()
+    setup_django(args.profile)
+
+    from django.conf import settings
+
+    from node.credit.report import RingRow, fold
+    from node.credit.score import score_report, scorecard_from_settings
+    from replication.events import event_insert, events_read
+    from replication.migrations_cql import apply
+    from replication.ring import RingSettings, get_session, make_cluster
+
+    s = RingSettings.from_django()
+    admin = make_cluster(s)
+    try:
+        apply(admin.connect(), BENCH_KEYSPACE, s.replication_factor, s.local_dc, log=lambda m: None)
+    finally:
+        admin.shutdown()
+    session, cl = get_session()
+    load(session, cl, args.borrowers)
+    card = scorecard_from_settings()
+    keys = [f"v1:{hashlib.sha256(f'hot-{i}'.encode()).hexdigest()}" for i in range(HOT)]
+
+    def report_once(k: str) -> float:
+        t0 = time.perf_counter()
+        rows = [RingRow(r.event_time, str(r.event_id), r.event_type, r.origin_district, r.payload) for r in events_read(k)]
+        rep = fold(k, rows, as_of=datetime.now(UTC))
+        score_report(rep, monthly_income=Decimal("8500.00"), new_monthly_installment=Decimal("400.00"), card=card)
+        assert rep.events_read == 50, rep.events_read
+        return (time.perf_counter() - t0) * 1000
+
+    for k in keys * 5:  # warm-up: connections, prepared paths, JIT on the ring
+        report_once(k)
+    single = [report_once(keys[i % HOT]) for i in range(args.reads)]
+
+    conc: list[float] = []
+    lock = threading.Lock()
+
+    def client(c: int) -> None:
+        mine = [report_once(keys[(c + i) % HOT]) for i in range(args.reads // 16)]
+        with lock:
+            conc.extend(mine)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(16)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    wall = time.perf_counter() - t0
+
+    enq = []
+    for i in range(500):
+        t1 = time.perf_counter()
+        event_insert(partition_key=f"v1:bench-enquiry-{i % 50}", event_time=datetime.now(UTC), event_id=uuid.uuid4(),
+                     event_type="enquiry", origin_district=settings.DISTRICT.code,
+                     payload={"mfi": "bench", "district": settings.DISTRICT.code, "purpose": "loan_application"})
+        enq.append((time.perf_counter() - t1) * 1000)
+
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())
+    mem = int(next(ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal"))) // 1024**2
+    ring = len(s.contact_points)
+    print(f"\nmachine: {os.cpu_count()} cores ({cpu}), {mem} GiB RAM; ring: {ring} local nodes, RF {s.replication_factor}, "
+          f"consistency {'QUORUM' if cl == 4 else cl}; ring holds {args.borrowers:,} borrowers + {HOT} with 50 events")
+    print(f"{'measure':46} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    for name, xs in (("credit report (read+fold+score), 1 client", single),
+                     (f"credit report, 16 clients ({len(conc) / wall:,.0f}/s)", conc),
+                     ("enquiry insert (QUORUM), 1 client", enq)):
+        print(f"{name:46} {len(xs):>6} {statistics.median(xs):>8.2f} {pct(xs, 95):>8.2f} {pct(xs, 99):>8.2f} {max(xs):>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

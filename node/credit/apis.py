@@ -1,0 +1,105 @@
+"""Credit API: the network credit report and score for staff with a permissible purpose, and the network policy."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from node.borrowers.selectors import access_borrower_by_id
+from node.core.fields import StrictSerializer
+from node.credit.errors import CreditNetworkUnavailable
+from node.credit.services import PURPOSES, Assessment, credit_assess, network_policy_set
+from node.credit.stacking import monthly_dti, policy_get
+from node.users.models import Role
+from node.users.permissions import role_required
+from replication.ring import RingUnavailable
+
+LENDERS = (Role.LOAN_OFFICER, Role.MFI_ADMIN)
+
+
+def _money(d) -> str:
+    return str(d.quantize(d.__class__("0.01")))
+
+
+def assessment_json(a: Assessment, *, purpose: str, monthly_income) -> dict:
+    r = a.report
+    try:
+        policy = policy_get().to_json()
+    except RingUnavailable:
+        policy = None
+    total = r.monthly_debt_service + a.new_monthly_installment
+    return {
+        "borrower_key": r.borrower_key, "as_of": r.as_of, "purpose": purpose, "enquiry_id": str(a.enquiry_id),
+        "summary": {
+            "active_loans": r.active_loans, "pending_applications": r.pending_applications,
+            "total_exposure": _money(r.total_exposure), "monthly_debt_service": _money(r.monthly_debt_service),
+            "new_monthly_installment": _money(a.new_monthly_installment),
+            "debt_to_income": str(monthly_dti(total, monthly_income)) if monthly_dti(total, monthly_income) is not None else None,
+            "write_offs": r.write_offs, "worst_days_past_due": r.worst_dpd, "current_days_past_due": r.current_dpd,
+            "closed_loans": r.closed_loans, "enquiries_30_days": r.enquiries_within(30),
+            "enquiries_90_days": r.enquiries_within(90), "first_seen": r.first_seen, "events_read": r.events_read,
+        },
+        "loans": [
+            {"loan_key": x.loan_key, "mfi": x.mfi, "district": x.district, "loan_ref": x.loan_ref, "status": x.status,
+             "currency": x.currency, "principal": _money(x.principal), "outstanding": _money(x.outstanding),
+             "monthly_installment": _money(x.monthly_installment), "current_days_past_due": x.current_dpd,
+             "worst_days_past_due": x.worst_dpd, "written_off_amount": _money(x.written_off_amount),
+             "disbursed_on": x.disbursed_on, "first_seen": x.first_seen, "last_event_at": x.last_event_at,
+             "this_application": x.loan_key == r.excluded_loan_key}
+            for x in r.loans
+        ],
+        "enquiries": [{"at": e.at, "mfi": e.mfi, "district": e.district, "purpose": e.purpose} for e in r.enquiries],
+        "score": a.score.to_json(),
+        "network_policy": policy,
+    }
+
+
+class BorrowerCreditReportApi(APIView):
+    """Pull the borrower's network-wide credit report and score (loan officers and MFI admins; the borrower must
+    have consented). Each pull is logged in the ring as an enquiry by your MFI and audited here."""
+
+    permission_classes = [role_required(*LENDERS)]
+
+    class InputSerializer(StrictSerializer):
+        purpose = serializers.ChoiceField(choices=PURPOSES, default="account_review")
+
+    @extend_schema(request=InputSerializer, responses=dict)
+    def post(self, request, borrower_id):
+        borrower = access_borrower_by_id(request.user, borrower_id)
+        s = self.InputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        a = credit_assess(actor=request.user, borrower=borrower, purpose=s.validated_data["purpose"])
+        return Response(assessment_json(a, purpose=s.validated_data["purpose"], monthly_income=borrower.monthly_income))
+
+
+
+class NetworkPolicyApi(APIView):
+    """The network lending policy the stacking guard enforces (read: any staff; change: Letsema admins)."""
+
+    class InputSerializer(StrictSerializer):
+        max_active_loans = serializers.IntegerField(min_value=1, allow_null=True)
+        max_dti = serializers.DecimalField(max_digits=6, decimal_places=4, allow_null=True, coerce_to_string=True)
+        reservation_days = serializers.IntegerField(min_value=1, max_value=365, default=30)
+
+    def get_permissions(self):
+        if self.request.method == "PUT":
+            return [role_required(Role.LETSEMA_ADMIN)()]
+        return [role_required(*LENDERS, Role.ANALYST, Role.LETSEMA_ADMIN, Role.OPERATOR)()]
+
+    @extend_schema(responses=dict)
+    def get(self, request):
+        try:
+            return Response(policy_get().to_json())
+        except RingUnavailable as exc:
+            raise CreditNetworkUnavailable("The ring cannot be read at quorum right now.",
+                                           details={"reason": str(exc)[:200]}) from None
+
+    @extend_schema(request=InputSerializer, responses=dict)
+    def put(self, request):
+        s = self.InputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        v = s.validated_data
+        return Response(network_policy_set(actor=request.user, max_active_loans=v["max_active_loans"],
+                                           max_dti=v["max_dti"], reservation_days=v["reservation_days"]).to_json())

@@ -1,0 +1,97 @@
+"""Per-partition holds in the ring, changed only by compare-and-set (the stacking guard's primitive).
+
+A partition (e.g. a borrower key) has one row: a version number and a map ``hold key -> JSON``. ``holds_change``
+reads the row at SERIAL, lets the caller compute the new map (or refuse by raising), and writes it with
+``UPDATE ... IF version = v`` (``INSERT ... IF NOT EXISTS`` for a new row). A lost race re-reads and re-decides;
+an unknown outcome (a timeout during the Paxos round) is resolved the same way, which is why ``change`` must be
+idempotent: "make sure hold X is in the map", never "add another hold". Every write to this table is a
+lightweight transaction — plain writes never touch these cells. Knows nothing about loans.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cassandra import ConsistencyLevel, Unavailable
+from cassandra.cluster import NoHostAvailable
+from cassandra.query import SimpleStatement
+
+from replication.ring import RingUnavailable, get_session
+
+SERIAL = ConsistencyLevel.SERIAL
+Holds = dict[str, dict]
+
+
+@dataclass(frozen=True)
+class HoldsState:
+    version: int  # 0: no row yet
+    holds: Holds
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    state: HoldsState  # the state after the change
+    written: bool  # False when the map already was what ``change`` wanted
+    attempts: int
+
+
+class _Contended(RingUnavailable):
+    """A Paxos round that did not settle (timeout, unknown outcome, contention): worth another round."""
+
+
+def _run(query: str, params: tuple, *, read: bool):
+    session, cl = get_session()
+    stmt = SimpleStatement(query, consistency_level=SERIAL if read else cl, serial_consistency_level=SERIAL)
+    try:
+        return session.execute(stmt, params)
+    except (Unavailable, NoHostAvailable) as exc:  # no quorum: fail at once, retrying cannot help
+        raise RingUnavailable(f"credit holds: {type(exc).__name__}: {str(exc)[:200]}") from exc
+    except Exception as exc:  # WriteTimeout/ReadTimeout, "CAS operation result is unknown", client timeouts
+        raise _Contended(f"credit holds: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+def holds_read(partition_key: str) -> HoldsState:
+    row = _run("SELECT version, holds FROM credit_holds WHERE borrower_key = %s", (partition_key,), read=True).one()
+    if row is None:
+        return HoldsState(0, {})
+    return HoldsState(int(row.version), {k: json.loads(v) for k, v in (row.holds or {}).items()})
+
+
+def holds_change(partition_key: str, change: Callable[[Holds], Holds], *, attempts: int = 12) -> ChangeResult:
+    """Apply ``change`` (current map -> wanted map; may raise to refuse) with compare-and-set. Raises
+    ``RingUnavailable`` when the ring cannot decide (no quorum, or contention that outlasts ``attempts``)."""
+    last_error: Exception | None = None
+    for attempt in range(1, attempts + 1):
+        try:
+            state = holds_read(partition_key)
+        except _Contended as exc:
+            last_error = exc
+            time.sleep(random.uniform(0.02, 0.1) * attempt)
+            continue
+        wanted = change({k: dict(v) for k, v in state.holds.items()})
+        if wanted == state.holds:
+            return ChangeResult(state, False, attempt)
+        encoded = {k: json.dumps(v, sort_keys=True, default=str) for k, v in wanted.items()}
+        now = datetime.now(UTC)
+        try:
+            if state.version == 0:
+                rs = _run("INSERT INTO credit_holds (borrower_key, version, holds, updated_at) VALUES (%s, 1, %s, %s) "
+                          "IF NOT EXISTS", (partition_key, encoded, now), read=False)
+            else:
+                rs = _run("UPDATE credit_holds SET version = %s, holds = %s, updated_at = %s WHERE borrower_key = %s "
+                          "IF version = %s", (state.version + 1, encoded, now, partition_key, state.version), read=False)
+        except _Contended as exc:
+            # the outcome is unknown (a timeout mid-Paxos, a proposal accepted by too few): re-read and decide again
+            last_error = exc
+            time.sleep(random.uniform(0.02, 0.1) * attempt)
+            continue
+        if rs.was_applied:
+            return ChangeResult(HoldsState(state.version + 1, wanted), True, attempt)
+        time.sleep(random.uniform(0.005, 0.03) * attempt)  # lost the race: someone else changed the row
+    raise RingUnavailable(f"credit holds for one borrower could not be settled after {attempts} attempts"
+                          + (f" ({last_error})" if last_error else ""))

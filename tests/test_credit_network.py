@@ -1,0 +1,337 @@
+"""The shared credit history at work: the stacking guard under concurrency (across districts, over the real ring),
+the credit report with its enquiry log, fail-closed approvals without a ring quorum, and the outbox backlog
+draining (and reconciling) after the ring returns. Nothing is mocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+from cassandra.query import SimpleStatement
+from django.db import connection
+
+from cluster import cassandra as ring_launcher
+from node.audit.models import AuditEvent
+from node.credit.stacking import policy_write
+from node.loans.models import Loan
+from replication.holds import holds_read
+from replication.models import OutboxEvent
+from replication.outbox import outbox_lag, ship_batch
+from replication.reconcile import reconcile
+from replication.ring import get_session
+from replication.ring_writer import write_event
+from tests.conftest import wait_for
+from tests.loan_fixtures import apply, client_for, key, make_user, open_shop
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def err(r, status, code):
+    assert r.status_code == status, (r.status_code, r.content)
+    assert r.json()["code"] == code, r.json()
+    return r.json()
+
+
+def post(user, path, body=None, idem=None):
+    extra = {"HTTP_IDEMPOTENCY_KEY": idem} if idem else {}
+    return client_for(user).post(path, body or {}, format="json", **extra)
+
+
+def to_review(shop, lid):
+    assert post(shop.borrower_user, f"/api/v1/loans/{lid}/submit").status_code == 200
+    assert post(shop.officer, f"/api/v1/loans/{lid}/review").status_code == 200
+
+
+@pytest.fixture
+def network_policy(test_cluster):
+    """Set the network policy for one test; afterwards the settings default applies again."""
+
+    def set_policy(**kw):
+        kw.setdefault("max_active_loans", None)
+        kw.setdefault("max_dti", None)
+        kw.setdefault("reservation_days", 30)
+        return policy_write(by="tests", **kw)
+
+    yield set_policy
+    session, cl = get_session()
+    session.execute(SimpleStatement("DELETE FROM network_policy WHERE name = 'network'", consistency_level=cl))
+
+
+# --- the guard itself, raced from three district processes ------------------------------------------
+RACE = r"""
+import json, os, sys, threading, time
+import django
+django.setup()
+from decimal import Decimal
+from django.conf import settings
+from node.credit.errors import CreditNetworkUnavailable, StackingLimitReached
+from node.credit.stacking import Exposure, stacking_reserve
+from replication.ring import get_session
+borrower_key, start = sys.argv[1], float(sys.argv[2])
+get_session()  # connect before the start line
+results = []
+def go(i):
+    x = Exposure(borrower_key=borrower_key, loan_key=f"{settings.DISTRICT.code}/RACE-{i}", mfi="race",
+                 district=settings.DISTRICT.code, principal=Decimal("1000.00"), monthly_installment=Decimal("100.00"),
+                 monthly_income=Decimal("10000.00"))
+    time.sleep(max(0.0, start - time.time()))
+    try:
+        stacking_reserve(x); results.append("ok")
+    except StackingLimitReached:
+        results.append("limit")
+    except CreditNetworkUnavailable as exc:
+        results.append("unavailable: " + exc.details.get("reason", ""))
+threads = [threading.Thread(target=go, args=(i,)) for i in range(4)]
+[t.start() for t in threads]
+[t.join(120) for t in threads]
+print(json.dumps(results))
+"""
+
+
+def test_three_districts_racing_for_one_borrower_cannot_pass_the_policy(network_policy):
+    network_policy(max_active_loans=3)
+    borrower_key = f"v1:{uuid.uuid4().hex}{uuid.uuid4().hex}"
+    start = time.time() + 12
+    procs = [
+        subprocess.Popen([sys.executable, "-c", RACE, borrower_key, str(start)], cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", "LETSEMA_DISTRICT": code})
+        for code in ("maseru", "leribe", "mohales_hoek")
+    ]
+    results = []
+    for p in procs:
+        out, errs = p.communicate(timeout=180)
+        assert p.returncode == 0, errs[-2000:]
+        results += json.loads(out.strip().splitlines()[-1])
+    assert len(results) == 12
+    assert results.count("ok") == 3, results  # 12 approvals at the same instant, 3 allowed
+    assert results.count("limit") == 9, results
+    held = holds_read(borrower_key).holds
+    assert len(held) == 3 and {h["state"] for h in held.values()} == {"reserved"}
+    assert len({k.split("/")[0] for k in held}) >= 1  # whoever won, each hold names its district
+
+
+# --- over the API: two MFIs approving the same borrower at once -------------------------------------
+@pytest.mark.django_db(transaction=True)
+def test_two_mfis_approving_at_once_one_wins_and_a_withdrawal_frees_the_room(network_policy):
+    network_policy(max_active_loans=1)
+    a = open_shop("alpha")
+    b = open_shop("beta")
+    # the same borrower applies at both MFIs (a borrower may apply to any MFI's product)
+    la = apply(a)
+    r = client_for(a.borrower_user).post("/api/v1/loans/", {
+        "product": b.product_id, "principal": "8000.00", "number_of_repayments": 12,
+        "expected_disbursement_date": "2026-12-01"}, format="json")
+    assert r.status_code == 201, r.content
+    lb = r.json()["id"]
+    to_review(a, la)
+    assert post(a.borrower_user, f"/api/v1/loans/{lb}/submit").status_code == 200
+    assert post(b.officer, f"/api/v1/loans/{lb}/review").status_code == 200
+
+    barrier = threading.Barrier(2)
+    answers: dict[str, object] = {}
+
+    def approve(name, officer, lid):
+        try:
+            barrier.wait()
+            answers[name] = post(officer, f"/api/v1/loans/{lid}/approve")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=approve, args=("a", a.officer, la)),
+               threading.Thread(target=approve, args=("b", b.officer, lb))]
+    [t.start() for t in threads]
+    [t.join(60) for t in threads]
+    codes = sorted(r.status_code for r in answers.values())
+    assert codes == [200, 409], {k: (v.status_code, v.content) for k, v in answers.items()}
+    loser_name = next(k for k, v in answers.items() if v.status_code == 409)
+    loser_lid, winner_lid = (la, lb) if loser_name == "a" else (lb, la)
+    loser_shop, winner_shop = (a, b) if loser_name == "a" else (b, a)
+    body = answers[loser_name].json()
+    assert body["code"] == "stacking_limit" and body["details"]["rule"] == "max_active_loans"
+    assert body["details"]["holders"] == [{"mfi": winner_shop.mfi.code, "district": "maseru", "state": "reserved"}]
+    assert Loan.objects.get(pk=loser_lid).status == "under_review"
+    assert AuditEvent.objects.filter(action="loan.approve_refused", target_id=str(loser_lid)).count() == 1
+
+    # the winner withdraws; once the outbox ships, the loser's MFI can approve
+    assert post(a.borrower_user, f"/api/v1/loans/{winner_lid}/withdraw").status_code == 200
+    assert ship_batch(write_event).failed == 0
+    assert holds_read(a.borrower.borrower_key).holds == {}
+    r = post(loser_shop.officer, f"/api/v1/loans/{loser_lid}/approve")
+    assert r.status_code == 200, r.content
+    held = holds_read(a.borrower.borrower_key).holds
+    assert [h["mfi"] for h in held.values()] == [loser_shop.mfi.code]
+
+
+@pytest.mark.django_db
+def test_debt_to_income_limit_counts_loans_at_other_mfis(network_policy):
+    network_policy(max_dti=Decimal("0.20"))
+    a = open_shop("alpha")  # income 8500: 20 % is 1700 a month
+    la = apply(a, principal="10000.00")  # 1004.62 a month
+    to_review(a, la)
+    assert post(a.officer, f"/api/v1/loans/{la}/approve").status_code == 200
+    b = open_shop("beta")
+    r = client_for(a.borrower_user).post("/api/v1/loans/", {
+        "product": b.product_id, "principal": "8000.00", "number_of_repayments": 12,
+        "expected_disbursement_date": "2026-12-01"}, format="json")
+    lb = r.json()["id"]
+    assert post(a.borrower_user, f"/api/v1/loans/{lb}/submit").status_code == 200
+    assert post(b.officer, f"/api/v1/loans/{lb}/review").status_code == 200
+    body = err(post(b.officer, f"/api/v1/loans/{lb}/approve"), 409, "stacking_limit")
+    assert body["details"]["rule"] == "max_dti"
+    assert body["details"]["monthly_income"] == "8500.00"
+    assert Decimal(body["details"]["dti"]) > Decimal("0.20")
+    assert Decimal(body["details"]["monthly_repayments"]) == Decimal("1004.62") + Decimal("803.70")
+
+
+@pytest.mark.django_db
+def test_disbursement_turns_the_reservation_into_the_loan(network_policy):
+    network_policy(max_active_loans=2)
+    shop = open_shop(threshold="100000")
+    lid = apply(shop, principal="5000.00")
+    to_review(shop, lid)
+    assert post(shop.officer, f"/api/v1/loans/{lid}/approve").status_code == 200
+    ((k, hold),) = holds_read(shop.borrower.borrower_key).holds.items()
+    assert hold["state"] == "reserved" and hold["expires_at"] and k.startswith("maseru/")
+    post(shop.officer2, f"/api/v1/loans/{lid}/disbursement/initiate", {"channel": "cash"}, idem=key())
+    r = post(shop.admin, f"/api/v1/loans/{lid}/disbursement/confirm", {"disbursement_date": "2026-12-01"}, idem=key())
+    assert r.status_code == 200, r.content
+    ((k2, hold),) = holds_read(shop.borrower.borrower_key).holds.items()
+    assert k2 == k and hold["state"] == "active" and hold["expires_at"] is None
+    assert hold["monthly_installment"] == "502.31"
+
+
+# --- the credit report -------------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_credit_report_shows_loans_at_every_mfi_and_logs_the_enquiry(network_policy):
+    network_policy(max_active_loans=5)
+    a = open_shop("alpha", threshold="100000")
+    la = apply(a, principal="5000.00")
+    to_review(a, la)
+    assert post(a.officer, f"/api/v1/loans/{la}/approve").status_code == 200
+    post(a.officer2, f"/api/v1/loans/{la}/disbursement/initiate", {"channel": "cash"}, idem=key())
+    assert post(a.admin, f"/api/v1/loans/{la}/disbursement/confirm", {"disbursement_date": "2026-12-01"},
+                idem=key()).status_code == 200
+    b = open_shop("beta")
+    r = client_for(a.borrower_user).post("/api/v1/loans/", {
+        "product": b.product_id, "principal": "8000.00", "number_of_repayments": 12,
+        "expected_disbursement_date": "2026-12-01"}, format="json")
+    lb = r.json()["id"]
+    assert ship_batch(write_event).failed == 0
+    # beta's officer cannot see the borrower until the borrower is beta's client: the loan application made them one
+    first = post(b.officer, f"/api/v1/loans/{lb}/credit-report")
+    assert first.status_code == 200, first.content
+    rep = first.json()
+    assert rep["purpose"] == "loan_application"
+    loans = {x["mfi"]: x for x in rep["loans"]}
+    assert loans[a.mfi.code]["status"] == "active" and loans[a.mfi.code]["outstanding"] == "5000.00"
+    assert loans[b.mfi.code]["this_application"] is True
+    s = rep["summary"]
+    assert s["active_loans"] == 1 and s["total_exposure"] == "5000.00"
+    assert s["monthly_debt_service"] == "502.31" and s["new_monthly_installment"] == "803.70"
+    assert s["debt_to_income"] == str((Decimal("1306.01") / Decimal("8500")).quantize(Decimal("0.0001")))
+    assert rep["score"]["grade"] in "ABCDE" and rep["score"]["reasons"]
+    assert a.borrower.national_id not in first.content.decode()
+    # the look-up is an enquiry in the ring: the next report lists it, by beta, for a loan application
+    second = post(a.officer, f"/api/v1/borrowers/{a.borrower.pk}/credit-report", {"purpose": "account_review"})
+    assert second.status_code == 200, second.content
+    enq = second.json()["enquiries"]
+    assert enq[0]["mfi"] == b.mfi.code and enq[0]["purpose"] == "loan_application"
+    assert second.json()["summary"]["enquiries_30_days"] == 1
+    assert AuditEvent.objects.filter(action="credit.report", target_id=str(a.borrower.pk)).count() == 2
+
+
+@pytest.mark.django_db
+def test_credit_report_needs_consent_a_lender_and_a_known_purpose(test_cluster):
+    shop = open_shop()
+    apply(shop)  # applying makes the borrower a client of the MFI, whose staff may then look
+    c = client_for(shop.officer)
+    err(c.post(f"/api/v1/borrowers/{shop.borrower.pk}/credit-report", {"purpose": "curiosity"}, format="json"),
+        400, "validation_error")
+    err(client_for(shop.analyst).post(f"/api/v1/borrowers/{shop.borrower.pk}/credit-report", {}, format="json"),
+        403, "permission_denied")
+    assert post(shop.borrower_user, f"/api/v1/borrowers/{shop.borrower.pk}/consents/withdraw").status_code == 200
+    err(c.post(f"/api/v1/borrowers/{shop.borrower.pk}/credit-report", {}, format="json"), 403, "consent_required")
+    other = open_shop("other")
+    err(client_for(other.officer).post(f"/api/v1/borrowers/{shop.borrower.pk}/credit-report", {}, format="json"),
+        404, "not_found")
+
+
+@pytest.mark.django_db
+def test_network_policy_is_read_by_staff_and_set_only_by_letsema_admins(network_policy):
+    shop = open_shop()
+    assert client_for(shop.officer).get("/api/v1/network/policy").json()["source"] == "default"
+    body = {"max_active_loans": 2, "max_dti": "0.5500", "reservation_days": 14}
+    err(client_for(shop.admin).put("/api/v1/network/policy", body, format="json"), 403, "permission_denied")
+    admin = make_user("letsema_admin")
+    r = client_for(admin).put("/api/v1/network/policy", body, format="json")
+    assert r.status_code == 200, r.content
+    assert client_for(shop.officer).get("/api/v1/network/policy").json() == {
+        "max_active_loans": 2, "max_dti": "0.55", "reservation_days": 14, "source": "network"}
+    assert AuditEvent.objects.filter(action="network.policy_set").count() == 1
+    err(client_for(admin).put("/api/v1/network/policy", {**body, "max_dti": "9"}, format="json"), 400, "invalid_policy")
+
+
+# --- ring quorum lost: fail closed, keep lending locally, drain and reconcile after -------------------
+@pytest.mark.django_db
+def test_without_ring_quorum_approvals_fail_closed_and_the_backlog_drains_after(test_cluster, network_policy):
+    network_policy(max_active_loans=5)
+    shop = open_shop()
+    lid = apply(shop)
+    to_review(shop, lid)
+    assert ship_batch(write_event).failed == 0
+    ring_launcher.stop_node(test_cluster, 3, kill=True)
+    ring_launcher.stop_node(test_cluster, 2, kill=True)
+    try:
+        body = err(post(shop.officer, f"/api/v1/loans/{lid}/approve"), 503, "credit_network_unavailable")
+        assert "nothing was approved" in body["message"]
+        assert Loan.objects.get(pk=lid).status == "under_review"
+        assert AuditEvent.objects.filter(action="loan.approve_refused", target_id=str(lid)).count() == 1
+        err(post(shop.officer, f"/api/v1/loans/{lid}/credit-report"), 503, "credit_network_unavailable")
+        # local work goes on: reading the loan, and a new application (its event waits in the outbox)
+        assert client_for(shop.officer).get(f"/api/v1/loans/{lid}/").status_code == 200
+        second = apply(shop, principal="2000.00")
+        result = ship_batch(write_event)
+        assert result.shipped == 0 and result.failed >= 1
+        lag = outbox_lag()
+        assert lag.pending >= 1 and lag.failing >= 1
+    finally:
+        ring_launcher.start_node(test_cluster, 2, 3)
+        ring_launcher.start_node(test_cluster, 3, 3)
+
+    def drained():
+        try:
+            ship_batch(write_event)
+        except Exception:
+            return False
+        return outbox_lag().pending == 0
+
+    wait_for(drained, 90, interval=2, what="the outbox backlog to drain")
+    rec = reconcile(repair=False)
+    assert rec.missing == 0 and rec.checked == OutboxEvent.objects.count() and not rec.errors, rec
+    assert post(shop.officer, f"/api/v1/loans/{lid}/approve").status_code == 200
+    assert Loan.objects.get(pk=second).status == "draft"
+
+
+@pytest.mark.django_db
+def test_reconciliation_finds_and_repairs_an_event_the_ring_lost(test_cluster):
+    shop = open_shop()
+    apply(shop)
+    assert ship_batch(write_event).failed == 0
+    ev = OutboxEvent.objects.get(event_type="loan.applied")
+    session, cl = get_session()
+    session.execute(SimpleStatement("DELETE FROM credit_events WHERE borrower_key = %s AND event_time = %s AND "
+                                    "event_id = %s", consistency_level=cl), (ev.partition_key, ev.occurred_at, ev.event_id))
+    found = reconcile(repair=False)
+    assert (found.checked, found.missing, found.repaired) == (1, 1, 0)
+    fixed = reconcile(repair=True)
+    assert (fixed.missing, fixed.repaired) == (1, 1)
+    again = reconcile(repair=False)
+    assert (again.checked, again.present, again.missing) == (1, 1, 0)
