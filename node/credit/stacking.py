@@ -162,8 +162,10 @@ def stacking_release_later(*, borrower_key: str, loan_key: str) -> None:
     outbox_enqueue(event_type=HOLDS_SET, partition_key=borrower_key, payload={"drop": [loan_key], "put": {}})
 
 
-def stacking_move_later(*, borrower_key: str, from_key: str, to: Exposure) -> None:
-    """Rescheduling: the old loan's hold becomes the new loan's (no policy check: it is the same debt)."""
-    now = datetime.now(UTC)
-    hold = _hold(to, ACTIVE, now, _default_policy())
-    outbox_enqueue(event_type=HOLDS_SET, partition_key=borrower_key, payload={"drop": [from_key], "put": {to.loan_key: hold}})
+def stacking_hold_later(*, to: Exposure, drop: tuple[str, ...] = ()) -> None:
+    """Hold ``to`` as an active loan once this transaction commits, dropping ``drop`` (rescheduling moves the old
+    loan's hold to the new loan; reversing a final repayment re-opens a closed loan). No policy check: it is debt
+    the borrower already has."""
+    hold = _hold(to, ACTIVE, datetime.now(UTC), _default_policy())
+    outbox_enqueue(event_type=HOLDS_SET, partition_key=to.borrower_key,
+                   payload={"drop": list(drop), "put": {to.loan_key: hold}})

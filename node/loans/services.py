@@ -25,7 +25,7 @@ from node.core.errors import ValidationFailed
 from node.ledger import chart
 from node.ledger.services import PostingLine, journal_post
 from node.credit.errors import CreditNetworkUnavailable, StackingLimitReached
-from node.credit.stacking import stacking_activate, stacking_move_later, stacking_release_later, stacking_reserve
+from node.credit.stacking import stacking_activate, stacking_hold_later, stacking_release_later, stacking_reserve
 from node.loans.credit_events import emit_credit_event, loan_exposure, network_loan_key
 from node.loans.errors import (
     ApprovalLimitExceeded,
@@ -428,6 +428,5 @@ def loan_reschedule(*, actor: User, loan: Loan, number_of_repayments: int, reaso
            annual_interest_rate=str(rate.normalize()), reschedule_date=day.isoformat())
     emit_credit_event(old, "loan.rescheduled", outstanding_principal=Decimal(0))
     emit_credit_event(new, "loan.disbursed", outstanding_principal=outstanding)
-    stacking_move_later(borrower_key=old.borrower.borrower_key, from_key=network_loan_key(old),
-                        to=loan_exposure(new, principal=outstanding))
+    stacking_hold_later(to=loan_exposure(new, principal=outstanding), drop=(network_loan_key(old),))
     return new
