@@ -12,6 +12,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from celery.schedules import crontab
+
 from config.district import REPO_ROOT, DistrictConfigError, load
 from config.secrets import SecretMissing, parse_peppers, read_secret
 
@@ -53,6 +55,8 @@ INSTALLED_APPS = [
     "node.health",
     "node.loans",
     "node.credit.apps.CreditConfig",
+    "node.cob.apps.CobConfig",
+    "node.repayments.apps.RepaymentsConfig",
     "replication",
 ]
 
@@ -163,9 +167,14 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Periodic jobs (run by the worker's embedded beat in the local cluster). The outbox shipper is idempotent and
 # safe to overlap (SKIP LOCKED), so a short interval only costs an empty query when nothing is pending.
+_COB_AT = os.environ.get("LETSEMA_COB_AT", "00:15")  # local time the previous business day is closed
 CELERY_BEAT_SCHEDULE = {
     "ship-outbox": {"task": "replication.tasks.ship_outbox", "schedule": float(os.environ.get("LETSEMA_SHIP_EVERY", "5"))},
+    "close-of-business": {"task": "node.cob.tasks.close_business_day",
+                          "schedule": crontab(hour=int(_COB_AT.split(":")[0]), minute=int(_COB_AT.split(":")[1]))},
 }
+# Delinquency buckets: (lowest days past due, name). Close of business moves loans between them.
+LETSEMA_DELINQUENCY_BUCKETS = [(0, "current"), (1, "1-30"), (31, "31-60"), (61, "61-90"), (91, "90+")]
 
 # The shared credit-history ring.
 LETSEMA_RING = {

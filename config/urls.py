@@ -27,6 +27,7 @@ urlpatterns = [
     path("api/v1/", include("node.ledger.urls")),
     path("api/v1/", include("node.loans.urls")),
     path("api/v1/", include("node.credit.urls")),
+    path("api/v1/", include("node.repayments.urls")),
 ]
 
 handler400 = "node.core.errors.json_bad_request"

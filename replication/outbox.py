@@ -33,6 +33,16 @@ def outbox_enqueue(*, event_type: str, partition_key: str, payload: dict, occurr
                                       occurred_at=occurred_at or timezone.now())
 
 
+def outbox_enqueue_many(events: list[tuple[str, str, dict]]) -> int:
+    """Many events at once (``(event_type, partition_key, payload)``, in order), e.g. from close of business."""
+    if not connection.in_atomic_block:
+        raise OutboxOutsideTransaction("outbox_enqueue_many must run inside the transaction of the change")
+    now = timezone.now()
+    OutboxEvent.objects.bulk_create([OutboxEvent(event_type=t, partition_key=k, payload=p, occurred_at=now)
+                                     for t, k, p in events], batch_size=1000)
+    return len(events)
+
+
 @dataclass(frozen=True)
 class ShipResult:
     shipped: int

@@ -58,6 +58,27 @@ def healthz(base: str) -> tuple[int, dict]:
     return r.status_code, r.json()
 
 
+@pytest.fixture
+def network_policy(test_cluster):
+    """Set the network policy for one test; afterwards the settings default applies again."""
+
+    def set_policy(**kw):
+        kw.setdefault("max_active_loans", None)
+        kw.setdefault("max_dti", None)
+        kw.setdefault("reservation_days", 30)
+        from node.credit.stacking import policy_write
+
+        return policy_write(by="tests", **kw)
+
+    yield set_policy
+    from cassandra.query import SimpleStatement
+
+    from replication.ring import get_session
+
+    session, cl = get_session()
+    session.execute(SimpleStatement("DELETE FROM network_policy WHERE name = 'network'", consistency_level=cl))
+
+
 def _allow_test_flush(sender, connection, **kwargs):
     """Only the test suite may TRUNCATE append-only tables (Django's flush after transaction=True tests)."""
     if connection.vendor == "postgresql":

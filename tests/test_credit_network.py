@@ -19,7 +19,6 @@ from django.db import connection
 
 from cluster import cassandra as ring_launcher
 from node.audit.models import AuditEvent
-from node.credit.stacking import policy_write
 from node.loans.models import Loan
 from replication.holds import holds_read
 from replication.models import OutboxEvent
@@ -47,21 +46,6 @@ def post(user, path, body=None, idem=None):
 def to_review(shop, lid):
     assert post(shop.borrower_user, f"/api/v1/loans/{lid}/submit").status_code == 200
     assert post(shop.officer, f"/api/v1/loans/{lid}/review").status_code == 200
-
-
-@pytest.fixture
-def network_policy(test_cluster):
-    """Set the network policy for one test; afterwards the settings default applies again."""
-
-    def set_policy(**kw):
-        kw.setdefault("max_active_loans", None)
-        kw.setdefault("max_dti", None)
-        kw.setdefault("reservation_days", 30)
-        return policy_write(by="tests", **kw)
-
-    yield set_policy
-    session, cl = get_session()
-    session.execute(SimpleStatement("DELETE FROM network_policy WHERE name = 'network'", consistency_level=cl))
 
 
 # --- the guard itself, raced from three district processes ------------------------------------------

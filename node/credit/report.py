@@ -27,6 +27,7 @@ STATUS_AFTER = {
     "loan.repaid": None,
     "loan.dpd_changed": None,
     "loan.closed": "closed",
+    "loan.reopened": "active",  # a reversed final repayment
     "loan.written_off": "written_off",
     "loan.rescheduled": "rescheduled",
 }

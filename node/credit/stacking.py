@@ -157,9 +157,15 @@ def stacking_activate(x: Exposure) -> None:
     _settle(x, ACTIVE)
 
 
+def hold_release_event(*, borrower_key: str, loan_key: str) -> tuple[str, str, dict]:
+    """The outbox event (type, partition key, payload) that drops a loan's hold; idempotent."""
+    return HOLDS_SET, borrower_key, {"drop": [loan_key], "put": {}}
+
+
 def stacking_release_later(*, borrower_key: str, loan_key: str) -> None:
-    """Drop the loan's hold once this transaction commits (through the outbox; idempotent)."""
-    outbox_enqueue(event_type=HOLDS_SET, partition_key=borrower_key, payload={"drop": [loan_key], "put": {}})
+    """Drop the loan's hold once this transaction commits (through the outbox)."""
+    event_type, key, payload = hold_release_event(borrower_key=borrower_key, loan_key=loan_key)
+    outbox_enqueue(event_type=event_type, partition_key=key, payload=payload)
 
 
 def stacking_hold_later(*, to: Exposure, drop: tuple[str, ...] = ()) -> None:

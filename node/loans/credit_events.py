@@ -52,7 +52,13 @@ def loan_exposure(loan: Loan, *, principal: Decimal | None = None) -> Exposure:
 
 
 def emit_credit_event(loan: Loan, event_type: str, *, outstanding_principal=None, days_past_due: int | None = None) -> None:
-    payload = {
+    outbox_enqueue(event_type=event_type, partition_key=loan.borrower.borrower_key,
+                   payload=credit_event_payload(loan, outstanding_principal=outstanding_principal,
+                                                days_past_due=days_past_due))
+
+
+def credit_event_payload(loan: Loan, *, outstanding_principal=None, days_past_due: int | None = None) -> dict:
+    return {
         "schema": SCHEMA_VERSION,
         "mfi": loan.mfi.code,
         "district": settings.DISTRICT.code,
@@ -67,4 +73,3 @@ def emit_credit_event(loan: Loan, event_type: str, *, outstanding_principal=None
         "days_past_due": days_past_due,
         "currency": loan.product.currency,
     }
-    outbox_enqueue(event_type=event_type, partition_key=loan.borrower.borrower_key, payload=payload)

@@ -113,6 +113,11 @@ class Loan(models.Model):
     rescheduled_at = models.DateTimeField(null=True, blank=True)
     rescheduled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     reschedule_reason = models.CharField(max_length=300, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # kept by close of business (node.cob): arrears as of the last closed business day
+    days_past_due = models.PositiveIntegerField(default=0)
+    delinquency_bucket = models.CharField(max_length=20, default="current")
+    overdue_since = models.DateField(null=True, blank=True)  # due date of the oldest unpaid overdue installment
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -138,6 +143,7 @@ class LoanInstallment(models.Model):
     interest_paid = models.DecimalField(max_digits=20, decimal_places=2, default=0)
     fees_paid = models.DecimalField(max_digits=20, decimal_places=2, default=0)
     penalties_paid = models.DecimalField(max_digits=20, decimal_places=2, default=0)
+    penalty_applied_on = models.DateField(null=True, blank=True)  # the business day COB charged its overdue penalty
 
     class Meta:
         ordering = ["loan_id", "number"]

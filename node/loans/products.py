@@ -25,6 +25,7 @@ PRODUCT_FIELDS = (
     "min_repayments", "max_repayments", "fees", "overdue_penalty",
 )
 CURRENCIES = {"LSL": 2, "ZMW": 2}
+PENALTY_CALCULATIONS = ("FLAT", "PERCENT_OF_OVERDUE")
 
 
 def check_rate_cap(mfi: Mfi, rate: Decimal) -> None:
@@ -83,6 +84,33 @@ def build_schedule(product: LoanProduct, *, principal: Decimal, number_of_repaym
         raise ValidationFailed("These loan terms cannot produce a schedule.", details={"fields": exc.errors}) from None
 
 
+def validate_overdue_penalty(spec) -> dict | None:
+    """The product's ``overdue_penalty``: {"calculation": FLAT | PERCENT_OF_OVERDUE, "amount": "50.00" or a percent,
+    "grace_days": 0..90}. Raises ValidationFailed naming the field."""
+    if spec in (None, {}):
+        return None
+    errors = {}
+    if not isinstance(spec, dict) or set(spec) - {"calculation", "amount", "grace_days"}:
+        raise ValidationFailed("overdue_penalty takes calculation, amount and grace_days.",
+                               details={"fields": {"overdue_penalty": ["unknown keys"]}})
+    if spec.get("calculation") not in PENALTY_CALCULATIONS:
+        errors["overdue_penalty.calculation"] = [f"one of {', '.join(PENALTY_CALCULATIONS)}"]
+    try:
+        amount = Decimal(str(spec.get("amount")))
+        if not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -2 or isinstance(spec.get("amount"), float):
+            raise ValueError
+        if spec.get("calculation") == "PERCENT_OF_OVERDUE" and amount > 100:
+            raise ValueError
+    except (ArithmeticError, ValueError, TypeError):
+        errors["overdue_penalty.amount"] = ["a positive amount with at most 2 decimals, as a string (percent <= 100)"]
+    grace = spec.get("grace_days", 0)
+    if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= 90:
+        errors["overdue_penalty.grace_days"] = ["a whole number of days, 0 to 90"]
+    if errors:
+        raise ValidationFailed("The overdue penalty is invalid.", details={"fields": errors})
+    return {"calculation": spec["calculation"], "amount": str(Decimal(str(spec["amount"]))), "grace_days": grace}
+
+
 @transaction.atomic
 def product_create(*, actor: User, mfi: Mfi, data: dict) -> LoanProduct:
     unknown = set(data) - set(PRODUCT_FIELDS)
@@ -92,6 +120,7 @@ def product_create(*, actor: User, mfi: Mfi, data: dict) -> LoanProduct:
         raise ValidationFailed("Unsupported currency.", details={"fields": {"currency": list(CURRENCIES)}})
     if LoanProduct.objects.filter(mfi=mfi, code=data["code"]).exists():
         raise Conflict("A product with this code exists.", code="product_exists", details={"code": data["code"]})
+    data["overdue_penalty"] = validate_overdue_penalty(data.get("overdue_penalty"))
     product = LoanProduct(mfi=mfi, **data)
     check_rate_cap(mfi, product.annual_interest_rate)
     errors = {}

@@ -63,7 +63,9 @@ TERM_FIELDS = ("principal", "number_of_repayments", "annual_interest_rate", "exp
 
 
 def _lock(loan: Loan, action: str) -> Loan:
-    locked = Loan.objects.select_for_update().select_related("mfi", "product", "borrower").get(pk=loan.pk)
+    # of=self: lock the loan row only, not the MFI, product and borrower rows it joins (that would serialise
+    # every write of the MFI behind one approval)
+    locked = Loan.objects.select_for_update(of=("self",)).select_related("mfi", "product", "borrower").get(pk=loan.pk)
     if locked.status not in TRANSITIONS[action]:
         raise IllegalTransition(
             f"A loan in state '{locked.status}' does not allow '{action}'.",

@@ -1,0 +1,261 @@
+"""Close of business (COB): the nightly job that keeps arrears current without anyone looking at a loan.
+
+For a business day D, in chunks of active loans (each chunk one transaction, loan rows locked first — the same
+order as a repayment, so the two never deadlock):
+
+1. overdue penalties: an installment unpaid more than the product's ``grace_days`` after its due date is charged
+   the product's ``overdue_penalty`` once (``penalty_applied_on`` remembers it) — cash-based accounting, so the
+   charge sits on the installment and becomes income when paid;
+2. days past due: D minus the due date of the oldest installment with anything unpaid that fell due before D
+   (an installment due on D is not late yet); the delinquency bucket follows (``LETSEMA_DELINQUENCY_BUCKETS``);
+3. a loan with nothing left to pay is closed (a safety net: a final repayment closes it at once);
+4. every bucket change and closure emits a credit event through the outbox, in the same transaction.
+
+Set-based SQL does the per-installment work, so the cost grows with the number of chunks, not of loans. The run
+records a cursor with every chunk: a run that stops (crash, ``max_chunks``) resumes where it stopped, and closing a
+day that is already closed changes nothing. Catching up several missed days closes them as one, as of the last.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from node.audit.services import audit_record
+from node.core.errors import Conflict, ValidationFailed
+from node.cob.models import BusinessDate, CobRun, CobStatus
+from node.credit.stacking import hold_release_event
+from node.loans.credit_events import credit_event_payload, network_loan_key
+from node.loans.models import Loan, LoanInstallment, LoanProduct, LoanStatus
+from node.loans.products import validate_overdue_penalty
+from replication.outbox import outbox_enqueue_many
+
+COB_LOCK = 7_305_001  # pg advisory lock: one close of business at a time per node
+
+
+# --- the business date ---------------------------------------------------------------------------
+def business_date_get() -> date:
+    """The business day in progress (today's date until the first close of business)."""
+    row = BusinessDate.objects.filter(pk=1).first()
+    return row.current if row else timezone.localdate()
+
+
+def closed_through() -> date | None:
+    """The last business day closed, or None before the first close of business."""
+    row = BusinessDate.objects.filter(pk=1).first()
+    return row.current - timedelta(days=1) if row else None
+
+
+def _business_date_set(day: date) -> None:
+    BusinessDate.objects.update_or_create(pk=1, defaults={"current": day})
+
+
+# --- configuration ---------------------------------------------------------------------------------
+def buckets() -> list[tuple[int, str]]:
+    """[(lowest days past due, name)], ascending, starting at 0."""
+    b = sorted((int(lo), str(name)) for lo, name in settings.LETSEMA_DELINQUENCY_BUCKETS)
+    if not b or b[0][0] != 0:
+        raise ValueError("LETSEMA_DELINQUENCY_BUCKETS must start at 0 days")
+    return b
+
+
+def bucket_for(dpd: int) -> str:
+    name = "current"
+    for lo, n in buckets():
+        if dpd >= lo:
+            name = n
+    return name
+
+
+# --- the run ---------------------------------------------------------------------------------------
+@dataclass
+class CobResult:
+    business_date: date
+    already_closed: bool
+    completed: bool
+    loans: int
+    summary: dict
+    seconds: float
+
+
+def cob_close(*, through: date | None = None, actor_name: str = "cob", chunk_size: int = 2000,
+              max_chunks: int | None = None, progress: Callable[[int, int], None] | None = None) -> CobResult:
+    """Close the business day(s) up to ``through`` (default: yesterday). Resumes an unfinished run; a day already
+    closed is a no-op. ``max_chunks`` bounds the work done now (the run stays resumable)."""
+    today = timezone.localdate()
+    through = through or today - timedelta(days=1)
+    if through > today:
+        raise ValidationFailed("A business day can be closed only once it has started; this one is in the future.",
+                               code="cob_future_date", details={"date": through.isoformat(), "today": today.isoformat()})
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(%s)", [COB_LOCK])
+        if not cur.fetchone()[0]:
+            raise Conflict("Close of business is already running on this node.", code="cob_running")
+    try:
+        return _close(through, actor_name, chunk_size, max_chunks, progress)
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s)", [COB_LOCK])
+
+
+def _close(through: date, actor_name: str, chunk_size: int, max_chunks: int | None, progress) -> CobResult:
+    started = time.monotonic()
+    unfinished = CobRun.objects.filter(status=CobStatus.RUNNING).order_by("business_date").first()
+    last = closed_through()
+    if unfinished is None and last is not None and through <= last:
+        run = CobRun.objects.filter(business_date__gte=through, status=CobStatus.COMPLETED).order_by("business_date").first()
+        return CobResult(through, True, True, run.loans_done if run else 0, run.summary if run else {}, 0.0)
+    day = unfinished.business_date if unfinished else through
+    run = unfinished or CobRun.objects.create(
+        business_date=day, started_by=actor_name,
+        loans_total=Loan.objects.filter(status=LoanStatus.ACTIVE).count(),
+        summary={"penalties_applied": 0, "penalties_total": "0.00", "bucket_moves": {}, "closed": 0, "events": 0,
+                 "days_closed": (day - last).days if last else 1},
+    )
+    chunks = 0
+    while max_chunks is None or chunks < max_chunks:
+        ids = list(Loan.objects.filter(status=LoanStatus.ACTIVE, pk__gt=run.cursor).order_by("pk")
+                   .values_list("pk", flat=True)[:chunk_size])
+        if not ids:
+            break
+        with transaction.atomic():
+            _chunk(run, day, ids)
+        chunks += 1
+        if progress:
+            progress(run.loans_done, run.loans_total)
+    done = not Loan.objects.filter(status=LoanStatus.ACTIVE, pk__gt=run.cursor).exists()
+    if done:
+        with transaction.atomic():
+            run.status, run.finished_at = CobStatus.COMPLETED, timezone.now()
+            par = Loan.objects.filter(status=LoanStatus.ACTIVE, days_past_due__gt=0)
+            run.summary["in_arrears"] = par.count()
+            run.summary["by_bucket"] = dict(Counter(
+                Loan.objects.filter(status=LoanStatus.ACTIVE).values_list("delinquency_bucket", flat=True)))
+            run.save(update_fields=["status", "finished_at", "summary"])
+            _business_date_set(day + timedelta(days=1))
+            audit_record(actor=None, action="cob.completed", target_type="business_date", target_id=day.isoformat(),
+                         mfi=None, after={"by": actor_name, **run.summary, "loans": run.loans_done})
+    return CobResult(day, False, done, run.loans_done, run.summary, time.monotonic() - started)
+
+
+def _bucket_case() -> tuple[str, list]:
+    parts, params = [], []
+    for lo, name in reversed(buckets()):
+        parts.append("WHEN c.dpd >= %s THEN %s")
+        params += [lo, name]
+    return "CASE " + " ".join(parts) + " END", params
+
+
+def _chunk(run: CobRun, day: date, ids: list[int]) -> None:
+    lo, hi = ids[0], ids[-1]
+    with connection.cursor() as cur:
+        # lock the loans first (a repayment locks the loan, then its installments)
+        cur.execute("SELECT id FROM loans_loan WHERE id = ANY(%s) AND status = 'active' ORDER BY id FOR UPDATE", [ids])
+        locked = [r[0] for r in cur.fetchall()]
+        penalties_n, penalties_total = _apply_penalties(cur, day, locked)
+        case_sql, case_params = _bucket_case()
+        cur.execute(f"""
+            WITH oldest AS (
+                SELECT i.loan_id, MIN(i.due_date) AS due
+                FROM loans_loaninstallment i
+                WHERE i.loan_id = ANY(%s) AND i.number >= 1 AND i.due_date < %s
+                  AND i.principal + i.interest + i.fees + i.penalties
+                      > i.principal_paid + i.interest_paid + i.fees_paid + i.penalties_paid
+                GROUP BY i.loan_id
+            ), c AS (
+                SELECT l.id, l.delinquency_bucket AS old_bucket, o.due,
+                       COALESCE(%s::date - o.due, 0) AS dpd
+                FROM loans_loan l LEFT JOIN oldest o ON o.loan_id = l.id
+                WHERE l.id = ANY(%s)
+            ), upd AS (
+                UPDATE loans_loan l
+                SET days_past_due = c.dpd, delinquency_bucket = {case_sql}, overdue_since = c.due
+                FROM c WHERE l.id = c.id
+                  AND (l.days_past_due, l.overdue_since) IS DISTINCT FROM (c.dpd, c.due)  -- rewrite changed rows only
+                RETURNING l.id, c.old_bucket, l.delinquency_bucket, c.dpd
+            )
+            SELECT id, old_bucket, delinquency_bucket, dpd FROM upd WHERE old_bucket <> delinquency_bucket
+        """, [locked, day, day, locked, *case_params])
+        moved = cur.fetchall()
+        cur.execute("""
+            SELECT l.id FROM loans_loan l WHERE l.id = ANY(%s) AND NOT EXISTS (
+                SELECT 1 FROM loans_loaninstallment i WHERE i.loan_id = l.id
+                  AND i.principal + i.interest + i.fees + i.penalties
+                      > i.principal_paid + i.interest_paid + i.fees_paid + i.penalties_paid)
+        """, [locked])
+        settled = {r[0] for r in cur.fetchall()}
+    events = _emit(moved, settled, day)
+    s = run.summary
+    s["penalties_applied"] += penalties_n
+    s["penalties_total"] = str(Decimal(s["penalties_total"]) + penalties_total)
+    for _, old, new, _ in moved:
+        key = f"{old}->{new}"
+        s["bucket_moves"][key] = s["bucket_moves"].get(key, 0) + 1
+    s["closed"] += len(settled)
+    s["events"] += events
+    run.cursor, run.loans_done = hi, run.loans_done + len(locked)
+    run.save(update_fields=["cursor", "loans_done", "summary"])
+
+
+def _apply_penalties(cur, day: date, ids: list[int]) -> tuple[int, Decimal]:
+    """Charge each product's overdue penalty once per installment overdue beyond the grace days."""
+    n, total = 0, Decimal(0)
+    products = LoanProduct.objects.filter(loans__id__in=ids, overdue_penalty__isnull=False).distinct()
+    for product in products:
+        spec = validate_overdue_penalty(product.overdue_penalty)
+        if spec is None:
+            continue
+        if spec["calculation"] == "FLAT":
+            amount_sql, amount_params = "%s::numeric", [spec["amount"]]
+        else:
+            amount_sql = ("ROUND((i.principal - i.principal_paid + i.interest - i.interest_paid) * %s::numeric / 100, "
+                          "%s)")
+            amount_params = [spec["amount"], product.currency_decimals]
+        # the amount only reads columns this UPDATE does not change, so RETURNING it gives what was charged
+        cur.execute(f"""
+            UPDATE loans_loaninstallment i
+            SET penalties = i.penalties + {amount_sql}, penalty_applied_on = %s
+            FROM loans_loan l
+            WHERE l.id = i.loan_id AND l.id = ANY(%s) AND l.product_id = %s
+              AND i.number >= 1 AND i.penalty_applied_on IS NULL AND %s::date - i.due_date > %s
+              AND i.principal + i.interest + i.fees > i.principal_paid + i.interest_paid + i.fees_paid
+              AND {amount_sql} > 0
+            RETURNING {amount_sql}
+        """, [*amount_params, day, ids, product.pk, day, spec["grace_days"], *amount_params, *amount_params])
+        charged = [r[0] for r in cur.fetchall()]
+        n += len(charged)
+        total += sum(charged, Decimal(0))
+    return n, total
+
+
+def _emit(moved: list[tuple], settled: set[int], day: date) -> int:
+    changed = {r[0]: r for r in moved}
+    wanted = set(changed) | settled
+    if not wanted:
+        return 0
+    outstanding = dict(LoanInstallment.objects.filter(loan_id__in=wanted).values("loan_id")
+                       .annotate(o=Sum(F("principal") - F("principal_paid"))).values_list("loan_id", "o"))
+    if settled:
+        Loan.objects.filter(pk__in=settled).update(status=LoanStatus.CLOSED, closed_at=timezone.now(), days_past_due=0,
+                                                   delinquency_bucket=bucket_for(0), overdue_since=None)
+    out: list[tuple[str, str, dict]] = []
+    for loan in (Loan.objects.filter(pk__in=wanted).select_related("mfi", "product", "borrower").order_by("pk")):
+        key = loan.borrower.borrower_key
+        if loan.pk in settled:
+            out.append(("loan.closed", key, credit_event_payload(loan, outstanding_principal=Decimal("0.00"),
+                                                                 days_past_due=0)))
+            out.append(hold_release_event(borrower_key=key, loan_key=network_loan_key(loan)))
+        else:
+            out.append(("loan.dpd_changed", key, credit_event_payload(
+                loan, outstanding_principal=outstanding.get(loan.pk, Decimal(0)), days_past_due=changed[loan.pk][3])))
+    outbox_enqueue_many(out)
+    return len(wanted)

@@ -1,0 +1,209 @@
+"""Repayments API: post a repayment (receipt), reverse one, payment history, balance and payoff, and the product's
+allocation strategy. Views stay thin: access checks (selectors), input parsing, one service call, JSON out."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from node.core.errors import ValidationFailed
+from node.core.fields import MoneyField, StrictSerializer
+from node.core.idempotency import idempotent
+from node.loans.selectors import access_loan_by_id
+from node.repayments import allocation as A
+from node.repayments import selectors, services
+from node.repayments.models import AllocationStrategy, Repayment, RepaymentChannel
+from node.users.models import Role
+from node.users.permissions import role_required
+
+OFFICERS = frozenset({Role.LOAN_OFFICER, Role.MFI_ADMIN})
+ADMINS = frozenset({Role.MFI_ADMIN})
+COMPONENTS = A.COMPONENTS
+
+
+def _m(value: Decimal) -> str:
+    return f"{value:.2f}"
+
+
+def _parts(source) -> dict[str, str]:
+    """Amounts by component (from a dict or an object with those attributes) and their total."""
+    values = {c: source[c] if isinstance(source, dict) else getattr(source, c) for c in COMPONENTS}
+    return {**{c: _m(v) for c, v in values.items()}, "total": _m(sum(values.values(), Decimal(0)))}
+
+
+def repayment_json(rep: Repayment) -> dict:
+    """The receipt: amount, allocation by component and by installment, overpayment, outstanding after, reversal."""
+    return {
+        "id": rep.pk,
+        "receipt_number": rep.receipt_number,
+        "loan": rep.loan_id,
+        "loan_reference": rep.loan.reference,
+        "mfi": rep.mfi.code,
+        "amount": _m(rep.amount),
+        "payment_date": rep.payment_date.isoformat(),
+        "channel": rep.channel,
+        "reference": rep.reference,
+        "allocation_strategy": rep.allocation_strategy,
+        "allocation": _parts(rep),
+        "installments": [
+            {"number": a.installment.number, "due_date": a.installment.due_date.isoformat(), **_parts(a)}
+            for a in sorted(rep.allocations.all(), key=lambda a: a.installment.number)
+        ],
+        "overpayment": _m(rep.overpayment),
+        "outstanding_after": _parts({c: getattr(rep, f"outstanding_{c}_after") for c in COMPONENTS}),
+        "closed_loan": rep.closed_loan,
+        "journal_entry": rep.journal_entry_id,
+        "posted_by": rep.posted_by.username,
+        "posted_at": rep.posted_at.isoformat(),
+        "reversed": rep.reversed_at is not None,
+        "reversed_at": rep.reversed_at.isoformat() if rep.reversed_at else None,
+        "reversed_by": rep.reversed_by.username if rep.reversed_by_id else None,
+        "reversal_reason": rep.reversal_reason or None,
+        "reversal_journal_entry": rep.reversal_entry_id,
+    }
+
+
+def balance_json(b: selectors.LoanBalance) -> dict:
+    cp = b.payoff.current_period
+    return {
+        "loan": b.loan.pk,
+        "reference": b.loan.reference,
+        "status": b.loan.status,
+        "currency": b.loan.product.currency,
+        "as_of": b.as_of.isoformat(),
+        "disbursement_date": b.loan.disbursement_date.isoformat(),
+        "closed_at": b.closed_at.isoformat() if b.closed_at else None,
+        "installments": [
+            {"number": r.number, "due_date": r.due_date.isoformat(), "status": r.status,
+             "due": _parts(r.due), "paid": _parts(r.paid), "outstanding": _parts(r.outstanding)}
+            for r in b.installments
+        ],
+        "outstanding": _parts(b.outstanding),
+        "overdue": _parts(b.overdue),
+        "overpayment_held": _m(b.overpayment_held),
+        "payoff_amount": _m(b.payoff.amount),
+        "payoff": {
+            "principal": _m(b.payoff.principal),
+            "interest_due": _m(b.payoff.interest_due),
+            "current_period_interest": _m(b.payoff.current_period_interest),
+            "fees": _m(b.payoff.fees),
+            "penalties": _m(b.payoff.penalties),
+            "current_period": None if cp is None else {
+                "installment": cp.installment, "period_start": cp.period_start.isoformat(),
+                "due_date": cp.due_date.isoformat(), "days_in_period": cp.days_in_period,
+                "days_elapsed": cp.days_elapsed, "scheduled_interest": _m(cp.scheduled_interest),
+                "accrued_interest": _m(cp.accrued_interest), "interest_paid": _m(cp.interest_paid),
+                "interest_owed": _m(cp.interest_owed),
+            },
+        },
+    }
+
+
+class RepaymentPostSerializer(StrictSerializer):
+    amount = MoneyField()
+    payment_date = serializers.DateField(required=False, help_text="default: today (the node's business date)")
+    channel = serializers.ChoiceField(choices=RepaymentChannel.values)
+    reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class LoanRepaymentsApi(APIView):
+    """``GET``: the loan's payment history (allocations, reversal state). ``POST`` (loan officers and MFI admins;
+    ``Idempotency-Key`` required): receive a repayment; answers the receipt (201)."""
+
+    @extend_schema(responses=dict)
+    def get(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id)
+        return Response([repayment_json(r) for r in selectors.repayment_list(loan=loan)])
+
+    @extend_schema(request=RepaymentPostSerializer, responses={201: dict})
+    @idempotent
+    def post(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id, roles=OFFICERS)
+        s = RepaymentPostSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        v = s.validated_data
+        rep = services.repayment_post(actor=request.user, loan=loan, amount=v["amount"],
+                                      payment_date=v.get("payment_date") or timezone.localdate(),
+                                      channel=v["channel"], reference=v["reference"])
+        return Response(repayment_json(selectors.repayment_get(rep.pk)), status=status.HTTP_201_CREATED)
+
+
+class RepaymentDetailApi(APIView):
+    """One receipt (anyone who may see the loan)."""
+
+    @extend_schema(responses=dict)
+    def get(self, request, repayment_id):
+        return Response(repayment_json(selectors.access_repayment_by_id(request.user, repayment_id)))
+
+
+class RepaymentReverseSerializer(StrictSerializer):
+    reason = serializers.CharField(min_length=services.REASON_MIN, max_length=services.REASON_MAX)
+
+
+class RepaymentReverseApi(APIView):
+    """Reverse a repayment (MFI admins; ``Idempotency-Key`` required; newest first)."""
+
+    @extend_schema(request=RepaymentReverseSerializer, responses=dict)
+    @idempotent
+    def post(self, request, repayment_id):
+        rep = selectors.access_repayment_by_id(request.user, repayment_id, roles=ADMINS)
+        s = RepaymentReverseSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        rep = services.repayment_reverse(actor=request.user, repayment=rep, reason=s.validated_data["reason"])
+        return Response(repayment_json(selectors.repayment_get(rep.pk)))
+
+
+class LoanBalanceApi(APIView):
+    """Installments with due/paid/outstanding and status as of a date, totals and the payoff amount."""
+
+    @extend_schema(parameters=[OpenApiParameter("as_of", str, description="YYYY-MM-DD; default today")],
+                   responses=dict)
+    def get(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id)
+        raw = request.query_params.get("as_of")
+        if raw:
+            field = serializers.DateField()
+            try:
+                as_of = field.to_internal_value(raw)
+            except serializers.ValidationError:
+                raise ValidationFailed("as_of must be a date (YYYY-MM-DD).",
+                                       details={"fields": {"as_of": ["YYYY-MM-DD"]}}) from None
+        else:
+            as_of = timezone.localdate()
+        return Response(balance_json(selectors.loan_balance(loan=loan, as_of=as_of)))
+
+
+class ProductRepaymentConfigSerializer(StrictSerializer):
+    allocation_strategy = serializers.ChoiceField(choices=AllocationStrategy.values, allow_null=True)
+
+
+class ProductRepaymentConfigApi(APIView):
+    """The product's repayment allocation strategy (staff of its MFI read; MFI admins change it)."""
+
+    def get_permissions(self):
+        if self.request.method == "PUT":
+            return [role_required(Role.MFI_ADMIN)()]
+        return [role_required(Role.LOAN_OFFICER, Role.MFI_ADMIN, Role.ANALYST)()]
+
+    @staticmethod
+    def _json(product) -> dict:
+        return {"product": product.pk, "allocation_strategy": services.allocation_strategy_for(product),
+                "strategies": list(AllocationStrategy.values), "default": A.DEFAULT_STRATEGY}
+
+    @extend_schema(responses=dict)
+    def get(self, request, product_id):
+        return Response(self._json(selectors.access_product_by_id(request.user, product_id)))
+
+    @extend_schema(request=ProductRepaymentConfigSerializer, responses=dict)
+    def put(self, request, product_id):
+        product = selectors.access_product_by_id(request.user, product_id)
+        s = ProductRepaymentConfigSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        services.product_repayment_config_set(actor=request.user, product=product,
+                                              allocation_strategy=s.validated_data["allocation_strategy"])
+        return Response(self._json(product))

@@ -1,0 +1,122 @@
+"""Repayments of disbursed loans: the receipt, its allocation per installment, the per-product allocation strategy
+and the per-MFI receipt counter (data only; writes go through :mod:`node.repayments.services`)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from node.repayments import allocation as A
+
+MONEY = {"max_digits": 20, "decimal_places": 2}
+
+
+class AllocationStrategy(models.TextChoices):
+    PENALTIES_FEES_INTEREST_PRINCIPAL = A.PENALTIES_FEES_INTEREST_PRINCIPAL
+    PRINCIPAL_INTEREST_PENALTIES_FEES = A.PRINCIPAL_INTEREST_PENALTIES_FEES
+
+
+class RepaymentChannel(models.TextChoices):
+    CASH = "cash"
+    BANK = "bank"
+    MOBILE_MONEY = "mobile_money"
+    PAYROLL = "payroll"
+
+
+class ProductRepaymentConfig(models.Model):
+    """A product's repayment settings. No row (or a null strategy): the default strategy."""
+
+    product = models.OneToOneField("loans.LoanProduct", on_delete=models.CASCADE, related_name="repayment_config")
+    allocation_strategy = models.CharField(max_length=40, choices=AllocationStrategy.choices, null=True, blank=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    updated_at = models.DateTimeField(auto_now=True)
+
+
+class ReceiptCounter(models.Model):
+    """The last receipt number issued by one MFI; incremented under ``SELECT ... FOR UPDATE``."""
+
+    mfi = models.OneToOneField("mfis.Mfi", on_delete=models.PROTECT, primary_key=True, related_name="+")
+    last_number = models.PositiveBigIntegerField(default=0)
+
+
+class Repayment(models.Model):
+    """One payment received on a loan. Its allocation is stored per installment (:class:`RepaymentAllocation`) so
+    that a reversal restores the schedule exactly. Reversed repayments stay, marked reversed."""
+
+    mfi = models.ForeignKey("mfis.Mfi", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey("loans.Loan", on_delete=models.PROTECT, related_name="repayments")
+    receipt_number = models.CharField(max_length=64)
+    amount = models.DecimalField(**MONEY)
+    payment_date = models.DateField()
+    channel = models.CharField(max_length=20, choices=RepaymentChannel.choices)
+    reference = models.CharField(max_length=100, blank=True)
+    allocation_strategy = models.CharField(max_length=40, choices=AllocationStrategy.choices)
+    # totals of the allocation by component, and what exceeded everything due on the schedule
+    principal = models.DecimalField(**MONEY, default=0)
+    interest = models.DecimalField(**MONEY, default=0)
+    fees = models.DecimalField(**MONEY, default=0)
+    penalties = models.DecimalField(**MONEY, default=0)
+    overpayment = models.DecimalField(**MONEY, default=0)
+    # what the schedule still had unpaid right after this repayment
+    outstanding_principal_after = models.DecimalField(**MONEY)
+    outstanding_interest_after = models.DecimalField(**MONEY)
+    outstanding_fees_after = models.DecimalField(**MONEY)
+    outstanding_penalties_after = models.DecimalField(**MONEY)
+    closed_loan = models.BooleanField(default=False, help_text="This repayment paid the schedule off (loan closed).")
+    journal_entry = models.OneToOneField("ledger.JournalEntry", null=True, on_delete=models.PROTECT, related_name="+")
+    posted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    posted_at = models.DateTimeField()
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    reversal_reason = models.CharField(max_length=200, blank=True)
+    reversal_entry = models.OneToOneField("ledger.JournalEntry", null=True, blank=True, on_delete=models.PROTECT,
+                                          related_name="+")
+
+    class Meta:
+        ordering = ["loan_id", "id"]
+        indexes = [models.Index(fields=["loan", "id"], name="repayment_loan_order")]
+        constraints = [
+            models.UniqueConstraint(fields=["mfi", "receipt_number"], name="repayment_receipt_per_mfi"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="repayment_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(principal__gte=0, interest__gte=0, fees__gte=0, penalties__gte=0, overpayment__gte=0),
+                name="repayment_parts_non_negative"),
+            models.CheckConstraint(
+                condition=Q(amount=F("principal") + F("interest") + F("fees") + F("penalties") + F("overpayment")),
+                name="repayment_parts_sum_to_amount"),
+            models.CheckConstraint(
+                condition=Q(reversed_at__isnull=True) | Q(reversed_by__isnull=False, reversal_entry__isnull=False),
+                name="repayment_reversal_complete"),
+        ]
+
+    @property
+    def is_reversed(self) -> bool:
+        return self.reversed_at is not None
+
+
+class RepaymentAllocation(models.Model):
+    """What one repayment paid on one installment, by component."""
+
+    repayment = models.ForeignKey(Repayment, on_delete=models.PROTECT, related_name="allocations")
+    installment = models.ForeignKey("loans.LoanInstallment", on_delete=models.PROTECT, related_name="+")
+    principal = models.DecimalField(**MONEY, default=0)
+    interest = models.DecimalField(**MONEY, default=0)
+    fees = models.DecimalField(**MONEY, default=0)
+    penalties = models.DecimalField(**MONEY, default=0)
+
+    class Meta:
+        ordering = ["repayment_id", "installment__number"]
+        constraints = [
+            models.UniqueConstraint(fields=["repayment", "installment"], name="one_allocation_per_installment"),
+            models.CheckConstraint(condition=Q(principal__gte=0, interest__gte=0, fees__gte=0, penalties__gte=0),
+                                   name="allocation_parts_non_negative"),
+            models.CheckConstraint(condition=Q(principal__gt=0) | Q(interest__gt=0) | Q(fees__gt=0) | Q(penalties__gt=0),
+                                   name="allocation_not_empty"),
+        ]
+
+    @property
+    def total(self):
+        return self.principal + self.interest + self.fees + self.penalties

@@ -1,0 +1,218 @@
+"""Reads: repayments of a loan (with their allocations), one repayment, and a loan's balance and payoff as of a date.
+
+Access follows the loans app: a borrower sees their own loans, staff their MFI's; anything else answers exactly like
+a missing object (and the attempt is audited).
+
+Payoff ("foreclosure") amount as of a date D (cash-based, declining balance; docs/repayments.md):
+
+    principal outstanding (all installments)
+  + unpaid interest, fees and penalties of installments due on or before D
+  + interest of the current period (the first installment due after D), pro-rated by the days elapsed since the
+    previous due date (or the disbursement date): scheduled interest x elapsed days / days in the period, rounded
+    half-up to the currency's places, less what has already been paid of that installment's interest (not below 0)
+
+Interest of later periods is not owed on a payoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import Prefetch, QuerySet, Sum
+
+from node.audit.services import audit_access_denied
+from node.core.errors import Forbidden, NotFound, ValidationFailed
+from node.core.money import div_round, exact_mul
+from node.loans.models import Loan, LoanProduct
+from node.loans.selectors import loan_list_for
+from node.repayments import allocation as A
+from node.repayments.errors import LoanNotDisbursed
+from node.repayments.models import Repayment, RepaymentAllocation
+from node.users.models import User
+
+ZERO = Decimal("0.00")
+COMPONENTS = A.COMPONENTS
+
+PAID, PARTIALLY_PAID, OVERDUE, DUE, UPCOMING = "paid", "partially_paid", "overdue", "due", "upcoming"
+
+
+def _repayments() -> QuerySet[Repayment]:
+    return (Repayment.objects.select_related("loan", "mfi", "posted_by", "reversed_by")
+            .prefetch_related(Prefetch("allocations",
+                                       queryset=RepaymentAllocation.objects.select_related("installment"))))
+
+
+def repayment_list(*, loan: Loan) -> QuerySet[Repayment]:
+    """Every repayment of ``loan``, reversed ones included, in posting order."""
+    return _repayments().filter(loan_id=loan.pk).order_by("id")
+
+
+def repayment_get(repayment_id: int) -> Repayment:
+    return _repayments().get(pk=repayment_id)
+
+
+def access_repayment_by_id(actor: User, repayment_id, *, roles: frozenset[str] | None = None) -> Repayment:
+    """The repayment if ``actor`` may see its loan, else NotFound exactly as for a missing id (audited)."""
+    try:
+        pk = int(repayment_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such repayment.") from None
+    rep = _repayments().filter(pk=pk, loan_id__in=loan_list_for(actor=actor).values("pk")).first()
+    if rep is None:
+        if Repayment.objects.filter(pk=pk).exists():
+            audit_access_denied(actor=actor, target_type="repayment", target_id=pk)
+        raise NotFound("No such repayment.")
+    if roles is not None and actor.role not in roles:
+        raise Forbidden("Your role may not do this.")
+    return rep
+
+
+def access_product_by_id(actor: User, product_id) -> LoanProduct:
+    """A product of the actor's own MFI (staff); NotFound otherwise."""
+    try:
+        pk = int(product_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such product.") from None
+    product = LoanProduct.objects.select_related("mfi").filter(pk=pk, mfi_id=getattr(actor, "mfi_id", None)).first()
+    if product is None or actor.mfi_id is None:
+        raise NotFound("No such product.")
+    return product
+
+
+def loan_closed_at(loan: Loan) -> dt.datetime | None:
+    """When the loan was closed (by its final repayment or by close of business); None while it is not."""
+    return loan.closed_at if loan.status == "closed" else None
+
+
+def overpayment_held(loan: Loan, *, as_of: dt.date | None = None) -> Decimal:
+    """Overpayments held for the borrower (liability 2100) by repayments in effect, dated up to ``as_of``."""
+    qs = Repayment.objects.filter(loan_id=loan.pk, reversed_at__isnull=True)
+    if as_of is not None:
+        qs = qs.filter(payment_date__lte=as_of)
+    total = qs.aggregate(s=Sum("overpayment"))["s"]
+    return total if total is not None else ZERO
+
+
+# --- balance -----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InstallmentBalance:
+    number: int
+    due_date: dt.date
+    status: str
+    due: dict[str, Decimal]
+    paid: dict[str, Decimal]
+    outstanding: dict[str, Decimal]
+
+
+@dataclass(frozen=True)
+class CurrentPeriod:
+    installment: int
+    period_start: dt.date
+    due_date: dt.date
+    days_in_period: int
+    days_elapsed: int
+    scheduled_interest: Decimal
+    accrued_interest: Decimal  # scheduled x elapsed / days, half-up
+    interest_paid: Decimal
+    interest_owed: Decimal  # accrued less paid, not below 0
+
+
+@dataclass(frozen=True)
+class Payoff:
+    principal: Decimal
+    interest_due: Decimal  # unpaid interest of installments due on or before as_of
+    current_period_interest: Decimal
+    fees: Decimal
+    penalties: Decimal
+    current_period: CurrentPeriod | None
+
+    @property
+    def amount(self) -> Decimal:
+        return self.principal + self.interest_due + self.current_period_interest + self.fees + self.penalties
+
+
+@dataclass(frozen=True)
+class LoanBalance:
+    loan: Loan
+    as_of: dt.date
+    installments: list[InstallmentBalance]
+    outstanding: dict[str, Decimal]  # whole schedule
+    overdue: dict[str, Decimal]  # installments due before as_of
+    payoff: Payoff
+    overpayment_held: Decimal
+    closed_at: dt.datetime | None
+
+
+def _status(due_date: dt.date, as_of: dt.date, paid_total: Decimal, outstanding_total: Decimal) -> str:
+    if outstanding_total == 0:
+        return PAID
+    if due_date < as_of:
+        return OVERDUE
+    if due_date == as_of:
+        return DUE
+    return PARTIALLY_PAID if paid_total > 0 else UPCOMING
+
+
+def _sum(rows: list[InstallmentBalance]) -> dict[str, Decimal]:
+    return {c: sum((r.outstanding[c] for r in rows), ZERO) for c in COMPONENTS}
+
+
+def loan_balance(*, loan: Loan, as_of: dt.date) -> LoanBalance:
+    """The loan's schedule as of ``as_of``: what each installment had due and paid (repayments dated after
+    ``as_of`` are left out; reversed ones never count), its status, totals and the payoff amount."""
+    if loan.disbursement_date is None:
+        raise LoanNotDisbursed("The loan has not been disbursed; it has no schedule to repay.",
+                               details={"current_state": loan.status})
+    if as_of < loan.disbursement_date:
+        raise ValidationFailed("The date is before the disbursement.",
+                               details={"fields": {"as_of": [f"on or after {loan.disbursement_date}"]}})
+    installments = list(loan.installments.order_by("number"))
+    later = {
+        row["installment_id"]: row for row in
+        RepaymentAllocation.objects.filter(repayment__loan_id=loan.pk, repayment__reversed_at__isnull=True,
+                                           repayment__payment_date__gt=as_of)
+        .values("installment_id").annotate(**{c: Sum(c) for c in COMPONENTS})
+    }
+    rows: list[InstallmentBalance] = []
+    for inst in installments:
+        due = {c: getattr(inst, c) for c in COMPONENTS}
+        paid = {c: getattr(inst, f"{c}_paid") - (later.get(inst.pk, {}).get(c) or ZERO) for c in COMPONENTS}
+        outstanding = {c: max(due[c] - paid[c], ZERO) for c in COMPONENTS}
+        rows.append(InstallmentBalance(
+            number=inst.number, due_date=inst.due_date, due=due, paid=paid, outstanding=outstanding,
+            status=_status(inst.due_date, as_of, sum(paid.values(), ZERO), sum(outstanding.values(), ZERO)),
+        ))
+
+    decimals = loan.product.currency_decimals
+    fallen_due = [r for r in rows if r.due_date <= as_of]
+    current = None
+    for index, r in enumerate(rows):
+        if r.number >= 1 and r.due_date > as_of:
+            previous = rows[index - 1] if index > 0 else None
+            start = previous.due_date if previous is not None and previous.number >= 1 else loan.disbursement_date
+            days = (r.due_date - start).days
+            elapsed = min(max((as_of - start).days, 0), days)
+            interest = r.due["interest"]
+            accrued = interest if days <= 0 else div_round(exact_mul(interest, elapsed), days, decimals, ROUND_HALF_UP)
+            current = CurrentPeriod(
+                installment=r.number, period_start=start, due_date=r.due_date, days_in_period=days,
+                days_elapsed=elapsed, scheduled_interest=interest, accrued_interest=accrued,
+                interest_paid=r.paid["interest"], interest_owed=max(accrued - r.paid["interest"], ZERO),
+            )
+            break
+    payoff = Payoff(
+        principal=sum((r.outstanding["principal"] for r in rows), ZERO),
+        interest_due=sum((r.outstanding["interest"] for r in fallen_due), ZERO),
+        current_period_interest=current.interest_owed if current is not None else ZERO,
+        fees=sum((r.outstanding["fees"] for r in fallen_due), ZERO),
+        penalties=sum((r.outstanding["penalties"] for r in fallen_due), ZERO),
+        current_period=current,
+    )
+    return LoanBalance(
+        loan=loan, as_of=as_of, installments=rows, outstanding=_sum(rows),
+        overdue=_sum([r for r in rows if r.due_date < as_of]), payoff=payoff,
+        overpayment_held=overpayment_held(loan, as_of=as_of), closed_at=loan_closed_at(loan),
+    )
