@@ -44,10 +44,15 @@ def bkey(i: int) -> str:
     return "v1:" + hashlib.sha256(f"bench-{i}".encode()).hexdigest()
 
 
-def hot_events(i: int, now: datetime) -> list[tuple]:
-    key = f"v1:{hashlib.sha256(f'hot-{i}'.encode()).hexdigest()}"
+def hot_key(n: int, i: int) -> str:
+    return f"v1:{hashlib.sha256(f'hot-{n}-{i}'.encode()).hexdigest()}"
+
+
+def hot_events(key: str, i: int) -> list[tuple]:
+    """50 events for one borrower, with fixed times and ids: loading them twice leaves 50 rows."""
     rows = []
-    t = now - timedelta(days=700)
+    t = datetime(2024, 1, 1, tzinfo=UTC)
+    seq = iter(range(1000))
     for loan in range(8):
         ref = f"M{loan}-2501-{i:06d}"
         base = {"schema": 2, "mfi": f"mfi{loan % 4}", "district": ["maseru", "leribe", "mohales_hoek"][loan % 3],
@@ -58,10 +63,11 @@ def hot_events(i: int, now: datetime) -> list[tuple]:
                              ("loan.dpd_changed", {"days_past_due": 12}),
                              ("loan.closed" if loan < 5 else "loan.repaid", {"outstanding_principal": "0.00" if loan < 5 else "1200.00"})):
             t += timedelta(days=3)
-            rows.append((key, t, uuid.uuid4(), etype, base["district"], json.dumps({**base, **extra})))
+            rows.append((key, t, uuid.uuid5(uuid.NAMESPACE_URL, f"{key}/{next(seq)}"), etype, base["district"],
+                         json.dumps({**base, **extra})))
     for e in range(50 - len(rows)):
         t += timedelta(days=5)
-        rows.append((key, t, uuid.uuid4(), "enquiry", "maseru",
+        rows.append((key, t, uuid.uuid5(uuid.NAMESPACE_URL, f"{key}/{next(seq)}"), "enquiry", "maseru",
                      json.dumps({"mfi": f"mfi{e % 4}", "district": "maseru", "purpose": "loan_application"})))
     return rows[:50]
 
@@ -69,13 +75,15 @@ def hot_events(i: int, now: datetime) -> list[tuple]:
 def load(session, cl, n: int) -> None:
     from cassandra.concurrent import execute_concurrent_with_args
 
+    ins = session.prepare("INSERT INTO credit_events (borrower_key, event_time, event_id, event_type, origin_district, "
+                          "payload) VALUES (?, ?, ?, ?, ?, ?)")
+    ins.consistency_level = cl
+    hot = [r for i in range(HOT) for r in hot_events(hot_key(n, i), i)]
+    execute_concurrent_with_args(session, ins, hot, concurrency=100, raise_on_first_error=True)
     marker = session.execute("SELECT node, updated_at FROM ring_heartbeat WHERE node = %s", (f"bench-loaded-{n}",)).one()
     if marker is not None:
         print(f"keyspace {BENCH_KEYSPACE} already holds {n:,} borrowers (loaded {marker.updated_at})")
         return
-    ins = session.prepare("INSERT INTO credit_events (borrower_key, event_time, event_id, event_type, origin_district, "
-                          "payload) VALUES (?, ?, ?, ?, ?, ?)")
-    ins.consistency_level = cl
     now = datetime.now(UTC)
     payload = json.dumps({"schema": 2, "mfi": "mfi0", "district": "maseru", "loan_ref": "L", "principal": "3000.00",
                           "outstanding_principal": "3000.00", "monthly_installment": "300.00", "currency": "LSL"})
@@ -89,8 +97,6 @@ def load(session, cl, n: int) -> None:
         sys.stderr.write(f"\rloading {done:,}/{n:,} borrowers ({rate:,.0f}/s)")
         sys.stderr.flush()
     sys.stderr.write("\n")
-    hot = [r for i in range(HOT) for r in hot_events(i, now)]
-    execute_concurrent_with_args(session, ins, hot, concurrency=100, raise_on_first_error=True)
     session.execute("INSERT INTO ring_heartbeat (node, updated_at) VALUES (%s, toTimestamp(now()))", (f"bench-loaded-{n}",))
     print(f"loaded {n:,} borrowers + {HOT} with 50 events in {time.monotonic() - started:.0f}s")
 
@@ -125,7 +131,7 @@ def main() -> None:
     session, cl = get_session()
     load(session, cl, args.borrowers)
     card = scorecard_from_settings()
-    keys = [f"v1:{hashlib.sha256(f'hot-{i}'.encode()).hexdigest()}" for i in range(HOT)]
+    keys = [hot_key(args.borrowers, i) for i in range(HOT)]
 
     def report_once(k: str) -> float:
         t0 = time.perf_counter()

@@ -70,7 +70,9 @@ class Profile:
     def prepare_configs(self) -> None:
         """Validate the shipped configs; for a shifted profile write the shifted copies. Idempotent."""
         for code in self.districts:
-            src = load_file(DEFAULT_CONFIG_DIR / f"{code}.toml")
+            # the shipped file as written: one process's LETSEMA_CONFIG__ overrides must not leak into files that
+            # every process of the cluster reads
+            src = load_file(DEFAULT_CONFIG_DIR / f"{code}.toml", env_overrides=False)
             if self.port_offset == 0:
                 continue
             self.config_dir.mkdir(parents=True, exist_ok=True)

@@ -175,8 +175,9 @@ def config_path(code: str, directory: Path | None = None) -> Path:
     return (directory or config_dir()) / f"{code}.toml"
 
 
-def load_file(path: Path) -> DistrictConfig:
-    """Parse and validate one TOML file. Raises DistrictConfigError (one line) on any problem."""
+def load_file(path: Path, *, env_overrides: bool = True) -> DistrictConfig:
+    """Parse and validate one TOML file. Raises DistrictConfigError (one line) on any problem. ``env_overrides``
+    applies ``LETSEMA_CONFIG__section__key``; tooling that writes config files for other processes turns it off."""
     path = Path(path)
     if not path.is_file():
         raise DistrictConfigError(path, "(file)", "file not found")
@@ -187,7 +188,8 @@ def load_file(path: Path) -> DistrictConfig:
     except UnicodeDecodeError:
         raise DistrictConfigError(path, "(file)", "not UTF-8 text") from None
 
-    _apply_env_overrides(path, raw)
+    if env_overrides:
+        _apply_env_overrides(path, raw)
     for key in raw:
         if key not in TOP_LEVEL:
             raise DistrictConfigError(path, key, "unknown key")

@@ -57,6 +57,9 @@ INSTALLED_APPS = [
     "node.credit.apps.CreditConfig",
     "node.cob.apps.CobConfig",
     "node.repayments.apps.RepaymentsConfig",
+    "node.notifications.apps.NotificationsConfig",
+    "node.payroll.apps.PayrollConfig",
+    "node.peers.apps.PeersConfig",
     "replication",
 ]
 
@@ -168,10 +171,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Periodic jobs (run by the worker's embedded beat in the local cluster). The outbox shipper is idempotent and
 # safe to overlap (SKIP LOCKED), so a short interval only costs an empty query when nothing is pending.
 _COB_AT = os.environ.get("LETSEMA_COB_AT", "00:15")  # local time the previous business day is closed
+_REMINDERS_AT = os.environ.get("LETSEMA_REMINDERS_AT", "07:00")  # local time installment reminders are made
 CELERY_BEAT_SCHEDULE = {
     "ship-outbox": {"task": "replication.tasks.ship_outbox", "schedule": float(os.environ.get("LETSEMA_SHIP_EVERY", "5"))},
     "close-of-business": {"task": "node.cob.tasks.close_business_day",
                           "schedule": crontab(hour=int(_COB_AT.split(":")[0]), minute=int(_COB_AT.split(":")[1]))},
+    # borrower notifications (docs/notifications.md): the sweep sends what is due (retries, lost broker messages);
+    # the reminders run after close of business, at a decent hour for an SMS
+    "deliver-notifications": {"task": "node.notifications.tasks.deliver_pending", "schedule": 60.0,
+                              "options": {"expires": 55}},
+    "notification-reminders": {"task": "node.notifications.tasks.send_reminders",
+                               "schedule": crontab(hour=int(_REMINDERS_AT.split(":")[0]),
+                                                   minute=int(_REMINDERS_AT.split(":")[1]))},
 }
 # Delinquency buckets: (lowest days past due, name). Close of business moves loans between them.
 LETSEMA_DELINQUENCY_BUCKETS = [(0, "current"), (1, "1-30"), (31, "31-60"), (61, "61-90"), (91, "90+")]
@@ -187,6 +198,9 @@ LETSEMA_RING = {
 # The stacking guard's policy until a Letsema admin sets the network policy in the ring (manage.py network_policy).
 LETSEMA_STACKING_POLICY = {"max_active_loans": 3, "max_dti": "0.70", "reservation_days": 30}
 HEALTH_CHECK_TIMEOUT_SECONDS = float(os.environ.get("LETSEMA_HEALTH_TIMEOUT", "2.5"))
+# Federation between nodes (docs/federation.md): signature window, clock skew, per-peer timeout; the rest defaults
+# in federation/conf.py (backoff, directory cache, Redis, key file).
+LETSEMA_FEDERATION = {"max_age_seconds": int(os.environ.get("LETSEMA_FEDERATION_MAX_AGE", "300")), "clock_skew_seconds": int(os.environ.get("LETSEMA_FEDERATION_CLOCK_SKEW", "30")), "peer_timeout_seconds": float(os.environ.get("LETSEMA_FEDERATION_PEER_TIMEOUT", "0.3")), "ca_bundle": os.environ.get("LETSEMA_FEDERATION_CA_BUNDLE") or None}
 
 LOGGING = {
     "version": 1,
@@ -208,6 +222,33 @@ SMS_BACKEND = os.environ.get("LETSEMA_SMS_BACKEND", "file")  # file | console | 
 SMS_FILE_PATH = Path(os.environ.get("LETSEMA_SMS_FILE") or VAR_DIR / "sms" / f"{DISTRICT.code}.jsonl")
 SMS_HTTP_URL = os.environ.get("LETSEMA_SMS_URL", "")
 SMS_HTTP_TIMEOUT = 5.0
+
+# Borrower notifications (docs/notifications.md): SMS through the gateway above, e-mail through Django's backends —
+# file-based under var/ unless LETSEMA_EMAIL_BACKEND=smtp (production: host, port, user and TLS from the
+# environment, the password from $LETSEMA_EMAIL_PASSWORD or the secrets directory's email_password file).
+NOTIFY_DAYS_BEFORE_DUE = int(os.environ.get("LETSEMA_NOTIFY_DAYS_BEFORE", "3"))  # the due-soon reminder, N days ahead
+NOTIFY_MAX_ATTEMPTS = 8  # then the notification is "failed"
+NOTIFY_RETRY_BASE_SECONDS = 60  # waits 1, 2, 4 ... minutes between attempts
+NOTIFY_RETRY_MAX_SECONDS = 3600  # ... never more than an hour
+NOTIFY_REMINDER_CATCHUP_DAYS = 7  # business dates the daily job catches up after an outage
+_EMAIL_BACKENDS = {"file": "django.core.mail.backends.filebased.EmailBackend",
+                   "smtp": "django.core.mail.backends.smtp.EmailBackend",
+                   "console": "django.core.mail.backends.console.EmailBackend"}
+if os.environ.get("LETSEMA_EMAIL_BACKEND", "file") not in _EMAIL_BACKENDS:
+    sys.stderr.write(f"letsema: configuration error: LETSEMA_EMAIL_BACKEND must be one of {', '.join(_EMAIL_BACKENDS)}\n")
+    raise SystemExit(2)
+EMAIL_BACKEND = _EMAIL_BACKENDS[os.environ.get("LETSEMA_EMAIL_BACKEND", "file")]
+EMAIL_FILE_PATH = os.environ.get("LETSEMA_EMAIL_DIR") or str(VAR_DIR / "mail" / DISTRICT.code)
+EMAIL_HOST = os.environ.get("LETSEMA_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("LETSEMA_EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("LETSEMA_EMAIL_USER", "")
+try:
+    EMAIL_HOST_PASSWORD = read_secret("email_password", DISTRICT.code) if EMAIL_HOST_USER else ""
+except SecretMissing:
+    EMAIL_HOST_PASSWORD = ""
+EMAIL_USE_TLS = os.environ.get("LETSEMA_EMAIL_TLS", "1") == "1"
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("LETSEMA_EMAIL_FROM") or f"Letsema {DISTRICT.name} <no-reply@{DISTRICT.code}.letsema.ls>"
 OTP_TTL_SECONDS = 300
 OTP_MAX_ATTEMPTS = 5
 OTP_RESEND_INTERVAL_SECONDS = 60

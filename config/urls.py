@@ -28,6 +28,9 @@ urlpatterns = [
     path("api/v1/", include("node.loans.urls")),
     path("api/v1/", include("node.credit.urls")),
     path("api/v1/", include("node.repayments.urls")),
+    path("api/v1/", include("node.notifications.urls")),
+    path("api/v1/", include("node.payroll.urls")),
+    path("", include("node.peers.urls")),  # /_federation/v1/... (peers) and api/v1/network/borrowers/<key>/where
 ]
 
 handler400 = "node.core.errors.json_bad_request"

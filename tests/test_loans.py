@@ -420,3 +420,17 @@ def test_lifecycle_emits_credit_events_through_the_outbox_keyed_by_borrower_key(
     for e in events:
         assert shop.borrower.national_id not in str(e.payload)
     assert ship_batch(write_event).shipped == 3
+
+
+def test_a_round_rate_such_as_30_percent_makes_a_product_and_a_schedule():
+    # Decimal("30.000000").normalize() prints as "3E+1", which the schedule engine rightly refuses
+    shop = open_shop()
+    r = client_for(shop.admin).post("/api/v1/products/", {**PRODUCT, "code": "round-30", "annual_interest_rate": "30"},
+                                    format="json")
+    assert r.status_code == 201, r.content
+    lid = client_for(shop.borrower_user).post("/api/v1/loans/", {
+        "product": r.json()["id"], "principal": "1000.00", "number_of_repayments": 3,
+        "expected_disbursement_date": "2026-12-01"}, format="json").json()["id"]
+    sched = client_for(shop.officer).get(f"/api/v1/loans/{lid}/schedule").json()
+    assert sched["stored"] is False and len(sched["installments"]) == 4
+    assert Loan.objects.get(pk=lid).annual_interest_rate == Decimal("30")

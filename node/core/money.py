@@ -269,3 +269,9 @@ def sum_exact(values: Iterable[DecimalLike]) -> Decimal:
     for value in values:
         total = exact_add(total, value)
     return total
+
+
+def plain(value: Decimal) -> str:
+    """The shortest plain decimal string: 30.000000 -> "30", 36.5000 -> "36.5" (never "3E+1", which
+    ``str(d.normalize())`` gives for round tens)."""
+    return format(value.normalize(), "f")

@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 
+from node.core.money import plain
 from node.credit.report import loan_key
 from node.credit.stacking import Exposure
 from node.loans.models import Loan
@@ -66,7 +67,7 @@ def credit_event_payload(loan: Loan, *, outstanding_principal=None, days_past_du
         "status": loan.status,
         "principal": str(loan.principal),
         "number_of_repayments": loan.number_of_repayments,
-        "annual_interest_rate": str(loan.annual_interest_rate.normalize()),
+        "annual_interest_rate": plain(loan.annual_interest_rate),
         "monthly_installment": str(monthly_installment(loan_schedule(loan))),
         "disbursement_date": loan.disbursement_date.isoformat() if loan.disbursement_date else None,
         "outstanding_principal": str(outstanding_principal) if outstanding_principal is not None else None,

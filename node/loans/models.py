@@ -148,6 +148,8 @@ class LoanInstallment(models.Model):
     class Meta:
         ordering = ["loan_id", "number"]
         constraints = [models.UniqueConstraint(fields=["loan", "number"], name="one_installment_number_per_loan")]
+        # reminders and reports select installments by due date across all loans
+        indexes = [models.Index(fields=["due_date"], name="installment_due_date", condition=models.Q(number__gte=1))]
 
 
 class StepUpGrant(models.Model):

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from node.core.money import plain
 from node.audit.services import audit_record
 from node.core.errors import Conflict, ValidationFailed
 from node.ledger.services import ledger_ensure_chart
@@ -40,7 +41,7 @@ def schedule_input_dict(product: LoanProduct, *, principal: Decimal, number_of_r
                         annual_interest_rate: Decimal, disbursement_date: date, fees: list | None = None) -> dict:
     return {
         "principal": str(principal),
-        "annual_interest_rate": str(annual_interest_rate.normalize()),
+        "annual_interest_rate": plain(annual_interest_rate),
         "number_of_repayments": number_of_repayments,
         "repayment_every": product.repayment_every,
         "repayment_frequency": product.repayment_frequency,

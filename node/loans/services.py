@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from node.core.money import plain
 from node.audit.services import audit_record
 from node.borrowers.models import Borrower, MfiClient
 from node.borrowers.services import consent_require
@@ -43,6 +44,7 @@ from node.loans.models import (
     StepUpGrant,
 )
 from node.loans.products import build_schedule, check_rate_cap, check_terms
+from node.notifications.services import notify_loan_disbursed
 from node.users.models import Role, User
 
 S = LoanStatus
@@ -77,7 +79,7 @@ def _lock(loan: Loan, action: str) -> Loan:
 def _terms(loan: Loan) -> dict:
     return {
         "principal": str(loan.principal), "number_of_repayments": loan.number_of_repayments,
-        "annual_interest_rate": str(loan.annual_interest_rate.normalize()),
+        "annual_interest_rate": plain(loan.annual_interest_rate),
         "expected_disbursement_date": loan.expected_disbursement_date.isoformat(), "product": loan.product_id,
     }
 
@@ -331,6 +333,7 @@ def loan_confirm_disbursement(*, actor: User, loan: Loan, disbursement_date: dat
     _audit(actor, loan, "disburse", S.APPROVED, journal_entry=entry.pk, disbursement_date=day.isoformat(),
            net_paid_out=str(loan.principal - disbursement_fees))
     emit_credit_event(loan, "loan.disbursed", outstanding_principal=loan.principal)
+    notify_loan_disbursed(loan)  # SMS/e-mail to the borrower, sent after commit
     return loan
 
 
@@ -427,7 +430,7 @@ def loan_reschedule(*, actor: User, loan: Loan, number_of_repayments: int, reaso
     old.save(update_fields=["status", "rescheduled_at", "rescheduled_by", "reschedule_reason", "updated_at"])
     _audit(actor, old, "reschedule", S.ACTIVE, into_loan=new.pk, principal=str(outstanding), journal_entry=entry.pk)
     _audit(actor, new, "create_from_reschedule", None, from_loan=old.pk, number_of_repayments=number_of_repayments,
-           annual_interest_rate=str(rate.normalize()), reschedule_date=day.isoformat())
+           annual_interest_rate=plain(rate), reschedule_date=day.isoformat())
     emit_credit_event(old, "loan.rescheduled", outstanding_principal=Decimal(0))
     emit_credit_event(new, "loan.disbursed", outstanding_principal=outstanding)
     stacking_hold_later(to=loan_exposure(new, principal=outstanding), drop=(network_loan_key(old),))

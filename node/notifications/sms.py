@@ -2,6 +2,9 @@
 
 The HTTP adapter posts ``{"to", "message"}`` as JSON to ``$LETSEMA_SMS_URL`` with an optional bearer token
 from ``$LETSEMA_SMS_TOKEN``; any non-2xx answer or network error raises SmsSendFailed.
+
+``message_id`` (optional) is sent as the ``Idempotency-Key`` and returned; notifications pass one derived from the
+event, so a gateway that honours the key drops a repeat of the same message. Without it a fresh id is made.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ class SmsSendFailed(Exception):
     pass
 
 
-def send_sms(to: str, message: str) -> str:
+def send_sms(to: str, message: str, *, message_id: str | None = None) -> str:
     backend = settings.SMS_BACKEND
-    message_id = uuid.uuid4().hex
+    message_id = message_id or uuid.uuid4().hex
     if backend == "file":
         path = settings.SMS_FILE_PATH
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,7 +36,8 @@ def send_sms(to: str, message: str) -> str:
         with _file_lock, open(path, "a", encoding="utf-8") as fh:
             fh.write(line + "\n")
     elif backend == "console":
-        log.info("sms", extra={"to": to, "sms_id": message_id, "length": len(message)})
+        masked = to[:4] + "*" * max(len(to) - 7, 0) + to[-3:] if len(to) > 7 else "*" * len(to)
+        log.info("sms", extra={"to": masked, "sms_id": message_id, "length": len(message)})
         print(f"SMS to {to}: {message}", flush=True)  # noqa: T201 - development backend
     elif backend == "http":
         import requests

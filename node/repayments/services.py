@@ -30,6 +30,7 @@ from node.loans.credit_events import emit_credit_event, loan_exposure, network_l
 from node.loans.errors import IllegalTransition
 from node.loans.models import Loan, LoanInstallment, LoanProduct, LoanStatus
 from node.mfis.models import Mfi
+from node.notifications.services import notify_repayment_received
 from node.repayments import allocation as A
 from node.repayments.errors import AlreadyReversed, ReverseLaterFirst
 from node.repayments.models import (
@@ -206,6 +207,7 @@ def repayment_post(*, actor: User, loan: Loan, amount: Decimal, payment_date: dt
                                                                   "receipt_number": rep.receipt_number})
     else:
         emit_credit_event(loan, "loan.repaid", outstanding_principal=after["principal"])
+    notify_repayment_received(rep)  # SMS/e-mail to the borrower, sent after commit
     audit_record(
         actor=actor, action="repayment.post", target_type="repayment", target_id=rep.pk, mfi=loan.mfi,
         after={

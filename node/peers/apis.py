@@ -1,0 +1,86 @@
+"""Federation endpoints (peers only, signed) and the staff-facing network look-up that fans out to them."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from federation.auth import IsSignedPeer, SignedPeerAuthentication
+from federation.fanout import BadResponse, fanout
+from node.borrowers.identity import BORROWER_KEY_RE
+from node.core.errors import ValidationFailed
+from node.peers import selectors
+from node.peers.schemas import SCHEMA, BorrowerStatus, BorrowerStatusRequest, Pong
+from node.users.models import Role
+from node.users.permissions import role_required
+
+log = logging.getLogger("letsema.federation")
+BORROWER_STATUS_PATH = "/_federation/v1/borrowers/status"
+
+
+class _PeerApi(APIView):
+    authentication_classes = [SignedPeerAuthentication]
+    permission_classes = [IsSignedPeer]
+    parser_classes = [JSONParser]
+
+
+class FederationPingApi(_PeerApi):
+    """Signed liveness check between nodes: who answers, who asked, and this node's clock."""
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return Response(Pong(district=settings.DISTRICT.code, origin=request.user.district, time=now).to_json())
+
+
+class FederationBorrowerStatusApi(_PeerApi):
+    """Is this borrower key registered here, and verified? (By key only; the national ID never travels.)"""
+
+    @extend_schema(exclude=True)
+    def post(self, request):
+        req = BorrowerStatusRequest.from_json(request.data)
+        return Response(selectors.borrower_status_get(borrower_key=req.borrower_key).to_json())
+
+
+def _parse_status(borrower_key: str):
+    def parse(district: str, data) -> dict:
+        status = BorrowerStatus.from_json(data)
+        if status.district != district or status.borrower_key != borrower_key:
+            raise BadResponse("the answer is about another district or borrower key")
+        return {"registered": status.registered, "verified": status.verified}
+
+    return parse
+
+
+class NetworkBorrowerWhereApi(APIView):
+    """Where in the network a borrower key is registered (loan officers and MFI admins). Asks every peer at once;
+    peers that are down or slow are listed under ``missing`` and the answer is ``partial``."""
+
+    permission_classes = [role_required(Role.LOAN_OFFICER, Role.MFI_ADMIN)]
+
+    @extend_schema(parameters=[OpenApiParameter("borrower_key", str, OpenApiParameter.PATH)], responses=dict)
+    def get(self, request, borrower_key: str):
+        if not BORROWER_KEY_RE.match(borrower_key):
+            raise ValidationFailed("borrower_key must look like v<version>:<64 hex digits>.",
+                                   details={"fields": {"borrower_key": ["Not a borrower key."]}})
+        local = selectors.borrower_status_get(borrower_key=borrower_key)
+        result = fanout("POST", BORROWER_STATUS_PATH, BorrowerStatusRequest(borrower_key).to_json(),
+                        parse=_parse_status(borrower_key))
+        answered = {local.district: {"registered": local.registered, "verified": local.verified}, **result.answered}
+        log.info("network borrower look-up", extra={
+            "actor": request.user.pk, "mfi": request.user.mfi_id, "borrower_key": borrower_key,
+            "partial": result.partial, "missing": ",".join(sorted(result.missing)), "ms": round(result.elapsed_ms, 1)})
+        return Response({
+            "schema": SCHEMA,
+            "borrower_key": borrower_key,
+            "partial": result.partial,
+            "registered_in": sorted(d for d, v in answered.items() if v["registered"]),
+            "answered": dict(sorted(answered.items())),
+            "missing": dict(sorted(result.missing.items())),
+        })
