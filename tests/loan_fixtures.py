@@ -69,3 +69,26 @@ def apply(shop: Shop, principal="10000.00", n=12, date="2026-12-01"):
 
 def key() -> str:
     return uuid.uuid4().hex
+
+
+# --- request helpers shared by the API tests --------------------------------------------------------------------
+def err(r, status, code):
+    """Assert an error answer: the status and the stable code; returns the body."""
+    assert r.status_code == status, (r.status_code, r.content)
+    assert r.json()["code"] == code, r.json()
+    return r.json()
+
+
+def post(user, path, body=None, idem=None, **headers):
+    """POST JSON as ``user``; ``idem`` is the Idempotency-Key, ``headers`` extra headers (``X_Step_Up_Token=...``)."""
+    extra = {"HTTP_IDEMPOTENCY_KEY": idem} if idem else {}
+    extra.update({f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
+    return client_for(user).post(path, body or {}, format="json", **extra)
+
+
+def to_approved(shop, lid, approver=None):
+    assert post(shop.borrower_user, f"/api/v1/loans/{lid}/submit").status_code == 200
+    assert post(shop.officer, f"/api/v1/loans/{lid}/review").status_code == 200
+    r = post(approver or shop.officer, f"/api/v1/loans/{lid}/approve")
+    assert r.status_code == 200, r.content
+    return r

@@ -17,14 +17,9 @@ from node.cob.services import COB_LOCK, business_date_get, closed_through, cob_c
 from node.core.errors import ApplicationError
 from node.loans.models import Loan, LoanInstallment, LoanProduct
 from replication.models import OutboxEvent
-from tests.loan_fixtures import apply, client_for, key, open_shop
+from tests.loan_fixtures import apply, client_for, key, open_shop, post
 
 pytestmark = pytest.mark.django_db
-
-
-def post(user, path, body=None, idem=None):
-    extra = {"HTTP_IDEMPOTENCY_KEY": idem} if idem else {}
-    return client_for(user).post(path, body or {}, format="json", **extra)
 
 
 def disbursed(shop, *, principal="6000.00", on="2026-06-01", n=6) -> Loan:

@@ -27,20 +27,9 @@ from replication.reconcile import reconcile
 from replication.ring import get_session
 from replication.ring_writer import write_event
 from tests.conftest import wait_for
-from tests.loan_fixtures import apply, client_for, key, make_user, open_shop
+from tests.loan_fixtures import apply, client_for, err, key, make_user, open_shop, post
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def err(r, status, code):
-    assert r.status_code == status, (r.status_code, r.content)
-    assert r.json()["code"] == code, r.json()
-    return r.json()
-
-
-def post(user, path, body=None, idem=None):
-    extra = {"HTTP_IDEMPOTENCY_KEY": idem} if idem else {}
-    return client_for(user).post(path, body or {}, format="json", **extra)
 
 
 def to_review(shop, lid):

@@ -17,29 +17,9 @@ from node.ledger.selectors import trial_balance
 from node.loans.models import Loan, LoanInstallment, StepUpGrant
 from node.loans.products import build_schedule
 from node.loans.services import TRANSITIONS
-from tests.loan_fixtures import PASSWORD, PRODUCT, apply, client_for, key, make_user, open_shop
+from tests.loan_fixtures import PASSWORD, PRODUCT, apply, client_for, err, key, make_user, open_shop, post, to_approved
 
 pytestmark = pytest.mark.django_db
-
-
-def err(r, status, code):
-    assert r.status_code == status, (r.status_code, r.content)
-    assert r.json()["code"] == code, r.json()
-    return r.json()
-
-
-def post(user, path, body=None, idem=None, **headers):
-    extra = {"HTTP_IDEMPOTENCY_KEY": idem} if idem else {}
-    extra.update({f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
-    return client_for(user).post(path, body or {}, format="json", **extra)
-
-
-def to_approved(shop, lid, approver=None):
-    assert post(shop.borrower_user, f"/api/v1/loans/{lid}/submit").status_code == 200
-    assert post(shop.officer, f"/api/v1/loans/{lid}/review").status_code == 200
-    r = post(approver or shop.officer, f"/api/v1/loans/{lid}/approve")
-    assert r.status_code == 200, r.content
-    return r
 
 
 def step_up(user):

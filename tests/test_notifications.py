@@ -31,17 +31,11 @@ from node.notifications import services, tasks, texts
 from node.notifications.models import Notification, NotificationAttempt, ReminderRun
 from node.notifications.sms import read_file_outbox
 from node.repayments import services as repayment_services
-from tests.loan_fixtures import apply, client_for, key, make_user, open_shop
+from tests.loan_fixtures import apply, client_for, key, make_user, open_shop, post
 
 pytestmark = pytest.mark.django_db
 
 D = Decimal
-
-
-# --- helpers (copied from tests/test_repayments.py, not imported from another test module) -------------------------
-def post(user, path, body=None, idem=None):
-    extra = {"HTTP_IDEMPOTENCY_KEY": idem} if idem else {}
-    return client_for(user).post(path, body or {}, format="json", **extra)
 
 
 def disbursed(shop, principal="1000.00", n=3, on="2026-01-01") -> int:

@@ -44,7 +44,7 @@ from node.repayments.models import Repayment
 from node.users.models import User
 from tests.borrower_factory import payload
 from tests.factories import PASSWORD
-from tests.loan_fixtures import apply, client_for, key, open_shop
+from tests.loan_fixtures import apply, client_for, err, key, open_shop, post
 
 pytestmark = pytest.mark.django_db
 
@@ -53,16 +53,7 @@ FAR = date(2099, 12, 31)
 HEADER = "employee_number,loan_reference,amount_deducted,status,reason\r\n"
 
 
-# --- helpers (set-up through the API, as tests/test_repayments.py does) --------------------------------------------
-def err(r, status, code):
-    assert r.status_code == status, (r.status_code, r.content)
-    assert r.json()["code"] == code, r.json()
-    return r.json()
-
-
-def post(user, path, body=None, idem=None):
-    extra = {"HTTP_IDEMPOTENCY_KEY": idem} if idem else {}
-    return client_for(user).post(path, body or {}, format="json", **extra)
+# --- helpers (set-up through the API) --------------------------------------------
 
 
 def new_borrower(first: str, last: str) -> tuple[Borrower, User]:

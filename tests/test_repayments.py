@@ -28,7 +28,7 @@ from node.loans.credit_events import network_loan_key
 from node.loans.models import Loan, LoanInstallment
 from node.repayments.models import Repayment, RepaymentAllocation
 from replication.models import OutboxEvent
-from tests.loan_fixtures import apply, client_for, key, make_user, open_shop
+from tests.loan_fixtures import apply, client_for, err, key, make_user, open_shop, post, to_approved
 
 pytestmark = pytest.mark.django_db
 
@@ -36,27 +36,6 @@ D = Decimal
 FAR = date(2099, 12, 31)
 SCHEDULE = [(1, "2026-02-01", "323.53", "30.00"), (2, "2026-03-01", "333.24", "20.29"),
             (3, "2026-04-01", "343.23", "10.30")]
-
-
-# --- helpers (copied from tests/test_loans.py, not imported from another test module) -------------------------
-def err(r, status, code):
-    assert r.status_code == status, (r.status_code, r.content)
-    assert r.json()["code"] == code, r.json()
-    return r.json()
-
-
-def post(user, path, body=None, idem=None, **headers):
-    extra = {"HTTP_IDEMPOTENCY_KEY": idem} if idem else {}
-    extra.update({f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
-    return client_for(user).post(path, body or {}, format="json", **extra)
-
-
-def to_approved(shop, lid, approver=None):
-    assert post(shop.borrower_user, f"/api/v1/loans/{lid}/submit").status_code == 200
-    assert post(shop.officer, f"/api/v1/loans/{lid}/review").status_code == 200
-    r = post(approver or shop.officer, f"/api/v1/loans/{lid}/approve")
-    assert r.status_code == 200, r.content
-    return r
 
 
 def disbursed(shop, principal="1000.00", n=3, on="2026-01-01") -> int:
