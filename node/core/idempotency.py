@@ -4,8 +4,10 @@ The key is claimed first, in its own transaction (a unique row per user and key)
 with one key cannot both run: the second gets ``409 request_in_progress`` until the first finishes, then the
 stored answer. The same key with a different request body is refused (``422 idempotency_key_reused``).
 Expected errors (4xx) are stored and replayed too; an unexpected failure releases the key so the client may
-retry. The services behind these endpoints are also idempotent by themselves (state checks under row locks,
-journal source keys), so a crash between the work and the stored answer cannot double-post.
+retry. The work and the stored answer commit in one transaction, so a crash leaves either both or neither; an unfinished
+claim older than ``STALE_CLAIM`` was left by such a crash, and the next request with the key runs it again. The
+services behind these endpoints are also idempotent by themselves (state checks under row locks, journal source
+keys).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import functools
 import hashlib
 import json
 import re
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -23,6 +26,8 @@ from node.core.errors import ApplicationError, api_exception_handler
 from node.core.models import IdempotencyRecord
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,100}$")
+#: longer than any request may run (gunicorn's timeout is 60 s): an unfinished claim this old was left by a crash
+STALE_CLAIM = timedelta(minutes=2)
 
 
 class IdempotencyKeyMissing(ApplicationError):
@@ -68,19 +73,35 @@ def idempotent(view_method):
                 raise IdempotencyKeyReused("This Idempotency-Key was used for a different request.",
                                            details={"first_used_for": existing.endpoint}) from None
             if existing.completed_at is None:
-                raise RequestInProgress("The first request with this Idempotency-Key is still running.") from None
+                # an unfinished claim older than any request can run was left by a crash: its work did not commit
+                # (work and answer commit together), so the key may run again
+                taken = IdempotencyRecord.objects.filter(
+                    pk=existing.pk, completed_at__isnull=True,
+                    created_at__lt=timezone.now() - STALE_CLAIM).update(created_at=timezone.now())
+                if not taken:
+                    raise RequestInProgress("The first request with this Idempotency-Key is still running.") from None
+                return _run(self, request, args, kwargs, existing, view_method)
             response = Response(existing.response_body, status=existing.status_code)
             response["Idempotent-Replayed"] = "true"
             return response
-        try:
-            response = view_method(self, request, *args, **kwargs)
-        except ApplicationError as exc:
-            response = api_exception_handler(exc, {"request": request, "view": self})
-        except Exception:
-            IdempotencyRecord.objects.filter(pk=record.pk).delete()
-            raise
-        record.status_code, record.response_body, record.completed_at = response.status_code, response.data, timezone.now()
-        record.save(update_fields=["status_code", "response_body", "completed_at"])
-        return response
+        return _run(self, request, args, kwargs, record, view_method)
 
     return wrapper
+
+
+def _run(self, request, args, kwargs, record: IdempotencyRecord, view_method):
+    try:
+        # the work and the stored answer commit together: a crash (or a database failover) between them would
+        # otherwise leave a posted write whose key answers 409 request_in_progress forever
+        with transaction.atomic():
+            try:
+                response = view_method(self, request, *args, **kwargs)
+            except ApplicationError as exc:  # services roll their own work back before raising
+                response = api_exception_handler(exc, {"request": request, "view": self})
+            record.status_code, record.response_body = response.status_code, response.data
+            record.completed_at = timezone.now()
+            record.save(update_fields=["status_code", "response_body", "completed_at"])
+    except Exception:
+        IdempotencyRecord.objects.filter(pk=record.pk).delete()
+        raise
+    return response
