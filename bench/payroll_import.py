@@ -15,8 +15,8 @@ the API and the commands call:
 2. the employer's answer, built from that file (not timed): 90 % ``deducted`` in full, 8 % ``partial`` (half),
    2 % ``not_deducted``;
 3. ``payroll_import`` of that file: parse + validate every row + store the report rows (one transaction), then
-   post the valid rows through ``repayment_post`` in batches of ``--batch-size`` rows per transaction (a savepoint
-   per row), then the summary and its audit event.
+   post the valid rows through ``repayment_post_many`` in batches of ``--batch-size`` rows per transaction (set-based:
+   a fixed number of statements per batch), then the summary and its audit event.
 
 ``--explain N`` re-clones the template and imports the first N rows again under cProfile and an SQL timer
 (``connection.execute_wrapper``), and prints the statements by kind (count, share of the time) and the heaviest
@@ -353,12 +353,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", choices=["demo", "test"], default="demo")
     ap.add_argument("--loans", type=int, default=10_000)
-    ap.add_argument("--batch-size", type=int, default=50)
+    ap.add_argument("--batch-size", type=int, default=None, help="rows per transaction (default: the import's own, "
+                                                                 "node.payroll.services.DEFAULT_BATCH)")
     ap.add_argument("--rows", type=int, default=None, help="import only the first ROWS rows of the result file "
                                                              "(quick experiments; the export is still complete)")
     ap.add_argument("--explain", type=int, default=0, metavar="ROWS", help="also profile an import of ROWS rows")
     args = ap.parse_args()
     setup_django(args.profile)
+    if args.batch_size is None:
+        from node.payroll.services import DEFAULT_BATCH
+
+        args.batch_size = DEFAULT_BATCH
     ensure_template()
     load(args.loans)
     clone_run_db()

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
+from node.core.bulk import insert_columns
 from replication.models import OutboxEvent
 
 
@@ -38,8 +39,9 @@ def outbox_enqueue_many(events: list[tuple[str, str, dict]]) -> int:
     if not connection.in_atomic_block:
         raise OutboxOutsideTransaction("outbox_enqueue_many must run inside the transaction of the change")
     now = timezone.now()
-    OutboxEvent.objects.bulk_create([OutboxEvent(event_type=t, partition_key=k, payload=p, occurred_at=now)
-                                     for t, k, p in events], batch_size=1000)
+    # one INSERT of plain columns (node.core.bulk): no model instance per event; event_id etc. take their defaults
+    insert_columns(OutboxEvent, {"event_type": [t for t, _, _ in events], "partition_key": [k for _, k, _ in events],
+                                 "payload": [p for _, _, p in events], "occurred_at": [now] * len(events)})
     return len(events)
 
 

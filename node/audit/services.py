@@ -29,6 +29,10 @@ writes of a node are serialised for that stretch. Call ``audit_record`` as the *
 (after the row locks the service needs) and keep slow work (ring, peers, ``.delay()``) out of transactions, as
 ARCHITECTURE.md already requires. PostgreSQL's deadlock detector covers advisory locks if that rule is broken.
 
+Batches: :func:`audit_record_many` appends many events in three statements (the lock once, the head, one
+INSERT), chaining their hashes in Python exactly as one-by-one appends would; the set-based writers (payroll
+import, ``repayment_post``) use it, called last in their transaction like ``audit_record``.
+
 Append-only: triggers on ``audit_auditevent`` (migration 0002) refuse UPDATE, DELETE and TRUNCATE from any
 client. The node's database role *owns* the table, and GRANTs never restrain an owner, so the trigger (not the
 ``REVOKE ... FROM PUBLIC`` that goes with it) is what stops the application. An owner or superuser (a DBA) can
@@ -40,7 +44,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -48,7 +53,8 @@ from django.db import connection, models, transaction
 from django.db.models.fields.files import FieldFile
 from django.utils import timezone
 
-from node.audit.models import GENESIS_HASH, AuditEvent, event_hash
+from node.audit.models import GENESIS_HASH, AuditEvent, event_content, event_hash
+from node.core.bulk import insert_columns
 from node.core.logging import current_client_ip, current_request_id
 
 if TYPE_CHECKING:
@@ -107,6 +113,78 @@ def audit_record(
         event.hash = event_hash(prev_hash, event.content())
         event.save(force_insert=True)
     return event
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """One event for :func:`audit_record_many` (the keyword arguments of :func:`audit_record` but the actor)."""
+
+    action: str
+    target_type: str
+    target_id: str | int = ""
+    mfi_id: int | None = None
+    before: dict | None = None
+    after: dict | None = None
+
+
+def audit_record_many(*, actor: User | None, events: Sequence[AuditSpec]) -> list[tuple[int, str]]:
+    """Append ``events`` (one actor, in order) to the chain in the caller's transaction, as :func:`audit_record`
+    would one by one, in three statements whatever their number: the chain lock (taken once) with PostgreSQL
+    normalising every ``before``/``after``, the head of the chain, one multi-row INSERT. Each event gets the next
+    ``seq`` and its hash is chained on the previous one's in Python, exactly as :func:`audit_record` computes it
+    (the verifier cannot tell the two apart); all share one ``occurred_at``. Answers ``(seq, hash)`` per event."""
+    if not events:
+        return []
+    for spec in events:
+        if not spec.action or not spec.target_type:
+            raise ValueError("audit_record_many needs an action and a target_type for every event")
+        for name, value in (("before", spec.before), ("after", spec.after)):
+            if value is not None and not isinstance(value, dict):
+                raise TypeError(f"audit_record_many {name} must be a dict or None, not {type(value).__name__}")
+
+    actor_id = getattr(actor, "pk", None)
+    username = (getattr(actor, "username", "") or "") if actor_id is not None else ""
+    role = (getattr(actor, "role", "") or "") if actor_id is not None else ""
+    raw = [_json_or_none(v) for spec in events for v in (spec.before, spec.after)]
+    with transaction.atomic(savepoint=False):
+        with connection.cursor() as cursor:
+            # Statement 1: the chain lock, once for all; PostgreSQL normalises what will be hashed (in order).
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s), "
+                "ARRAY(SELECT t.doc::jsonb::text FROM unnest(%s::text[]) WITH ORDINALITY AS t(doc, n) ORDER BY t.n), "
+                "host(%s::inet)",
+                [LOCK_KEY, raw, _client_ip()],
+            )
+            _, normalised, ip = cursor.fetchone()
+        # Statement 2 (fresh snapshot, after the lock): the head of the chain.
+        last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        now, request_id = timezone.now(), (current_request_id() or "")[:64]
+        cols: dict[str, list] = {name: [] for name in (
+            "seq", "target_id", "mfi", "action", "target_type", "before", "after", "prev_hash", "hash")}
+        out = []
+        for i, spec in enumerate(events):
+            before_text, after_text = normalised[2 * i], normalised[2 * i + 1]
+            before = None if before_text is None else json.loads(before_text)
+            after = None if after_text is None else json.loads(after_text)
+            target_id = "" if spec.target_id is None else str(spec.target_id)
+            content = event_content(
+                seq=seq, occurred_at=now, actor_id=actor_id, actor_username=username, actor_role=role,
+                mfi_id=spec.mfi_id, action=spec.action, target_type=spec.target_type, target_id=target_id, ip=ip,
+                request_id=request_id, before=before, after=after)
+            digest = event_hash(prev_hash, content)
+            for name, value in (("seq", seq), ("target_id", target_id), ("mfi", spec.mfi_id), ("action", spec.action),
+                                ("target_type", spec.target_type), ("before", before), ("after", after),
+                                ("prev_hash", prev_hash), ("hash", digest)):
+                cols[name].append(value)
+            out.append((seq, digest))
+            seq, prev_hash = seq + 1, digest
+        n = len(events)
+        # Statement 3: every event in one INSERT.
+        insert_columns(AuditEvent, {**cols, "occurred_at": [now] * n, "actor": [actor_id] * n,
+                                    "actor_username": [username] * n, "actor_role": [role] * n, "ip": [ip] * n,
+                                    "request_id": [request_id] * n})
+    return out
 
 
 def snapshot(instance: models.Model, fields: Iterable[str]) -> dict[str, Any]:

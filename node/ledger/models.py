@@ -7,7 +7,8 @@ Rules, enforced by the database (migration 0002), not only by :mod:`node.ledger.
   entry's own MFI (deferred constraint triggers, checked at COMMIT);
 * entries and lines are append-only: no UPDATE, DELETE or TRUNCATE; a correction is a reversing entry.
 
-Lines are created only by :func:`node.ledger.services.journal_post`.
+Lines are created only by :func:`node.ledger.services.journal_post` (or ``journal_post_many``, its set-based
+sibling).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Writes to the general ledger. :func:`journal_post` is the ONLY code that creates journal lines.
+"""Writes to the general ledger. :func:`journal_post` and its set-based sibling :func:`journal_post_many` (many
+entries of one MFI in a fixed number of statements, same checks, same idempotency; not for reversals) are the ONLY
+code that creates journal lines.
 
 Posting
 -------
@@ -47,7 +49,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from node.audit.services import audit_record
+from node.audit.services import AuditSpec, audit_record, audit_record_many
+from node.core.bulk import insert_columns
 from node.core.errors import Conflict, Forbidden, ValidationFailed
 from node.core.money import to_money
 from node.ledger.chart import STANDARD_CHART, STANDARD_CODES
@@ -222,6 +225,174 @@ def journal_post(
         },
     )
     return entry
+
+
+@dataclass(frozen=True)
+class PostingEntry:
+    """One entry for :func:`journal_post_many`: the arguments of :func:`journal_post` that vary per entry."""
+
+    entry_date: dt.date
+    lines: list[PostingLine]
+    description: str
+    reference_type: str = ""
+    reference_id: str | int = ""
+    source_key: str | None = None
+
+
+def journal_post_many(
+    *,
+    mfi: Mfi,
+    entries: list[PostingEntry],
+    actor: User | None = None,
+    audit_into: list[AuditSpec] | None = None,
+) -> list[JournalEntry]:
+    """Post many balanced entries of one MFI at once: the set-based sibling of :func:`journal_post` (not for
+    reversals), with the same rules and error codes, raised for the first entry that breaks one (nothing is then
+    written). Returns the entries in the order given.
+
+    Same checks: every entry's lines and header are validated in Python as :func:`journal_post` does, and the
+    database's deferred balance triggers are fired once for all of them before returning. Same idempotency: an entry
+    whose ``source_key`` is already posted is answered by that entry if it is the same posting (nothing written for
+    it) and refused with ``idempotency_key_reused`` otherwise; a key given twice in one call must be the same
+    posting and is posted once. Statements: the accounts, one INSERT of the entries (``ON CONFLICT (source_key) DO
+    NOTHING``: an already-posted or concurrently posted key is found there, then checked as a replay), one INSERT
+    of all their lines, the trigger check, and the audit events (``ledger.entry_post``, one per new entry) in one
+    :func:`node.audit.services.audit_record_many` — unless ``audit_into`` is given: then they are appended to it and
+    the caller must write them, in this transaction, together with its own (one chain lock for both)."""
+    if not isinstance(entries, (list, tuple)):
+        raise TypeError("journal_post_many takes a list of PostingEntry")
+    if not entries:
+        return []
+    if actor is not None and getattr(actor, "role", None) in MFI_STAFF_ROLES and actor.mfi_id != mfi.pk:
+        raise Forbidden("Staff post only to their own MFI's ledger.")
+    checked: list[tuple[PostingEntry, str, list[_Leg], dict[str, Any]]] = []
+    first_of_key: dict[str, int] = {}
+    for spec in entries:
+        if not isinstance(spec, PostingEntry):
+            raise TypeError("journal_post_many takes a list of PostingEntry")
+        legs = _validate_legs(spec.lines)
+        reference_id = "" if spec.reference_id is None else str(spec.reference_id)
+        _validate_header(entry_date=spec.entry_date, description=spec.description,
+                         reference_type=spec.reference_type, reference_id=reference_id, source_key=spec.source_key)
+        fingerprint = _fingerprint(mfi.pk, spec.entry_date, spec.reference_type, reference_id, None,
+                                   [(leg.account_code, leg.debit, leg.credit) for leg in legs])
+        if spec.source_key is not None:
+            if spec.source_key in first_of_key:
+                earlier = checked[first_of_key[spec.source_key]][3]
+                differing = sorted(k for k in fingerprint if fingerprint[k] != earlier[k])
+                if differing:
+                    raise Conflict("This idempotency key was already used for a different posting.",
+                                   code="idempotency_key_reused",
+                                   details={"source_key": spec.source_key, "differs_in": differing})
+            else:
+                first_of_key[spec.source_key] = len(checked)
+        checked.append((spec, reference_id, legs, fingerprint))
+    accounts = _accounts_for(mfi, {leg.account_code for _, _, legs, _ in checked for leg in legs})
+
+    created_by = actor if getattr(actor, "pk", None) is not None else None
+    now, currency = timezone.now(), settings.DISTRICT.currency
+    # one row per distinct source key (and every keyless entry), in the order given
+    fresh = [i for i, (spec, _, _, _) in enumerate(checked)
+             if spec.source_key is None or first_of_key[spec.source_key] == i]
+    rows = [JournalEntry(mfi=mfi, entry_date=checked[i][0].entry_date, description=checked[i][0].description,
+                         reference_type=checked[i][0].reference_type, reference_id=checked[i][1],
+                         source_key=checked[i][0].source_key, created_by=created_by, currency=currency, posted_at=now)
+            for i in fresh]
+    with transaction.atomic(savepoint=False):
+        inserted = _insert_entries(rows)  # the rows that went in (pk set); the others' keys were taken
+        posted: dict[int, JournalEntry] = {}
+        for i, row in zip(fresh, rows, strict=True):
+            if row.pk is not None and id(row) in inserted:
+                posted[i] = row
+        taken = [checked[i][0].source_key for i in fresh if i not in posted]
+        replayed = _replay_many(taken, {k: checked[first_of_key[k]][3] for k in taken}) if taken else {}
+
+        new = [(i, posted[i]) for i in fresh if i in posted]
+        if new:
+            legs = [(entry.pk, leg) for i, entry in new for leg in checked[i][2]]
+            insert_columns(JournalLine, {"entry": [e for e, _ in legs],
+                                         "account": [accounts[leg.account_code].pk for _, leg in legs],
+                                         "debit": [leg.debit for _, leg in legs],
+                                         "credit": [leg.credit for _, leg in legs],
+                                         "memo": [leg.memo for _, leg in legs]})
+            with connection.cursor() as cursor:
+                # The database's own balance check for every new entry now (deferred triggers), then defer again.
+                cursor.execute(f"SET CONSTRAINTS {_BALANCE_TRIGGERS} IMMEDIATE; "
+                               f"SET CONSTRAINTS {_BALANCE_TRIGGERS} DEFERRED")
+            events = [AuditSpec(
+                action="ledger.entry_post", target_type="journal_entry", target_id=entry.pk, mfi_id=mfi.pk,
+                after={
+                    "entry_date": entry.entry_date.isoformat(), "description": entry.description,
+                    "reference_type": entry.reference_type, "reference_id": entry.reference_id,
+                    "source_key": entry.source_key, "currency": entry.currency, "reverses": None,
+                    "lines": [{"account": leg.account_code, "debit": str(leg.debit), "credit": str(leg.credit)}
+                              for leg in checked[i][2]],
+                }) for i, entry in new]
+            if audit_into is not None:
+                audit_into.extend(events)
+            else:
+                audit_record_many(actor=actor, events=events)
+
+    out = []
+    for i, (spec, _, _, _) in enumerate(checked):
+        j = i if spec.source_key is None else first_of_key[spec.source_key]
+        out.append(posted[j] if j in posted else replayed[spec.source_key])
+    return out
+
+
+def _insert_entries(rows: list[JournalEntry]) -> set[int]:
+    """One INSERT of ``rows``; a row whose ``source_key`` exists already (or is being posted by a concurrent
+    transaction, which this statement then waits for) is skipped. Returns ``id()`` of the rows inserted, whose
+    ``pk`` is set. The triggers (open entries, deferred balance checks) fire as for any insert."""
+    fields = ["mfi_id", "entry_date", "posted_at", "description", "reference_type", "reference_id", "source_key",
+              "created_by_id", "currency"]
+    table = JournalEntry._meta.db_table
+    columns = ", ".join(f'"{f}"' for f in fields)
+    types = ["bigint", "date", "timestamptz", "text", "text", "text", "text", "bigint", "text"]
+    arrays = ", ".join(f"%s::{t}[]" for t in types)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO "{table}" ({columns}) SELECT * FROM unnest({arrays}) '
+            f'ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key',
+            [[getattr(r, f) for r in rows] for f in fields],
+        )
+        returned = cursor.fetchall()
+    keyless = [r for r in rows if r.source_key is None]
+    by_key = {r.source_key: r for r in rows if r.source_key is not None}
+    inserted: set[int] = set()
+    # RETURNING gives the inserted rows in insertion order, i.e. the order of the unnest (a plain INSERT ... SELECT
+    # of a set-returning function in FROM keeps it); keyless rows are matched by that order
+    keyless_iter = iter(keyless)
+    for pk, key in returned:
+        row = by_key[key] if key is not None else next(keyless_iter)
+        row.pk = pk
+        inserted.add(id(row))
+    return inserted
+
+
+def _replay_many(keys: list[str], fingerprints: dict[str, dict[str, Any]]) -> dict[str, JournalEntry]:
+    """The entries already posted under ``keys``, each checked to be the same posting (see :func:`_replay`)."""
+    existing = {e.source_key: e for e in JournalEntry.objects.filter(source_key__in=keys)}
+    lines: dict[int, list] = {}
+    for entry_id, code, debit, credit in JournalLine.objects.filter(entry_id__in=[e.pk for e in existing.values()]
+                                                                    ).values_list("entry_id", "account__code",
+                                                                                  "debit", "credit"):
+        lines.setdefault(entry_id, []).append((code, debit, credit))
+    out = {}
+    for key in keys:
+        entry = existing.get(key)
+        if entry is None:  # cannot happen: the INSERT skipped it because the key exists (committed)
+            raise RuntimeError(f"source key {key!r} was taken but its entry is not visible")
+        stored = _fingerprint(entry.mfi_id, entry.entry_date, entry.reference_type, entry.reference_id,
+                              entry.reverses_id, lines.get(entry.pk, []))
+        differing = sorted(k for k in fingerprints[key] if fingerprints[key][k] != stored[k])
+        if differing:
+            raise Conflict(
+                "This idempotency key was already used for a different posting.", code="idempotency_key_reused",
+                details={"source_key": key, "entry_id": entry.pk, "differs_in": differing},
+            )
+        out[key] = entry
+    return out
 
 
 def journal_reverse(

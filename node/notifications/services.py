@@ -16,6 +16,7 @@ honours it drops the repeat if a worker dies between the gateway's answer and th
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -133,6 +134,50 @@ def notify_repayment_received(rep) -> Notification | None:
                  "amount": _money(rep.amount), "receipt_number": rep.receipt_number,
                  "payment_date": rep.payment_date.isoformat(), "outstanding": _money(outstanding)},
     )
+
+
+def notify_repayments_received(reps) -> int:
+    """The set-based ``notify_repayment_received`` for repayments posted together in one transaction (the caller's;
+    ``rep.loan`` with its ``mfi`` and ``product`` loaded): one INSERT of their notifications — same kind, event key,
+    context and checks as one by one; an event key already recorded is skipped (``ON CONFLICT DO NOTHING``) — then,
+    after commit, one delivery: the notification itself for a single one, else one sweep (``deliver_pending``)
+    for all of them, rather than a broker message each. Returns how many were recorded."""
+    if not connection.in_atomic_block:
+        raise NotifyOutsideTransaction("notify must run inside the transaction of the change it describes")
+    if not reps:
+        return 0
+    kind, fields = K.REPAYMENT_RECEIVED, texts.FIELDS[K.REPAYMENT_RECEIVED]
+    keys, borrowers, mfis, loans, contexts = [], [], [], [], []
+    for rep in reps:
+        loan = rep.loan
+        outstanding = (rep.outstanding_principal_after + rep.outstanding_interest_after + rep.outstanding_fees_after
+                       + rep.outstanding_penalties_after)
+        context = {"mfi": loan.mfi.name, "reference": loan.reference, "currency": loan.product.currency,
+                   "amount": _money(rep.amount), "receipt_number": rep.receipt_number,
+                   "payment_date": rep.payment_date.isoformat(), "outstanding": _money(outstanding)}
+        if set(context) != fields:  # the same guard as notify(): only a template's own fields
+            raise ValueError(f"{kind} context needs exactly {sorted(fields)}, got {sorted(context)}")
+        keys.append(f"repayment:{rep.pk}:received")
+        borrowers.append(loan.borrower_id)
+        mfis.append(loan.mfi_id)
+        loans.append(loan.pk)
+        contexts.append(json.dumps(context))
+    with connection.cursor() as cur:
+        cur.execute(f"""
+            INSERT INTO {Notification._meta.db_table}
+                (event_key, kind, borrower_id, mfi_id, loan_id, installment_id, context, status, channels, language,
+                 attempts, next_attempt_at, last_error, created_at, sent_at)
+            SELECT k, %s, b, m, l, NULL, c::jsonb, %s, '', '', 0, now(), '', now(), NULL
+            FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[]) AS t(k, b, m, l, c)
+            ON CONFLICT (event_key) DO NOTHING
+            RETURNING id
+        """, [kind, S.PENDING, keys, borrowers, mfis, loans, contexts])
+        ids = [row[0] for row in cur.fetchall()]
+    if len(ids) == 1:
+        transaction.on_commit(partial(_queue_delivery, ids[0]), robust=True)
+    elif ids:
+        transaction.on_commit(_queue_delivery, robust=True)
+    return len(ids)
 
 
 def notify_loan_disbursed(loan) -> Notification | None:

@@ -133,6 +133,70 @@ class LoanRepaymentsApi(APIView):
         return Response(repayment_json(selectors.repayment_get(rep.pk)), status=status.HTTP_201_CREATED)
 
 
+class LoanPayoffSerializer(StrictSerializer):
+    amount = MoneyField(help_text="the payoff amount as of payoff_date (GET …/balance?as_of=…: payoff_amount)")
+    payoff_date = serializers.DateField(required=False, help_text="default: today")
+    channel = serializers.ChoiceField(choices=RepaymentChannel.values)
+    reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class LoanPayoffApi(APIView):
+    """Pay the loan off on a date (loan officers and MFI admins; ``Idempotency-Key`` required): the payoff amount
+    as of that date is received, unearned interest and fees not yet due are waived, the loan closes. Answers the
+    receipt with the waivers (201); ``payoff_amount_mismatch`` (409) when ``amount`` is not the payoff amount."""
+
+    @extend_schema(request=LoanPayoffSerializer, responses={201: dict})
+    @idempotent
+    def post(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id, roles=OFFICERS)
+        s = LoanPayoffSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        v = s.validated_data
+        rep, waivers = services.loan_payoff(actor=request.user, loan=loan, amount=v["amount"],
+                                            payoff_date=v.get("payoff_date") or timezone.localdate(),
+                                            channel=v["channel"], reference=v["reference"])
+        body = repayment_json(selectors.repayment_get(rep.pk))
+        body["waived"] = [{"number": w.installment.number, "interest": _m(w.interest), "fees": _m(w.fees),
+                           "penalties": _m(w.penalties)} for w in waivers]
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+def refund_json(refund) -> dict:
+    return {"id": refund.pk, "loan": refund.loan_id, "amount": _m(refund.amount),
+            "refund_date": refund.refund_date.isoformat(), "channel": refund.channel, "reference": refund.reference,
+            "journal_entry": refund.journal_entry_id, "refunded_by": refund.refunded_by.username,
+            "refunded_at": refund.refunded_at.isoformat()}
+
+
+class OverpaymentRefundSerializer(StrictSerializer):
+    amount = MoneyField()
+    refund_date = serializers.DateField(required=False, help_text="default: today")
+    channel = serializers.ChoiceField(choices=list(services.REFUND_CHANNELS))
+    reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+
+
+class LoanOverpaymentRefundsApi(APIView):
+    """``GET``: the loan's overpayment refunds. ``POST`` (MFI admins; ``Idempotency-Key`` required): pay back part
+    or all of the overpayment the loan holds (201); ``refund_exceeds_overpayment`` (409) beyond it."""
+
+    @extend_schema(responses=dict)
+    def get(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id)
+        return Response([refund_json(r) for r in selectors.overpayment_refund_list(loan=loan)])
+
+    @extend_schema(request=OverpaymentRefundSerializer, responses={201: dict})
+    @idempotent
+    def post(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id, roles=ADMINS)
+        s = OverpaymentRefundSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        v = s.validated_data
+        refund = services.overpayment_refund(actor=request.user, loan=loan, amount=v["amount"],
+                                             refund_date=v.get("refund_date") or timezone.localdate(),
+                                             channel=v["channel"], reference=v["reference"])
+        return Response(refund_json(refund), status=status.HTTP_201_CREATED)
+
+
 class RepaymentDetailApi(APIView):
     """One receipt (anyone who may see the loan)."""
 

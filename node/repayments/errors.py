@@ -15,3 +15,21 @@ class LoanNotDisbursed(Conflict):
     """The loan has no schedule yet (never disbursed): there is no balance to show."""
 
     code = "loan_not_disbursed"
+
+
+class RefundExceedsOverpayment(Conflict):
+    """A refund larger than the overpayment the loan still holds."""
+
+    code = "refund_exceeds_overpayment"
+
+
+class OverpaymentRefunded(Conflict):
+    """Reversing this repayment would take back an overpayment that has already been refunded to the borrower."""
+
+    code = "overpayment_refunded"
+
+
+class PayoffAmountMismatch(Conflict):
+    """The amount given for a payoff is not the payoff amount as of its date (a stale or wrong quote)."""
+
+    code = "payoff_amount_mismatch"

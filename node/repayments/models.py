@@ -120,3 +120,42 @@ class RepaymentAllocation(models.Model):
     @property
     def total(self):
         return self.principal + self.interest + self.fees + self.penalties
+
+
+class OverpaymentRefund(models.Model):
+    """Money paid back to the borrower out of the overpayment held for a loan (liability 2100): journal
+    Dr Overpayment liability (2100) / Cr Cash (1000). What a loan still holds is its repayments' overpayments (those
+    in effect) less its refunds; a refund never exceeds it."""
+
+    mfi = models.ForeignKey("mfis.Mfi", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey("loans.Loan", on_delete=models.PROTECT, related_name="overpayment_refunds")
+    amount = models.DecimalField(**MONEY)
+    refund_date = models.DateField()
+    channel = models.CharField(max_length=20, choices=RepaymentChannel.choices)
+    reference = models.CharField(max_length=100, blank=True)
+    journal_entry = models.OneToOneField("ledger.JournalEntry", null=True, on_delete=models.PROTECT, related_name="+")
+    refunded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    refunded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["loan_id", "id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="overpayment_refund_amount_positive")]
+
+
+class PayoffWaiver(models.Model):
+    """What a payoff (foreclosure) waived on one installment not yet due: its unearned interest and its fees and
+    penalties not yet due, taken off the installment's due amounts. Reversing the payoff's repayment adds them back."""
+
+    repayment = models.ForeignKey(Repayment, on_delete=models.PROTECT, related_name="waivers")
+    installment = models.ForeignKey("loans.LoanInstallment", on_delete=models.PROTECT, related_name="+")
+    interest = models.DecimalField(**MONEY, default=0)
+    fees = models.DecimalField(**MONEY, default=0)
+    penalties = models.DecimalField(**MONEY, default=0)
+
+    class Meta:
+        ordering = ["repayment_id", "installment_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["repayment", "installment"], name="one_waiver_per_installment"),
+            models.CheckConstraint(condition=Q(interest__gte=0, fees__gte=0, penalties__gte=0),
+                                   name="waiver_parts_non_negative"),
+        ]

@@ -29,7 +29,7 @@ from node.loans.models import Loan, LoanProduct
 from node.loans.selectors import loan_list_for
 from node.repayments import allocation as A
 from node.repayments.errors import LoanNotDisbursed
-from node.repayments.models import Repayment, RepaymentAllocation
+from node.repayments.models import OverpaymentRefund, Repayment, RepaymentAllocation
 from node.users.models import User
 
 ZERO = Decimal("0.00")
@@ -87,12 +87,18 @@ def loan_closed_at(loan: Loan) -> dt.datetime | None:
 
 
 def overpayment_held(loan: Loan, *, as_of: dt.date | None = None) -> Decimal:
-    """Overpayments held for the borrower (liability 2100) by repayments in effect, dated up to ``as_of``."""
+    """Overpayments held for the borrower (liability 2100) by repayments in effect, less what was refunded, dated up
+    to ``as_of``."""
     qs = Repayment.objects.filter(loan_id=loan.pk, reversed_at__isnull=True)
+    refunds = OverpaymentRefund.objects.filter(loan_id=loan.pk)
     if as_of is not None:
-        qs = qs.filter(payment_date__lte=as_of)
-    total = qs.aggregate(s=Sum("overpayment"))["s"]
-    return total if total is not None else ZERO
+        qs, refunds = qs.filter(payment_date__lte=as_of), refunds.filter(refund_date__lte=as_of)
+    held = qs.aggregate(s=Sum("overpayment"))["s"] or ZERO
+    return held - (refunds.aggregate(s=Sum("amount"))["s"] or ZERO)
+
+
+def overpayment_refund_list(*, loan: Loan) -> QuerySet[OverpaymentRefund]:
+    return OverpaymentRefund.objects.filter(loan_id=loan.pk).select_related("refunded_by").order_by("id")
 
 
 # --- balance -----------------------------------------------------------------------------------------------------

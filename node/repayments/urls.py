@@ -5,6 +5,9 @@ from node.repayments import apis
 urlpatterns = [
     path("loans/<int:loan_id>/repayments", apis.LoanRepaymentsApi.as_view(), name="loan-repayments"),
     path("loans/<int:loan_id>/balance", apis.LoanBalanceApi.as_view(), name="loan-balance"),
+    path("loans/<int:loan_id>/payoff", apis.LoanPayoffApi.as_view(), name="loan-payoff"),
+    path("loans/<int:loan_id>/overpayment-refunds", apis.LoanOverpaymentRefundsApi.as_view(),
+         name="loan-overpayment-refunds"),
     path("repayments/<int:repayment_id>", apis.RepaymentDetailApi.as_view(), name="repayment-detail"),
     path("repayments/<int:repayment_id>/reverse", apis.RepaymentReverseApi.as_view(), name="repayment-reverse"),
     path("products/<int:product_id>/repayment-config", apis.ProductRepaymentConfigApi.as_view(),

@@ -1,0 +1,145 @@
+"""Payoff as a transaction (foreclosure, waiving unearned interest) and overpayment refunds, through the API on the
+real PostgreSQL (docs/repayments.md).
+
+The loan of tests/test_repayments.py: 1000.00 at 36 %, 3 months, disbursed 2026-01-01:
+
+    #  due         principal  interest
+    1  2026-02-01     323.53     30.00
+    2  2026-03-01     333.24     20.29
+    3  2026-04-01     343.23     10.30      total due 1060.59
+
+Payoff on 2026-02-15 with nothing paid: 1000.00 principal + 30.00 (installment 1, fallen due) + 20.29 x 14 / 28 =
+10.145 -> 10.15 (installment 2's period, pro-rated) = 1040.15; waived: 20.29 - 10.15 = 10.14 on installment 2 and
+10.30 on installment 3.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from node.audit.models import AuditEvent
+from node.audit.selectors import audit_verify_chain
+from node.ledger.selectors import trial_balance
+from node.loans.models import Loan, LoanInstallment
+from node.repayments.models import OverpaymentRefund, PayoffWaiver, Repayment
+from tests.loan_fixtures import client_for, err, key, open_shop, post
+from tests.test_repayments import FAR, balance, lines, paid, repay, small_loan
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+
+
+def payoff(user, lid, amount, on="2026-02-15", channel="cash", idem=None):
+    return post(user, f"/api/v1/loans/{lid}/payoff", {"amount": amount, "payoff_date": on, "channel": channel},
+                idem=idem or key())
+
+
+def refund(user, lid, amount, on="2026-03-20", channel="cash", idem=None):
+    return post(user, f"/api/v1/loans/{lid}/overpayment-refunds",
+                {"amount": amount, "refund_date": on, "channel": channel}, idem=idem or key())
+
+
+def interest_due(lid) -> dict[int, Decimal]:
+    return dict(LoanInstallment.objects.filter(loan_id=lid, number__gte=1).values_list("number", "interest"))
+
+
+# --- payoff ---------------------------------------------------------------------------------------------------------
+def test_payoff_pays_the_quote_waives_unearned_interest_closes_and_a_reversal_restores_it():
+    shop = open_shop()
+    lid = small_loan(shop)
+    assert balance(shop.officer, lid, "2026-02-15")["payoff_amount"] == "1040.15"
+
+    wrong = err(payoff(shop.officer, lid, "1060.59"), 409, "payoff_amount_mismatch")
+    assert wrong["details"]["payoff_amount"] == "1040.15"
+    assert not Repayment.objects.filter(loan_id=lid).exists() and interest_due(lid)[3] == D("10.30")
+    err(payoff(shop.analyst, lid, "1040.15"), 403, "permission_denied")
+
+    r = payoff(shop.officer, lid, "1040.15")
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body["closed_loan"] is True and body["overpayment"] == "0.00"
+    assert body["allocation"] == {"principal": "1000.00", "interest": "40.15", "fees": "0.00", "penalties": "0.00",
+                                  "total": "1040.15"}
+    assert body["waived"] == [{"number": 2, "interest": "10.14", "fees": "0.00", "penalties": "0.00"},
+                              {"number": 3, "interest": "10.30", "fees": "0.00", "penalties": "0.00"}]
+    assert interest_due(lid) == {1: D("30.00"), 2: D("10.15"), 3: D("0.00")}
+    assert Loan.objects.get(pk=lid).status == "closed"
+    assert lines(f"repayment:{body['id']}") == [  # cash-based: only what was received is income
+        ("1000", D("1040.15"), D("0.00")), ("1100", D("0.00"), D("1000.00")), ("4000", D("0.00"), D("40.15"))]
+    audit = AuditEvent.objects.get(action="loan.payoff", target_id=str(lid))
+    assert audit.after["amount"] == "1040.15" and [w["installment"] for w in audit.after["waived"]] == [2, 3]
+    assert PayoffWaiver.objects.filter(repayment_id=body["id"]).count() == 2
+    err(payoff(shop.officer, lid, "1.00"), 409, "illegal_transition")  # closed
+
+    # reversing the payoff's repayment restores what was waived: the same quote again
+    rev = post(shop.admin, f"/api/v1/repayments/{body['id']}/reverse", {"reason": "cheque bounced"}, idem=key())
+    assert rev.status_code == 200, rev.content
+    assert interest_due(lid) == {1: D("30.00"), 2: D("20.29"), 3: D("10.30")}
+    assert paid(lid)[2] == paid(lid)[3] == (D("0.00"),) * 4
+    assert Loan.objects.get(pk=lid).status == "active"
+    assert balance(shop.officer, lid, "2026-02-15")["payoff_amount"] == "1040.15"
+    assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
+    assert audit_verify_chain().ok
+
+
+def test_payoff_after_a_partial_payment_and_its_date_rules():
+    shop = open_shop()
+    lid = small_loan(shop)
+    assert repay(shop.officer, lid, "100.00", on="2026-02-20").status_code == 201  # interest 30.00, principal 70.00
+    # a payoff may not be dated before a repayment in effect
+    bad = err(payoff(shop.officer, lid, "940.15", on="2026-02-15"), 400, "validation_error")
+    assert "payoff_date" in bad["details"]["fields"]
+    err(payoff(shop.officer, lid, "1.00", on="2099-01-01"), 400, "validation_error")  # future
+    # on 2026-02-20: principal 930.00 + installment 2's interest for 19 of 28 days (20.29 x 19 / 28 = 13.77)
+    quote = balance(shop.officer, lid, "2026-02-20")["payoff_amount"]
+    assert quote == "943.77"
+    r = payoff(shop.officer, lid, quote, on="2026-02-20")
+    assert r.status_code == 201, r.content
+    assert r.json()["closed_loan"] is True and r.json()["waived"][0] == {
+        "number": 2, "interest": "6.52", "fees": "0.00", "penalties": "0.00"}
+    assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
+
+
+# --- overpayment refund ------------------------------------------------------------------------------------------
+def test_overpayment_refund_pays_back_what_is_held_and_never_more():
+    shop = open_shop()
+    lid = small_loan(shop)
+    r = repay(shop.officer, lid, "1100.00", on="2026-03-15")  # closes the loan, 39.41 held
+    assert r.status_code == 201 and r.json()["overpayment"] == "39.41", r.content
+    rep_id = r.json()["id"]
+
+    err(refund(shop.officer, lid, "10.00"), 403, "permission_denied")
+    err(refund(shop.admin, lid, "10.00", channel="payroll"), 400, "validation_error")
+    assert "refund_date" in err(refund(shop.admin, lid, "10.00", on="2099-01-01"), 400,
+                                "validation_error")["details"]["fields"]
+    over = err(refund(shop.admin, lid, "50.00"), 409, "refund_exceeds_overpayment")
+    assert over["details"] == {"held": "39.41", "amount": "50.00"}
+    assert not OverpaymentRefund.objects.exists()
+
+    k = key()
+    first = refund(shop.admin, lid, "20.00", idem=k)
+    assert first.status_code == 201, first.content
+    again = refund(shop.admin, lid, "20.00", idem=k)  # a replay refunds nothing more
+    assert again.json() == first.json() and OverpaymentRefund.objects.count() == 1
+    body = first.json()
+    assert (body["amount"], body["refund_date"], body["channel"]) == ("20.00", "2026-03-20", "cash")
+    assert lines(f"overpayment_refund:{body['id']}") == [("1000", D("0.00"), D("20.00")),
+                                                         ("2100", D("20.00"), D("0.00"))]
+    assert trial_balance(mfi=shop.mfi, as_of=FAR).row("2100").balance == D("19.41")
+    assert balance(shop.officer, lid, "2026-03-20")["overpayment_held"] == "19.41"
+    assert balance(shop.officer, lid, "2026-03-16")["overpayment_held"] == "39.41"  # before the refund's date
+    listed = client_for(shop.borrower_user).get(f"/api/v1/loans/{lid}/overpayment-refunds")
+    assert listed.status_code == 200 and [x["id"] for x in listed.json()] == [body["id"]]
+    assert AuditEvent.objects.get(action="repayment.overpayment_refund", target_id=str(body["id"])).after["held"] == \
+        "19.41"
+
+    # the overpaying repayment can no longer be reversed: part of its overpayment was paid out
+    err(post(shop.admin, f"/api/v1/repayments/{rep_id}/reverse", {"reason": "wrong loan"}, idem=key()),
+        409, "overpayment_refunded")
+    assert refund(shop.admin, lid, "19.41").status_code == 201
+    err(refund(shop.admin, lid, "0.01"), 409, "refund_exceeds_overpayment")
+    assert trial_balance(mfi=shop.mfi, as_of=FAR).row("2100").balance == D("0.00")
+    assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
