@@ -16,7 +16,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import statistics
 import sys
 import threading
@@ -28,6 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from common import machine, pct  # noqa: E402  (bench/common.py, next to this script)
 BENCH_KEYSPACE = "letsema_bench"
 HOT = 20  # borrowers with 50 events each
 
@@ -101,10 +101,6 @@ def load(session, cl, n: int) -> None:
     print(f"loaded {n:,} borrowers + {HOT} with 50 events in {time.monotonic() - started:.0f}s")
 
 
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -167,11 +163,8 @@ def main() -> None:
                      payload={"mfi": "bench", "district": settings.DISTRICT.code, "purpose": "loan_application"})
         enq.append((time.perf_counter() - t1) * 1000)
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    mem = int(next(ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal"))) // 1024**2
     ring = len(s.contact_points)
-    print(f"\nmachine: {os.cpu_count()} cores ({cpu}), {mem} GiB RAM; ring: {ring} local nodes, RF {s.replication_factor}, "
+    print(f"\nmachine: {machine()}; ring: {ring} local nodes, RF {s.replication_factor}, "
           f"consistency {'QUORUM' if cl == 4 else cl}; ring holds {args.borrowers:,} borrowers + {HOT} with 50 events")
     print(f"{'measure':46} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for name, xs in (("credit report (read+fold+score), 1 client", single),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import threading
@@ -29,6 +28,7 @@ import requests
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from common import machine, pct  # noqa: E402  (bench/common.py, next to this script)
 
 
 def setup(profile: str, loans_wanted: int):
@@ -40,7 +40,7 @@ def setup(profile: str, loans_wanted: int):
     from django.conf import settings
     from rest_framework_simplejwt.tokens import AccessToken
 
-    from node.borrowers.models import Borrower, Consent, ConsentText
+    from node.borrowers.models import ConsentText
     from node.borrowers.services import RegistrationData, borrower_register, consent_give
     from node.loans import services as L
     from node.loans.models import Loan, LoanProduct
@@ -93,10 +93,6 @@ def setup(profile: str, loans_wanted: int):
     return loans[:loans_wanted], str(AccessToken.for_user(officer)), settings
 
 
-def pct(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -142,10 +138,7 @@ def main() -> None:
     [t.join() for t in threads]
     if not lat:
         raise SystemExit(f"no repayment was posted: {errors} {samples}")
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    mem = int(next(ln.split()[1] for ln in Path("/proc/meminfo").read_text().splitlines() if ln.startswith("MemTotal"))) // 1024**2
-    print(f"\nmachine: {os.cpu_count()} cores ({cpu}), {mem} GiB RAM; node {base} (gunicorn, PostgreSQL 15 local); "
+    print(f"\nmachine: {machine()}; node {base} (gunicorn, PostgreSQL 15 local); "
           f"client threads on the same machine")
     print(f"{'clients':>7} {'seconds':>7} {'posted':>7} {'per s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'errors':>7}")
     print(f"{args.clients:>7} {args.seconds:>7} {len(lat):>7} {len(lat) / args.seconds:>7.0f} {statistics.median(lat):>7.1f} "

@@ -11,9 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cassandra.query import SimpleStatement
-
-from replication.ring import RingUnavailable, get_session
+from replication.ring import RingUnavailable, get_prepared
 
 
 @dataclass(frozen=True)
@@ -28,13 +26,10 @@ class EventRow:
 
 def event_insert(*, partition_key: str, event_time: datetime, event_id: uuid.UUID, event_type: str,
                  origin_district: str, payload: dict) -> None:
-    session, cl = get_session()
-    stmt = SimpleStatement(
-        "INSERT INTO credit_events (borrower_key, event_time, event_id, event_type, origin_district, payload) "
-        "VALUES (%s, %s, %s, %s, %s, %s)",
-        consistency_level=cl, is_idempotent=True,
-    )
     try:
+        session, stmt = get_prepared(
+            "INSERT INTO credit_events (borrower_key, event_time, event_id, event_type, origin_district, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?)")
         session.execute(stmt, (partition_key, event_time, event_id, event_type, origin_district,
                                json.dumps(payload, sort_keys=True, default=str)))
     except RingUnavailable:
@@ -45,13 +40,10 @@ def event_insert(*, partition_key: str, event_time: datetime, event_id: uuid.UUI
 
 def events_read(partition_key: str, *, limit: int = 5000) -> list[EventRow]:
     """The partition, newest first, at the working consistency level (one partition read)."""
-    session, cl = get_session()
-    stmt = SimpleStatement(
-        "SELECT event_time, event_id, event_type, origin_district, payload FROM credit_events "
-        "WHERE borrower_key = %s LIMIT %s",
-        consistency_level=cl, is_idempotent=True, fetch_size=1000,
-    )
     try:
+        session, stmt = get_prepared(
+            "SELECT event_time, event_id, event_type, origin_district, payload FROM credit_events "
+            "WHERE borrower_key = ? LIMIT ?")
         rows = list(session.execute(stmt, (partition_key, limit)))
     except Exception as exc:
         raise RingUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc

@@ -19,9 +19,7 @@ from datetime import UTC, datetime
 
 from cassandra import ConsistencyLevel, Unavailable
 from cassandra.cluster import NoHostAvailable
-from cassandra.query import SimpleStatement
-
-from replication.ring import RingUnavailable, get_session
+from replication.ring import RingUnavailable, get_prepared
 
 SERIAL = ConsistencyLevel.SERIAL
 Holds = dict[str, dict]
@@ -45,10 +43,16 @@ class _Contended(RingUnavailable):
 
 
 def _run(query: str, params: tuple, *, read: bool):
-    session, cl = get_session()
-    stmt = SimpleStatement(query, consistency_level=SERIAL if read else cl, serial_consistency_level=SERIAL)
     try:
-        return session.execute(stmt, params)
+        # prepared: the routing key sends each Paxos round straight to a replica of the borrower's partition
+        session, prepared = get_prepared(query.replace("%s", "?"), idempotent=read)
+        stmt = prepared.bind(params)
+        if read:
+            stmt.consistency_level = SERIAL
+        stmt.serial_consistency_level = SERIAL
+        return session.execute(stmt)
+    except RingUnavailable:
+        raise
     except (Unavailable, NoHostAvailable) as exc:  # no quorum: fail at once, retrying cannot help
         raise RingUnavailable(f"credit holds: {type(exc).__name__}: {str(exc)[:200]}") from exc
     except Exception as exc:  # WriteTimeout/ReadTimeout, "CAS operation result is unknown", client timeouts

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from cassandra import ConsistencyLevel
 from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile, NoHostAvailable, Session
+from cassandra.query import PreparedStatement
 from cassandra.policies import (
     DCAwareRoundRobinPolicy,
     ExponentialReconnectionPolicy,
@@ -87,6 +88,7 @@ class _Ring:
         self._cluster: Cluster | None = None
         self._session: Session | None = None
         self._consistency: int | None = None
+        self._prepared: dict[str, PreparedStatement] = {}
 
     def session(self) -> tuple[Session, int]:
         """The shared session and the consistency level for this keyspace (QUORUM, or ONE at RF 1)."""
@@ -112,15 +114,34 @@ class _Ring:
             assert self._consistency is not None
             return self._session, self._consistency
 
+    def prepared(self, cql: str, *, idempotent: bool = True) -> tuple[Session, PreparedStatement]:
+        """A statement prepared once per session, at the working consistency level.
+
+        Prepared statements carry the partition key's routing information, so the token-aware policy sends the
+        request straight to a replica (one network hop fewer than a round-robin coordinator).
+        """
+        session, cl = self.session()
+        stmt = self._prepared.get(cql)
+        if stmt is None:
+            stmt = session.prepare(cql)
+            stmt.consistency_level = cl
+            stmt.is_idempotent = idempotent
+            with self._lock:
+                if self._session is session:
+                    self._prepared[cql] = stmt
+        return session, stmt
+
     def reset(self) -> None:
         with self._lock:
             if self._cluster is not None:
                 self._cluster.shutdown()
             self._cluster = self._session = self._consistency = None
+            self._prepared = {}
 
 
 _ring = _Ring()
 get_session = _ring.session
+get_prepared = _ring.prepared
 reset_session = _ring.reset
 
 

@@ -33,11 +33,20 @@ def monthly_installment(schedule: dict) -> Decimal:
 
 
 def loan_schedule(loan: Loan) -> dict:
-    """The stored schedule of a disbursed loan, else the one its current terms produce."""
+    """The stored schedule of a disbursed loan, else the one its current terms produce (computed once per loan
+    object and terms: an approval needs it for the exposure and for the credit event)."""
     if loan.schedule is not None:
         return loan.schedule
-    return build_schedule(loan.product, principal=loan.principal, number_of_repayments=loan.number_of_repayments,
-                          annual_interest_rate=loan.annual_interest_rate, disbursement_date=loan.expected_disbursement_date)
+    terms = (loan.product_id, loan.principal, loan.number_of_repayments, loan.annual_interest_rate,
+             loan.expected_disbursement_date)
+    cached = getattr(loan, "_schedule_for_terms", None)
+    if cached is not None and cached[0] == terms:
+        return cached[1]
+    schedule = build_schedule(loan.product, principal=loan.principal, number_of_repayments=loan.number_of_repayments,
+                              annual_interest_rate=loan.annual_interest_rate,
+                              disbursement_date=loan.expected_disbursement_date)
+    loan._schedule_for_terms = (terms, schedule)
+    return schedule
 
 
 def network_loan_key(loan: Loan) -> str:
