@@ -7,7 +7,7 @@ import shutil
 import time
 from contextlib import contextmanager
 
-from cluster import cassandra, nodes, postgres, redis
+from cluster import cassandra, nodes, pg_standby, postgres, redis
 from cluster.procs import Progress, port_open, read_pid
 from cluster.profiles import Profile
 from federation.keys import generate_keypair
@@ -31,12 +31,13 @@ def cluster_lock(p: Profile):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def up(p: Profile, ring: int, demo_data: bool, web_workers: int) -> None:
+def up(p: Profile, ring: int, demo_data: bool, web_workers: int, standby: bool | None = None) -> None:
+    """``standby``: create a streaming standby per district (None: the profile's default, ``p.standby``)."""
     with cluster_lock(p):
-        _up(p, ring, demo_data, web_workers)
+        _up(p, ring, demo_data, web_workers, standby)
 
 
-def _up(p: Profile, ring: int, demo_data: bool, web_workers: int) -> None:
+def _up(p: Profile, ring: int, demo_data: bool, web_workers: int, standby: bool | None = None) -> None:
     t0 = time.monotonic()
     codes = p.districts
     steps = 2 + len(codes) * 5 + ring + 2 + (len(codes) if demo_data else 0)
@@ -47,12 +48,7 @@ def _up(p: Profile, ring: int, demo_data: bool, web_workers: int) -> None:
         for code in codes:
             generate_keypair(p.secrets_dir(code) / "node_ed25519.key", p.keys_dir / f"{code}.pub")
     for code in codes:
-        d = p.district(code)
-        with prog.step(f"PostgreSQL 15 for {code} (initdb if new)"):
-            postgres.initdb(p, code, _db_password(p, code), d.pg_user)
-        with prog.step(f"PostgreSQL {code} on 127.0.0.1:{d.pg_port}"):
-            postgres.start(p, code, d.pg_port)
-            postgres.ensure_database(d.pg_host, d.pg_port, d.pg_user, _db_password(p, code), d.pg_name)
+        district_database(p, code, prog, standby=p.standby if standby is None else standby)
     with prog.step(f"Redis broker on 127.0.0.1:{p.redis_port}"):
         redis.start(p)
     cassandra.start_ring(p, ring, progress=prog)
@@ -61,17 +57,12 @@ def _up(p: Profile, ring: int, demo_data: bool, web_workers: int) -> None:
     with prog.step("Static files"):
         nodes.manage(p, codes[0], "collectstatic", "--noinput", "--verbosity", "0")
     for code in codes:
-        with prog.step(f"{code}: database migrations"):
-            nodes.manage(p, code, "migrate", "--noinput")
+        district_migrate(p, code, prog)
         if demo_data:
             with prog.step(f"{code}: demo data"):
                 nodes.manage(p, code, "load_demo", "--password", DEMO_PASSWORD)
     for code in codes:
-        with prog.step(f"{code}: Celery worker (restarted if running, to load current code)"):
-            nodes.stop_worker(p, code)
-            nodes.start_worker(p, code)
-        with prog.step(f"{code}: web node (gunicorn; reloaded if running)"):
-            nodes.start_or_reload_web(p, code, workers=web_workers)
+        district_processes(p, code, prog, web_workers)
     took = time.monotonic() - t0
     print(f"\nLetsema {p.name} cluster is up ({len(codes)} districts, {ring}-node ring) in {took:.0f}s.\n")
     for code in codes:
@@ -87,6 +78,42 @@ def _up(p: Profile, ring: int, demo_data: bool, web_workers: int) -> None:
     print("\n'./letsema status' lists every process; './letsema down' stops them (data kept).")
 
 
+# --- one district's steps: used by `up` for every district and by `add-district` for a new one -------------
+def district_database(p: Profile, code: str, prog: Progress, standby: bool = False) -> None:
+    d = p.district(code)
+    with prog.step(f"PostgreSQL 15 for {code} (initdb if new)"):
+        postgres.initdb(p, code, _db_password(p, code), d.pg_user)
+    with prog.step(f"PostgreSQL {code} on 127.0.0.1:{d.pg_port}"):
+        port = d.pg_port
+        # a district with a standby (new with --standby, or made earlier) starts as a pair: docs/runbooks/pg-failover.md
+        if d.pg_standby_port is not None and (standby or pg_standby.has_standby(p, code)):
+            pg_standby.start_pair(p, code, create=True)
+            port = pg_standby.roles(p, code)[0].port
+        else:
+            postgres.start(p, code, d.pg_port)
+        postgres.ensure_database(d.pg_host, port, d.pg_user, _db_password(p, code), d.pg_name)
+
+
+def district_migrate(p: Profile, code: str, prog: Progress) -> None:
+    with prog.step(f"{code}: database migrations"):
+        nodes.manage(p, code, "migrate", "--noinput")
+
+
+def district_processes(p: Profile, code: str, prog: Progress, web_workers: int) -> None:
+    with prog.step(f"{code}: Celery worker (restarted if running, to load current code)"):
+        nodes.stop_worker(p, code)
+        nodes.start_worker(p, code)
+    with prog.step(f"{code}: web node (gunicorn; reloaded if running)"):
+        nodes.start_or_reload_web(p, code, workers=web_workers)
+
+
+def start_district(p: Profile, code: str, prog: Progress, *, web_workers: int) -> None:
+    """Bring one district up on an already running broker and ring (idempotent)."""
+    district_database(p, code, prog)
+    district_migrate(p, code, prog)
+    district_processes(p, code, prog, web_workers)
+
+
 def status_rows(p: Profile) -> list[tuple[str, str, str, str, str]]:
     rows = []
     for code in p.districts:
@@ -94,6 +121,8 @@ def status_rows(p: Profile) -> list[tuple[str, str, str, str, str]]:
         rows.append((f"postgres-{code}", str(postgres.pid(p, code) or "-"), f"127.0.0.1:{d.pg_port}",
                      "up" if postgres.is_running(p, code) and port_open("127.0.0.1", d.pg_port) else "down",
                      str(postgres.log_file(p, code))))
+        if pg_standby.has_standby(p, code):
+            rows += pg_standby.status_rows(p, code)
     rpid = read_pid(redis.pidfile(p))
     rows.append(("redis", str(rpid or "-"), f"127.0.0.1:{p.redis_port}",
                  "up" if rpid and port_open("127.0.0.1", p.redis_port) else "down", str(redis.log_file(p))))
@@ -135,6 +164,7 @@ def _down(p: Profile) -> None:
     cassandra.stop_ring(p)
     for code in p.districts:
         postgres.stop(p, code)
+        postgres.stop(p, f"{code}-standby")  # no-op without a standby (cluster/pg_standby.py)
     print(f"Letsema {p.name} cluster stopped (data kept in {p.var_dir}).")
 
 

@@ -24,6 +24,10 @@ class Profile:
     port_offset: int  # added to node, PostgreSQL and Redis ports
     ring_ip_base: int  # ring node i listens on 127.0.0.(ring_ip_base + i - 1)
     jmx_base: int
+    node_env: tuple[tuple[str, str], ...] = ()  # extra environment for this profile's node processes
+    # run a streaming-replication standby per district (``up --standby`` turns it on for one run; a district whose
+    # standby already exists always gets it started, so its synchronous primary never waits for a missing standby)
+    standby: bool = False
 
     # --- layout -----------------------------------------------------------------------------
     @property
@@ -56,8 +60,20 @@ class Profile:
         return self.jmx_base + 100 * (i - 1)
 
     @property
+    def all_configured_districts(self) -> list[str]:
+        """The shipped districts plus any added to this cluster live (``cluster/districts.py``)."""
+        codes = set(all_codes(DEFAULT_CONFIG_DIR))
+        if self.port_offset != 0 and self.config_dir.is_dir():
+            codes |= set(all_codes(self.config_dir))
+        return sorted(codes)
+
+    @property
     def districts(self) -> list[str]:
-        return all_codes(DEFAULT_CONFIG_DIR)
+        """The districts this cluster runs: every configured one but those removed with ``remove-district``."""
+        return [c for c in self.all_configured_districts if not self.removed_marker(c).exists()]
+
+    def removed_marker(self, code: str) -> Path:
+        return self.var_dir / "removed" / code
 
     @property
     def primary_district(self) -> str:
@@ -69,7 +85,7 @@ class Profile:
     # --- generated files --------------------------------------------------------------------
     def prepare_configs(self) -> None:
         """Validate the shipped configs; for a shifted profile write the shifted copies. Idempotent."""
-        for code in self.districts:
+        for code in all_codes(DEFAULT_CONFIG_DIR):  # districts added live are written shifted already
             # the shipped file as written: one process's LETSEMA_CONFIG__ overrides must not leak into files that
             # every process of the cluster reads
             src = load_file(DEFAULT_CONFIG_DIR / f"{code}.toml", env_overrides=False)
@@ -110,7 +126,9 @@ class Profile:
                 "public_key_file": str(self.keys_dir / f"{d.code}.pub"),
                 "key_id": d.key_id,
             },
-            "postgres": {"host": d.pg_host, "port": d.pg_port + off, "name": d.pg_name, "user": d.pg_user},
+            "postgres": {"host": d.pg_host, "port": d.pg_port + off, "name": d.pg_name, "user": d.pg_user,
+                         **({"standby_port": d.pg_standby_port + off} if d.pg_standby_port is not None else {}),
+                         **({"standby_host": d.pg_standby_host} if d.pg_standby_host is not None else {})},
             "cassandra": {
                 "contact_points": [self.ring_ip(i) for i in (1, 2, 3)],
                 "port": d.cassandra_port,
@@ -136,6 +154,7 @@ class Profile:
                 "PYTHONPATH": str(REPO_ROOT),
             }
         )
+        env.update(dict(self.node_env))
         return env
 
 
@@ -175,5 +194,8 @@ def render_toml(data: dict) -> str:
 
 
 DEMO = Profile(name="demo", var_dir=REPO_ROOT / "var", port_offset=0, ring_ip_base=1, jmx_base=7199)
-TEST = Profile(name="test", var_dir=REPO_ROOT / "var" / "test", port_offset=100, ring_ip_base=11, jmx_base=7499)
+# test nodes refresh their peer directory every 3 s (30 s in the demo), so tests of a district joining, being suspended
+# or leaving wait seconds, not half-minutes
+TEST = Profile(name="test", var_dir=REPO_ROOT / "var" / "test", port_offset=100, ring_ip_base=11, jmx_base=7499,
+               node_env=(("LETSEMA_FEDERATION_DIRECTORY_TTL", "3"),))
 PROFILES = {"demo": DEMO, "test": TEST}

@@ -66,6 +66,18 @@ class DistrictConfig:
     cassandra_local_dc: str
     redis_url: str
     mfis: tuple[MfiConfig, ...] = field(default_factory=tuple)
+    # optional streaming-replication standby (``./letsema up --standby``); the node lists both hosts and connects
+    # to whichever accepts writes (libpq target_session_attrs=read-write), so a failover needs no config edit
+    pg_standby_host: str | None = None
+    pg_standby_port: int | None = None
+
+    @property
+    def pg_hosts(self) -> list[tuple[str, int]]:
+        """The district's PostgreSQL instances, configured primary first, then the standby if there is one."""
+        hosts = [(self.pg_host, self.pg_port)]
+        if self.pg_standby_port is not None:
+            hosts.append((self.pg_standby_host or self.pg_host, self.pg_standby_port))
+        return hosts
 
 
 # --- the schema: section -> key -> (type, required) --------------------------------------------
@@ -91,6 +103,8 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "port": (_INT, True),
         "name": (_STR, True),
         "user": (_STR, True),
+        "standby_host": (_STR, False),
+        "standby_port": (_INT, False),
     },
     "cassandra": {
         "contact_points": (_STRLIST, True),
@@ -233,6 +247,10 @@ def load_file(path: Path, *, env_overrides: bool = True) -> DistrictConfig:
         raise DistrictConfigError(path, "district.timezone", f"unknown time zone {d['timezone']!r}") from None
     _check_port(path, "node.port", n["port"])
     _check_port(path, "postgres.port", pg["port"])
+    if "standby_port" in pg:
+        _check_port(path, "postgres.standby_port", pg["standby_port"])
+        if pg["standby_port"] == pg["port"] and pg.get("standby_host", pg["host"]) == pg["host"]:
+            raise DistrictConfigError(path, "postgres.standby_port", "must differ from postgres.port")
     _check_port(path, "cassandra.port", cs["port"])
     if not re.match(r"^ed25519:[A-Za-z0-9_]+$", n["key_id"]):
         raise DistrictConfigError(path, "node.key_id", "must look like 'ed25519:<version>'")
@@ -272,6 +290,8 @@ def load_file(path: Path, *, env_overrides: bool = True) -> DistrictConfig:
         cassandra_local_dc=cs["local_dc"],
         redis_url=rd["url"],
         mfis=tuple(mfis),
+        pg_standby_host=pg.get("standby_host"),
+        pg_standby_port=pg.get("standby_port"),
     )
 
 

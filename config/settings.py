@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "node.payroll.apps.PayrollConfig",
     "node.peers.apps.PeersConfig",
     "replication",
+    "node.web.apps.WebConfig",
 ]
 
 MIDDLEWARE = [
@@ -68,11 +69,13 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # the web interface: English / Sesotho
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "node.web.middleware.WebSecurityHeadersMiddleware",  # CSP etc. on web pages only
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -89,6 +92,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
             ]
         },
     }
@@ -107,6 +111,13 @@ DATABASES = {
         "OPTIONS": {"connect_timeout": 3},
     }
 }
+if DISTRICT.pg_standby_port is not None:
+    # primary + streaming standby (docs/runbooks/pg-failover.md): libpq tries every host and keeps the one that
+    # accepts writes, so after a promotion the node reconnects to the new primary without a config edit; the
+    # health check above drops connections to a dead server before a request uses them
+    DATABASES["default"]["HOST"] = ",".join(h for h, _ in DISTRICT.pg_hosts)
+    DATABASES["default"]["PORT"] = ",".join(str(p) for _, p in DISTRICT.pg_hosts)
+    DATABASES["default"]["OPTIONS"]["target_session_attrs"] = "read-write"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 PASSWORD_HASHERS = [
@@ -120,13 +131,20 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en"
+# Sesotho is registered in node.web.apps (not a Django built-in); its catalogue is node/web/locale/st.
+LANGUAGES = [("en", "English"), ("st", "Sesotho")]
+LOGIN_URL = "web:login"
 TIME_ZONE = DISTRICT.timezone
 USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = os.environ.get("LETSEMA_STATIC_ROOT") or str(REPO_ROOT / "var" / "static")
-WHITENOISE_USE_FINDERS = True
+# collectstatic (run by every `up`) writes .gz copies that WhiteNoise serves to browsers that accept gzip (the web
+# UI's htmx: 51 KB -> 17 KB). Files served through the finders have no compressed copies, so only DEBUG uses them.
+STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+            "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"}}
+WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
 REST_FRAMEWORK = {
@@ -200,7 +218,7 @@ LETSEMA_STACKING_POLICY = {"max_active_loans": 3, "max_dti": "0.70", "reservatio
 HEALTH_CHECK_TIMEOUT_SECONDS = float(os.environ.get("LETSEMA_HEALTH_TIMEOUT", "2.5"))
 # Federation between nodes (docs/federation.md): signature window, clock skew, per-peer timeout; the rest defaults
 # in federation/conf.py (backoff, directory cache, Redis, key file).
-LETSEMA_FEDERATION = {"max_age_seconds": int(os.environ.get("LETSEMA_FEDERATION_MAX_AGE", "300")), "clock_skew_seconds": int(os.environ.get("LETSEMA_FEDERATION_CLOCK_SKEW", "30")), "peer_timeout_seconds": float(os.environ.get("LETSEMA_FEDERATION_PEER_TIMEOUT", "0.3")), "ca_bundle": os.environ.get("LETSEMA_FEDERATION_CA_BUNDLE") or None}
+LETSEMA_FEDERATION = {"max_age_seconds": int(os.environ.get("LETSEMA_FEDERATION_MAX_AGE", "300")), "clock_skew_seconds": int(os.environ.get("LETSEMA_FEDERATION_CLOCK_SKEW", "30")), "peer_timeout_seconds": float(os.environ.get("LETSEMA_FEDERATION_PEER_TIMEOUT", "0.3")), "directory_ttl_seconds": float(os.environ.get("LETSEMA_FEDERATION_DIRECTORY_TTL", "30")), "ca_bundle": os.environ.get("LETSEMA_FEDERATION_CA_BUNDLE") or None}
 
 LOGGING = {
     "version": 1,

@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/v1/", include("node.notifications.urls")),
     path("api/v1/", include("node.payroll.urls")),
     path("", include("node.peers.urls")),  # /_federation/v1/... (peers) and api/v1/network/borrowers/<key>/where
+    path("", include("node.web.urls")),  # the web interface (node/web): /, /login/, /me/..., /staff/...
 ]
 
 handler400 = "node.core.errors.json_bad_request"

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 
+import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cluster.profiles import TEST
+from config.district import REPO_ROOT
 from federation.keys import load_private_key, public_key_pem
 from federation.peers import (
     ACTIVE,
@@ -89,6 +94,91 @@ class StubPeer:
             return len(self.hits)
 
 
+class FaultProxy:
+    """A TCP proxy in a thread, in front of a real node: ``mode`` is ``pass`` (forward both ways), ``delay`` (hold
+    each request ``delay`` seconds, then forward), ``reset`` (close the connection with a TCP reset) or ``refuse``
+    (the listening socket is closed: connection refused). The mode may change while it runs; it applies to kept-alive
+    connections too, from their next request."""
+
+    def __init__(self, target: tuple[str, int], mode: str = "pass", delay: float = 2.0):
+        import socket
+
+        self.target, self.mode, self.delay = target, mode, delay
+        self.connections = 0
+        self._socket = socket
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="fault-proxy")
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._close_listener()
+
+    def _close_listener(self) -> None:
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+
+    def refuse(self) -> None:
+        self.mode = "refuse"
+        self._close_listener()  # nothing listens on the port any more
+
+    def _serve(self) -> None:
+        self._listener.settimeout(0.2)
+        while not self._stop.is_set() and self.mode != "refuse":
+            try:
+                conn, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn) -> None:
+        import struct
+
+        sock = self._socket
+        if self.mode == "reset":
+            conn.setsockopt(sock.SOL_SOCKET, sock.SO_LINGER, struct.pack("ii", 1, 0))
+            conn.close()
+            return
+        if self.mode == "delay":
+            time.sleep(self.delay)
+        try:
+            upstream = sock.create_connection(self.target, timeout=10)
+        except OSError:
+            conn.close()
+            return
+
+        def pump(src, dst, inbound=False):
+            try:
+                while data := src.recv(65536):
+                    if inbound and self.mode in ("reset", "refuse"):  # a kept-alive connection is cut too
+                        conn.setsockopt(sock.SOL_SOCKET, sock.SO_LINGER, struct.pack("ii", 1, 0))
+                        conn.close()
+                        return
+                    if inbound and self.mode == "delay":  # so is every request on it delayed
+                        time.sleep(self.delay)
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(sock.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pump, args=(upstream, conn), daemon=True).start()
+        pump(conn, upstream, inbound=True)
+
+
 def district_key(code: str) -> Ed25519PrivateKey:
     """A test-cluster district's private key (var/test/secrets/<code>/node_ed25519.key)."""
     return load_private_key(TEST.secrets_dir(code) / "node_ed25519.key")
@@ -102,6 +192,26 @@ def signed_headers(method: str, url: str, body: bytes = b"", *, origin: str = "m
     if body:
         headers["Content-Type"] = "application/json"
     return headers
+
+
+def manage(profile, code: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """``manage.py`` run as a test-cluster district's node (its configuration, secrets and key)."""
+    return subprocess.run([sys.executable, str(REPO_ROOT / "manage.py"), *args], env=profile.env_for(code),
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def staff_auth(profile, code: str) -> dict[str, str]:
+    """A new MFI with an admin on a running node of the test cluster; the admin's bearer header for that node."""
+    mfi = f"fed-{uuid.uuid4().hex[:6]}"
+    res = manage(profile, code, "onboard_mfi", "--code", mfi, "--name", "Federation Test MFI",
+                 "--registration-number", f"R-{mfi}", "--rate-cap", "60", "--admin-username", f"{mfi}.admin",
+                 "--admin-first-name", "Palesa", "--admin-last-name", "Mohapi")
+    assert res.returncode == 0, res.stderr[-2000:]
+    password = res.stdout.strip().rsplit(" ", 1)[-1]
+    tok = requests.post(f"{profile.district(code).public_url}/api/v1/auth/token/",
+                        json={"username": f"{mfi}.admin", "password": password}, timeout=20)
+    assert tok.status_code == 200, tok.text
+    return {"Authorization": f"Bearer {tok.json()['access']}"}
 
 
 def unique_district(prefix: str = "fedtest") -> str:

@@ -5,8 +5,6 @@ against a real peer, a dead address and a slow stub, with per-peer backoff."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,7 +13,6 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from config.district import REPO_ROOT
 from federation.backoff import BackoffPolicy, PeerBackoff, RetryState, default_backoff
 from federation.fanout import FanoutClient
 from federation.keys import public_key_pem
@@ -34,9 +31,12 @@ from federation.signing import SignatureParams, content_digest, signature_base
 from tests.borrower_factory import new_national_id, payload
 from tests.conftest import wait_for
 from tests.federation_helpers import (
+    FaultProxy,
     RingDistrict,
     StubPeer,
+    manage,
     signed_headers,
+    staff_auth,
     unique_district,
 )
 
@@ -47,11 +47,6 @@ STATUS = "/_federation/v1/borrowers/status"
 
 def _code(r: requests.Response) -> str:
     return r.json().get("code")
-
-
-def _manage(test_cluster, code: str, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO_ROOT / "manage.py"), *args], env=test_cluster.env_for(code),
-                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +73,7 @@ def test_signed_ping_between_two_real_nodes(leribe):
 
 def test_node_pings_its_peers_with_the_command(test_cluster, leribe):
     """`manage.py federation_ping` runs as the maseru node (its config, its key) and signs to both real peers."""
-    res = _manage(test_cluster, "maseru", "federation_ping", "--timeout", "5")
+    res = manage(test_cluster, "maseru", "federation_ping", "--timeout", "5")
     assert res.returncode == 0, res.stdout + res.stderr[-2000:]
     out = json.loads(res.stdout)
     assert out["partial"] is False and out["missing"] == {}
@@ -228,7 +223,7 @@ def test_valid_inbound_request_resets_that_peers_backoff(settings, client):
 
 # --- peer directory ----------------------------------------------------------------------------------
 def test_publish_command_writes_this_nodes_entry(test_cluster):
-    res = _manage(test_cluster, "leribe", "federation_publish")
+    res = manage(test_cluster, "leribe", "federation_publish")
     assert res.returncode == 0, res.stderr[-2000:]
     out = json.loads(res.stdout)
     pinned = (test_cluster.keys_dir / "leribe.pub").read_text()
@@ -238,7 +233,7 @@ def test_publish_command_writes_this_nodes_entry(test_cluster):
     assert out["keys"]["ed25519:1"]["not_after"] is None
     entry = ring_entry_get("leribe")
     assert entry is not None and set(entry.keys) == {"ed25519:1"}
-    again = _manage(test_cluster, "leribe", "federation_publish", "--show")
+    again = manage(test_cluster, "leribe", "federation_publish", "--show")
     assert again.returncode == 0 and json.loads(again.stdout)["keys"] == out["keys"]
 
 
@@ -369,6 +364,40 @@ def test_fanout_real_peer_dead_address_and_slow_stub(leribe):
         fc.backoff.forget([dead.district, stub.district, "leribe"])
 
 
+def test_fault_proxy_in_front_of_a_real_peer(leribe):
+    """The real leribe node behind a TCP fault proxy: passing, slow, resetting, then refusing connections. Each bad
+    mode costs the caller at most its timeout, names the district, and marks it down; passing again resets it."""
+    real = get_directory().get("leribe")
+    host, port = real.public_url.removeprefix("http://").split(":")
+    with FaultProxy((host, int(port))) as proxy:
+        via = Peer("leribe", proxy.url, real.keys)  # signed for leribe: the real node verifies what passes through
+        fc = _client(0.8, initial=0.5)
+        ok = fc.request("GET", PING, peers=[via])
+        assert not ok.partial and ok.answered["leribe"]["district"] == "leribe", ok.missing
+
+        for mode, reason in (("delay", "timeout"), ("reset", "unreachable")):
+            proxy.mode = mode
+            fc.backoff.forget(["leribe"])
+            t0 = time.monotonic()
+            r = fc.request("GET", PING, peers=[via])
+            assert time.monotonic() - t0 < 0.8 + 0.4
+            assert r.partial and r.missing == {"leribe": reason} and not r.answered
+            assert fc.backoff.state("leribe").failures == 1
+            skipped = fc.request("GET", PING, peers=[via])  # down now: skipped without a connection
+            assert skipped.missing == {"leribe": "backoff"}
+
+        # flaky: it comes back; after the retry time one probe passes and resets the state
+        proxy.mode = "pass"
+        _wait_until(fc.backoff.state("leribe").retry_at + 0.05)
+        back = fc.request("GET", PING, peers=[via])
+        assert "leribe" in back.answered and fc.backoff.state("leribe") == RetryState()
+
+        proxy.refuse()
+        r = fc.request("GET", PING, peers=[via])
+        assert r.missing == {"leribe": "unreachable"}
+        fc.backoff.forget(["leribe"])
+
+
 def test_fanout_4xx_does_not_mark_a_peer_down():
     with StubPeer(unique_district("nf"), mode="404") as nf:
         fc = _client(1.0)
@@ -419,17 +448,8 @@ def test_where_is_a_borrower_fans_out_from_a_real_node(test_cluster, leribe, nod
     from node.borrowers.identity import borrower_key, normalise_national_id
 
     key = borrower_key(normalise_national_id(nid))
-    mfi = f"fed-{uuid.uuid4().hex[:6]}"
-    res = _manage(test_cluster, "maseru", "onboard_mfi", "--code", mfi, "--name", "Federation Test MFI",
-                  "--registration-number", f"R-{mfi}", "--rate-cap", "60", "--admin-username", f"{mfi}.admin",
-                  "--admin-first-name", "Palesa", "--admin-last-name", "Mohapi")
-    assert res.returncode == 0, res.stderr[-2000:]
-    password = res.stdout.strip().rsplit(" ", 1)[-1]
     base = node_url("maseru")
-    tok = requests.post(f"{base}/api/v1/auth/token/", json={"username": f"{mfi}.admin", "password": password},
-                        timeout=20)
-    assert tok.status_code == 200, tok.text
-    auth = {"Authorization": f"Bearer {tok.json()['access']}"}
+    auth = staff_auth(test_cluster, "maseru")
 
     def where():
         resp = requests.get(f"{base}/api/v1/network/borrowers/{key}/where", headers=auth, timeout=20)

@@ -120,6 +120,8 @@ class BorrowerOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
     def get_national_id_masked(self, b: Borrower) -> str:
+        if b.national_id is None:  # a visiting borrower: the national ID stays at the home district
+            return ""
         return "*" * max(0, len(b.national_id) - 3) + b.national_id[-3:]
 
     def get_next_of_kin(self, b: Borrower) -> dict:

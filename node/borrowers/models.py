@@ -2,6 +2,10 @@
 
 The raw national ID lives only here (this node's PostgreSQL). Everything that leaves the node — the ring,
 peer messages, task payloads, logs — carries ``borrower_key`` instead.
+
+A *visiting* borrower (``home_district`` set) is registered at another district and signed in here over the
+federation (``borrower_visitor_sign_in``): this node holds a copy of the profile the home node shared, never the
+national ID (``national_id`` is NULL).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ class Channel(models.TextChoices):
     SELF_SERVICE = "self_service", "Self-service (web/API)"
     BRANCH = "branch", "At a branch, with staff"
     USSD = "ussd", "USSD / phone"
+    HOME_DISTRICT = "home_district", "Given at the borrower's home district"
 
 
 class Borrower(models.Model):
-    national_id = models.CharField(max_length=32, unique=True)
+    national_id = models.CharField(max_length=32, unique=True, null=True, blank=True)  # NULL for visitors only
     borrower_key = models.CharField(max_length=80, unique=True)
+    home_district = models.CharField(max_length=40, blank=True, default="")  # "" = registered at this node
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
     date_of_birth = models.DateField()
@@ -53,9 +59,20 @@ class Borrower(models.Model):
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(home_district="") & models.Q(national_id__isnull=False))
+                | (~models.Q(home_district="") & models.Q(national_id__isnull=True)),
+                name="borrower_home_has_national_id_visitor_has_none",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.first_name} {self.last_name} (#{self.pk})"
+
+    @property
+    def is_visitor(self) -> bool:
+        return bool(self.home_district)
 
 
 class MfiClient(models.Model):

@@ -67,3 +67,13 @@ def consent_active(*, borrower: Borrower) -> Consent | None:
 
 def consent_text_current(*, language: str) -> ConsentText | None:
     return ConsentText.objects.filter(language=language).order_by("-version").first()
+
+
+def borrower_partition_keys(b: Borrower) -> list[str]:
+    """The ring partitions holding this borrower's credit history: every pepper version's key for a borrower
+    registered here; for a visiting borrower (no national ID here) the key their home node shared."""
+    if b.national_id is None:
+        return [b.borrower_key]
+    from node.borrowers.identity import borrower_keys_all_versions
+
+    return borrower_keys_all_versions(b.national_id)

@@ -38,6 +38,7 @@ from node.borrowers.errors import (
     UploadRejected,
 )
 from node.borrowers.identity import borrower_keys_all_versions, normalise_national_id
+from node.borrowers.selectors import borrower_partition_keys
 from node.borrowers.models import (
     Borrower,
     Channel,
@@ -508,7 +509,7 @@ def consent_require(*, actor: User, borrower: Borrower, purpose: str) -> Consent
 def borrower_network_lookup(*, actor: User, borrower: Borrower) -> directory.DirectoryEntry | None:
     consent_require(actor=actor, borrower=borrower, purpose="network_lookup")
     try:
-        entry = directory.directory_get(borrower_keys_all_versions(borrower.national_id))
+        entry = directory.directory_get(borrower_partition_keys(borrower))
     except RingUnavailable:
         raise RingDown("The network borrower directory is unavailable; try again shortly.") from None
     with transaction.atomic():

@@ -7,10 +7,13 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from node.borrowers.models import Borrower
 from node.borrowers.selectors import access_borrower_by_id
+from node.core.errors import NotFound
 from node.core.fields import StrictSerializer
 from node.credit.errors import CreditNetworkUnavailable
-from node.credit.services import PURPOSES, Assessment, credit_assess, network_policy_set
+from node.credit.report import CreditReport
+from node.credit.services import PURPOSES, Assessment, credit_assess, credit_history_own, network_policy_set
 from node.credit.stacking import monthly_dti, policy_get
 from node.users.models import Role
 from node.users.permissions import role_required
@@ -21,6 +24,22 @@ LENDERS = (Role.LOAN_OFFICER, Role.MFI_ADMIN)
 
 def _money(d) -> str:
     return str(d.quantize(d.__class__("0.01")))
+
+
+def loan_lines_json(r: CreditReport) -> list[dict]:
+    return [
+        {"loan_key": x.loan_key, "mfi": x.mfi, "district": x.district, "loan_ref": x.loan_ref, "status": x.status,
+         "currency": x.currency, "principal": _money(x.principal), "outstanding": _money(x.outstanding),
+         "monthly_installment": _money(x.monthly_installment), "current_days_past_due": x.current_dpd,
+         "worst_days_past_due": x.worst_dpd, "written_off_amount": _money(x.written_off_amount),
+         "disbursed_on": x.disbursed_on, "first_seen": x.first_seen, "last_event_at": x.last_event_at,
+         "this_application": x.loan_key == r.excluded_loan_key}
+        for x in r.loans
+    ]
+
+
+def enquiries_json(r: CreditReport) -> list[dict]:
+    return [{"at": e.at, "mfi": e.mfi, "district": e.district, "purpose": e.purpose} for e in r.enquiries]
 
 
 def assessment_json(a: Assessment, *, purpose: str, monthly_income) -> dict:
@@ -41,16 +60,8 @@ def assessment_json(a: Assessment, *, purpose: str, monthly_income) -> dict:
             "closed_loans": r.closed_loans, "enquiries_30_days": r.enquiries_within(30),
             "enquiries_90_days": r.enquiries_within(90), "first_seen": r.first_seen, "events_read": r.events_read,
         },
-        "loans": [
-            {"loan_key": x.loan_key, "mfi": x.mfi, "district": x.district, "loan_ref": x.loan_ref, "status": x.status,
-             "currency": x.currency, "principal": _money(x.principal), "outstanding": _money(x.outstanding),
-             "monthly_installment": _money(x.monthly_installment), "current_days_past_due": x.current_dpd,
-             "worst_days_past_due": x.worst_dpd, "written_off_amount": _money(x.written_off_amount),
-             "disbursed_on": x.disbursed_on, "first_seen": x.first_seen, "last_event_at": x.last_event_at,
-             "this_application": x.loan_key == r.excluded_loan_key}
-            for x in r.loans
-        ],
-        "enquiries": [{"at": e.at, "mfi": e.mfi, "district": e.district, "purpose": e.purpose} for e in r.enquiries],
+        "loans": loan_lines_json(r),
+        "enquiries": enquiries_json(r),
         "score": a.score.to_json(),
         "network_policy": policy,
     }
@@ -73,6 +84,28 @@ class BorrowerCreditReportApi(APIView):
         a = credit_assess(actor=request.user, borrower=borrower, purpose=s.validated_data["purpose"])
         return Response(assessment_json(a, purpose=s.validated_data["purpose"], monthly_income=borrower.monthly_income))
 
+
+
+class MyCreditHistoryApi(APIView):
+    """Your own credit history across the Letsema network (borrowers): every loan and application at every MFI
+    in every district, and which MFIs looked at your file. The same wherever you sign in."""
+
+    permission_classes = [role_required(Role.BORROWER)]
+
+    @extend_schema(responses=dict)
+    def get(self, request):
+        borrower = Borrower.objects.filter(user=request.user).first()
+        if borrower is None:
+            raise NotFound("No borrower profile for this account.")
+        r = credit_history_own(borrower=borrower)
+        return Response({
+            "borrower_key": r.borrower_key, "as_of": r.as_of, "home_district": borrower.home_district or None,
+            "summary": {"active_loans": r.active_loans, "pending_applications": r.pending_applications,
+                        "total_exposure": _money(r.total_exposure), "closed_loans": r.closed_loans,
+                        "write_offs": r.write_offs, "worst_days_past_due": r.worst_dpd},
+            "loans": loan_lines_json(r),
+            "enquiries": enquiries_json(r),
+        })
 
 
 class NetworkPolicyApi(APIView):

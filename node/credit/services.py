@@ -12,8 +12,8 @@ from django.conf import settings
 from django.db import transaction
 
 from node.audit.services import audit_record
-from node.borrowers.identity import borrower_keys_all_versions
 from node.borrowers.models import Borrower
+from node.borrowers.selectors import borrower_partition_keys
 from node.borrowers.services import consent_require
 from node.core.errors import ValidationFailed
 from node.credit.errors import CreditNetworkUnavailable
@@ -44,7 +44,7 @@ def credit_assess(*, actor: User, borrower: Borrower, purpose: str, loan_key: st
     consent_require(actor=actor, borrower=borrower, purpose="credit_report")
     now = datetime.now(UTC)
     enquiry_id = uuid.uuid4()
-    keys = borrower_keys_all_versions(borrower.national_id)
+    keys = borrower_partition_keys(borrower)
     try:
         event_insert(partition_key=borrower.borrower_key, event_time=now, event_id=enquiry_id, event_type=ENQUIRY,
                      origin_district=settings.DISTRICT.code,
@@ -84,3 +84,19 @@ def network_policy_set(*, actor: User | None, max_active_loans: int | None, max_
         audit_record(actor=actor, action="network.policy_set", target_type="network_policy", target_id="network",
                      mfi=None, before=before, after=policy.to_json())
     return policy
+
+
+def credit_history_own(*, borrower: Borrower) -> CreditReport:
+    """The borrower's own network credit history, as a bureau shows consumers their file: every loan at every MFI
+    and district and who looked. Not an enquiry (lenders never see it); audited here. 503 without a ring quorum."""
+    now = datetime.now(UTC)
+    try:
+        rows = [RingRow(r.event_time, str(r.event_id), r.event_type, r.origin_district, r.payload)
+                for key in borrower_partition_keys(borrower) for r in events_read(key)]
+    except RingUnavailable as exc:
+        raise CreditNetworkUnavailable("The credit network cannot be read at quorum right now.",
+                                       details={"reason": str(exc)[:200]}) from None
+    with transaction.atomic():
+        audit_record(actor=borrower.user, action="credit.own_history_viewed", target_type="borrower",
+                     target_id=borrower.pk, after={"events_read": len(rows)})
+    return fold(borrower.borrower_key, rows, as_of=now)

@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -15,13 +17,27 @@ from federation.auth import IsSignedPeer, SignedPeerAuthentication
 from federation.fanout import BadResponse, fanout
 from node.borrowers.identity import BORROWER_KEY_RE
 from node.core.errors import ValidationFailed
+from node.core.fields import StrictSerializer
 from node.peers import selectors
-from node.peers.schemas import SCHEMA, BorrowerStatus, BorrowerStatusRequest, Pong
+from node.peers.schemas import (
+    SCHEMA,
+    BorrowerAuthRequest,
+    BorrowerStatus,
+    BorrowerStatusRequest,
+    NodeFigures,
+    Pong,
+)
+from node.peers.services import (
+    borrower_federated_authenticate,
+    borrower_visitor_sign_in,
+)
+from node.users.apis import LetsemaTokenObtainPairSerializer
 from node.users.models import Role
 from node.users.permissions import role_required
 
 log = logging.getLogger("letsema.federation")
 BORROWER_STATUS_PATH = "/_federation/v1/borrowers/status"
+AGGREGATES_PATH = "/_federation/v1/aggregates"
 
 
 class _PeerApi(APIView):
@@ -46,6 +62,74 @@ class FederationBorrowerStatusApi(_PeerApi):
     def post(self, request):
         req = BorrowerStatusRequest.from_json(request.data)
         return Response(selectors.borrower_status_get(borrower_key=req.borrower_key).to_json())
+
+
+class FederationBorrowerAuthenticateApi(_PeerApi):
+    """A borrower registered here signs in at the calling node: check the password, share the profile."""
+
+    @extend_schema(exclude=True)
+    def post(self, request):
+        req = BorrowerAuthRequest.from_json(request.data)
+        return Response(borrower_federated_authenticate(request=req, origin=request.user.district).to_json())
+
+
+class FederationAggregatesApi(_PeerApi):
+    """This node's own portfolio figures (counts, outstanding principal, PAR), for the network view."""
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        return Response(selectors.node_figures().to_json())
+
+
+def _parse_figures(district: str, data) -> NodeFigures:
+    f = NodeFigures.from_json(data)
+    if f.district != district:
+        raise BadResponse("the figures are about another district")
+    return f
+
+
+class NetworkAggregatesApi(APIView):
+    """Network-wide portfolio for Letsema admins: each district's own figures (asked of every node at once) and the
+    totals over those that answered. A district that does not answer is listed under ``missing`` and left out of
+    the totals (``partial``). Figures are as of each node's last close of business."""
+
+    permission_classes = [role_required(Role.LETSEMA_ADMIN)]
+
+    @extend_schema(responses=dict)
+    def get(self, request):
+        own = selectors.node_figures()
+        result = fanout("GET", AGGREGATES_PATH, parse=_parse_figures,
+                        timeout=float(getattr(settings, "LETSEMA_AGGREGATES_TIMEOUT", 2.0)))
+        figures = {own.district: own, **result.answered}
+        return Response({
+            "schema": SCHEMA, "partial": result.partial, "missing": dict(sorted(result.missing.items())),
+            "network": selectors.network_totals(list(figures.values())),
+            "districts": {d: selectors.figures_json(f) for d, f in sorted(figures.items())},
+        })
+
+
+class VisitorTokenApi(APIView):
+    """Sign in at this node with your national ID and password, wherever in Letsema you registered. A borrower
+    of another district is authenticated by their home node over the signed federation channel; their profile and
+    KYC status come with it, so they can apply to this district's MFIs. Returns the usual access/refresh tokens."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(StrictSerializer):
+        national_id = serializers.CharField(max_length=32)
+        password = serializers.CharField(max_length=256, trim_whitespace=False)
+
+    @extend_schema(request=InputSerializer, responses=dict)
+    def post(self, request):
+        s = self.InputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        user = borrower_visitor_sign_in(**s.validated_data)
+        refresh = LetsemaTokenObtainPairSerializer.get_token(user)
+        borrower = user.borrower
+        return Response({"access": str(refresh.access_token), "refresh": str(refresh), "role": user.role,
+                         "district": settings.DISTRICT.code, "home_district": borrower.home_district or settings.DISTRICT.code,
+                         "access_expires_in": int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())})
 
 
 def _parse_status(borrower_key: str):

@@ -9,6 +9,11 @@ urlpatterns = [
     path("_federation/v1/ping", apis.FederationPingApi.as_view(), name="federation-ping"),
     path("_federation/v1/borrowers/status", apis.FederationBorrowerStatusApi.as_view(),
          name="federation-borrower-status"),
+    path("_federation/v1/borrowers/authenticate", apis.FederationBorrowerAuthenticateApi.as_view(),
+         name="federation-borrower-authenticate"),
+    path("_federation/v1/aggregates", apis.FederationAggregatesApi.as_view(), name="federation-aggregates"),
+    path("api/v1/network/aggregates", apis.NetworkAggregatesApi.as_view(), name="network-aggregates"),
+    path("api/v1/auth/visitor/token", apis.VisitorTokenApi.as_view(), name="visitor-token"),
     path("api/v1/network/borrowers/<str:borrower_key>/where", apis.NetworkBorrowerWhereApi.as_view(),
          name="network-borrower-where"),
 ]

@@ -4,6 +4,7 @@
     manage.py federation_publish --status suspended  # peers stop calling this node and refuse its requests
     manage.py federation_publish --grace 86400       # a replaced key stays valid one more day (default 7 days)
     manage.py federation_publish --show              # print the entry in the ring, change nothing
+    manage.py federation_publish --remove            # delete this node's entry (a node leaving the network for good)
 
 After a key rotation (new key pair, new node.key_id) run it again: the previous key stays in the entry with
 not_after = now + grace, so peers accept both until then. Prints the entry as JSON (public keys only).
@@ -18,7 +19,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from federation.keys import KeyFileError
-from federation.peers import STATUSES, PublishError, publish_self, ring_entry_get
+from federation.peers import (
+    STATUSES,
+    PublishError,
+    publish_self,
+    ring_entry_delete,
+    ring_entry_get,
+)
 from replication.ring import RingUnavailable
 
 
@@ -30,9 +37,15 @@ class Command(BaseCommand):
         parser.add_argument("--grace", type=int, default=None, metavar="SECONDS",
                             help="how long a replaced key stays valid (default: settings, 7 days)")
         parser.add_argument("--show", action="store_true", help="print the published entry and change nothing")
+        parser.add_argument("--remove", action="store_true",
+                            help="delete this node's entry (peers forget it unless their configuration names it)")
 
-    def handle(self, *args, status: str, grace: int | None, show: bool, **options):
+    def handle(self, *args, status: str, grace: int | None, show: bool, remove: bool, **options):
         try:
+            if remove:
+                ring_entry_delete(settings.DISTRICT.code)
+                self.stdout.write(f"removed {settings.DISTRICT.code} from the node directory")
+                return
             if show:
                 entry = ring_entry_get(settings.DISTRICT.code)
                 if entry is None:

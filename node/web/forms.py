@@ -1,0 +1,208 @@
+"""Web forms: they render the fields (labels, input types, help) and check only what a browser form must (required,
+lengths, a date is a date). The domain rules are checked by the same serializers and services the API uses, and
+their errors are put back on these fields (views.common.add_errors)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from node.borrowers.identity import (
+    LESOTHO_DISTRICTS,
+    IdentityFormatError,
+    normalise_phone,
+)
+from node.loans.models import DisbursementChannel, RejectionReason
+from node.repayments.models import RepaymentChannel
+from node.users.models import User
+from node.web.templatetags.web import CHANNEL_LABELS, REASON_LABELS
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%d", **kwargs)
+
+
+def _money_input() -> forms.TextInput:
+    return forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "pattern": r"[0-9]+([.,][0-9]{1,2})?"})
+
+
+class LoginForm(AuthenticationForm):
+    """Username and password; borrowers may type their phone number in any usual form (58 012 345, +266…)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["username"].label = _("Phone number or username")
+        self.fields["username"].widget.attrs.update({"autocomplete": "username", "autocapitalize": "none"})
+        self.fields["password"].label = _("Password")
+
+    def clean(self):
+        raw = self.cleaned_data.get("username") or ""
+        try:
+            phone = normalise_phone(raw)
+        except IdentityFormatError:
+            phone = None
+        if phone and User.objects.filter(username=phone).exists():
+            self.cleaned_data["username"] = phone
+        return super().clean()
+
+
+def _district_field():
+    if settings.DISTRICT.country == "LS":
+        return forms.ChoiceField(label=_("District you live in"),
+                                 choices=[("", "—")] + [(d, d) for d in LESOTHO_DISTRICTS])
+    return forms.CharField(label=_("District you live in"), max_length=40)
+
+
+class RegisterForm(forms.Form):
+    first_name = forms.CharField(label=_("First name"), max_length=100,
+                                 widget=forms.TextInput(attrs={"autocomplete": "given-name"}))
+    last_name = forms.CharField(label=_("Surname"), max_length=100,
+                                widget=forms.TextInput(attrs={"autocomplete": "family-name"}))
+    national_id = forms.CharField(label=_("National ID number"), max_length=32,
+                                  widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}))
+    date_of_birth = forms.DateField(label=_("Date of birth"), widget=DateInput(attrs={"autocomplete": "bday"}))
+    phone = forms.CharField(label=_("Mobile phone number"), max_length=32,
+                            help_text=_("We send a code to this number. It is also your log-in."),
+                            widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "tel"}))
+    address = forms.CharField(label=_("Home address"), max_length=300,
+                              widget=forms.TextInput(attrs={"autocomplete": "street-address"}))
+    residence_district = _district_field()
+    employer = forms.CharField(label=_("Employer"), max_length=200, required=False)
+    employee_number = forms.CharField(label=_("Employee number"), max_length=40, required=False)
+    monthly_income = forms.CharField(label=_("Monthly income (maloti)"), max_length=20, widget=_money_input())
+    next_of_kin_name = forms.CharField(label=_("Next of kin: name"), max_length=200)
+    next_of_kin_phone = forms.CharField(label=_("Next of kin: phone number"), max_length=32,
+                                        widget=forms.TextInput(attrs={"type": "tel"}))
+    next_of_kin_relationship = forms.CharField(label=_("Next of kin: relationship"), max_length=40)
+    password = forms.CharField(label=_("Choose a password"), min_length=10, max_length=128,
+                               help_text=_("At least 10 characters."),
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password2 = forms.CharField(label=_("Password again"), max_length=128,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("password2") and data["password"] != data["password2"]:
+            self.add_error("password2", _("The two passwords are not the same."))
+        return data
+
+    def api_payload(self) -> dict:
+        """The registration as the API's self-registration serializer takes it."""
+        d = self.cleaned_data
+        return {
+            "national_id": d["national_id"], "first_name": d["first_name"], "last_name": d["last_name"],
+            "date_of_birth": d["date_of_birth"], "phone": d["phone"], "address": d["address"],
+            "residence_district": d["residence_district"], "employer": d["employer"],
+            "employee_number": d["employee_number"], "monthly_income": d["monthly_income"].replace(",", "."),
+            "next_of_kin": {"name": d["next_of_kin_name"], "phone": d["next_of_kin_phone"],
+                            "relationship": d["next_of_kin_relationship"]},
+            "password": d["password"],
+        }
+
+
+class OtpForm(forms.Form):
+    code = forms.CharField(label=_("The 6-digit code from the SMS"), min_length=6, max_length=6,
+                           widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code",
+                                                         "pattern": "[0-9]{6}"}))
+
+
+class ConsentForm(forms.Form):
+    agree = forms.BooleanField(label=_("I agree that my credit history is shared with Letsema lenders as described above."))
+    version = forms.IntegerField(widget=forms.HiddenInput)
+    language = forms.ChoiceField(choices=[("en", "en"), ("st", "st")], widget=forms.HiddenInput)
+
+
+def _product_choices(products) -> list[tuple[str, str]]:
+    return [("", "—")] + [(str(p.pk), f"{p.mfi.name} — {p.name}") for p in products]
+
+
+class CalculatorForm(forms.Form):
+    product = forms.ChoiceField(label=_("Loan product"))
+    principal = forms.CharField(label=_("Amount to borrow (maloti)"), max_length=20, widget=_money_input())
+    number_of_repayments = forms.IntegerField(label=_("Number of repayments"), min_value=1, max_value=600)
+
+    def __init__(self, *args, products=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["product"].choices = _product_choices(products)
+
+
+class ApplyForm(CalculatorForm):
+    expected_disbursement_date = forms.DateField(label=_("When do you need the money?"), widget=DateInput())
+    purpose = forms.CharField(label=_("What is the loan for?"), max_length=300, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["expected_disbursement_date"].initial = timezone.localdate() + timedelta(days=7)
+
+    def api_payload(self) -> dict:
+        d = self.cleaned_data
+        return {"product": int(d["product"]), "principal": d["principal"].replace(",", "."),
+                "number_of_repayments": d["number_of_repayments"],
+                "expected_disbursement_date": d["expected_disbursement_date"], "purpose": d["purpose"]}
+
+
+class RejectForm(forms.Form):
+    reason = forms.ChoiceField(label=_("Reason"),
+                               choices=[("", "—")] + [(r, REASON_LABELS.get(r, r)) for r in RejectionReason.values])
+    note = forms.CharField(label=_("Note to the file (optional)"), max_length=500, required=False,
+                           widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class InitiateForm(forms.Form):
+    channel = forms.ChoiceField(label=_("Pay out by"),
+                                choices=[(c, CHANNEL_LABELS.get(c, c)) for c in DisbursementChannel.values])
+    reference = forms.CharField(label=_("Payment reference (optional)"), max_length=100, required=False)
+
+
+class ConfirmDisbursementForm(forms.Form):
+    password = forms.CharField(label=_("Your password (step-up confirmation)"), max_length=128,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+class RepaymentForm(forms.Form):
+    amount = forms.CharField(label=_("Amount received (maloti)"), max_length=20, widget=_money_input())
+    channel = forms.ChoiceField(label=_("Received by"),
+                                choices=[(c, CHANNEL_LABELS.get(c, c)) for c in RepaymentChannel.values])
+    payment_date = forms.DateField(label=_("Payment date"), required=False, widget=DateInput(),
+                                   help_text=_("Leave empty for today."))
+    reference = forms.CharField(label=_("Receipt or transaction reference (optional)"), max_length=100, required=False)
+    form_key = forms.CharField(widget=forms.HiddenInput)
+
+    def api_payload(self) -> dict:
+        d = self.cleaned_data
+        payload = {"amount": d["amount"].replace(",", "."), "channel": d["channel"], "reference": d["reference"]}
+        if d.get("payment_date"):
+            payload["payment_date"] = d["payment_date"]
+        return payload
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(label=_("Name, phone or national ID"), max_length=100, required=False,
+                        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}))
+
+
+def _staff_role_choices():
+    from node.users.models import MFI_STAFF_ROLES, Role
+
+    labels = {Role.LOAN_OFFICER: _("Loan officer"), Role.MFI_ADMIN: _("MFI administrator"), Role.ANALYST: _("Analyst")}
+    return [(r, labels[r]) for r in (Role.LOAN_OFFICER, Role.MFI_ADMIN, Role.ANALYST) if r in MFI_STAFF_ROLES]
+
+
+class StaffCreateForm(forms.Form):
+    username = forms.CharField(label=_("Username"), max_length=150,
+                               widget=forms.TextInput(attrs={"autocapitalize": "none", "autocomplete": "off"}))
+    first_name = forms.CharField(label=_("First name"), max_length=150)
+    last_name = forms.CharField(label=_("Surname"), max_length=150)
+    email = forms.EmailField(label=_("E-mail (optional)"), required=False)
+    role = forms.ChoiceField(label=_("Role"), choices=_staff_role_choices)
+    password = forms.CharField(label=_("First password"), min_length=10, max_length=128,
+                               help_text=_("At least 10 characters. Give it to the colleague in person."),
+                               widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))

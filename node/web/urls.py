@@ -1,0 +1,42 @@
+"""The web interface, mounted at the site root (config.urls): it shares no prefix with /api/, /admin/,
+/_federation/ or /healthz."""
+
+from django.urls import path
+from django.views.i18n import set_language
+
+from node.web.views import admin, borrower, network, public, staff
+
+app_name = "web"
+
+urlpatterns = [
+    path("", public.home, name="home"),
+    path("login/", public.LoginView.as_view(), name="login"),
+    path("logout/", public.LogoutView.as_view(), name="logout"),
+    path("language/", set_language, name="set-language"),
+    path("calculator/", public.calculator, name="calculator"),
+    # borrowers
+    path("register/", borrower.register, name="register"),
+    path("me/", borrower.dashboard, name="me"),
+    path("me/phone/", borrower.phone, name="me-phone"),
+    path("me/consent/", borrower.consent, name="me-consent"),
+    path("me/apply/", borrower.apply, name="me-apply"),
+    path("me/notifications/", borrower.notifications, name="me-notifications"),
+    path("me/loans/<int:loan_id>/", borrower.loan_detail, name="me-loan"),
+    path("me/loans/<int:loan_id>/withdraw", borrower.loan_withdraw, name="me-loan-withdraw"),
+    # loan officers and MFI admins
+    path("staff/", staff.queue, name="staff-queue"),
+    path("staff/loans/<int:loan_id>/", staff.loan_detail, name="staff-loan"),
+    path("staff/loans/<int:loan_id>/credit-report", staff.credit_report, name="staff-loan-credit-report"),
+    path("staff/loans/<int:loan_id>/repayments", staff.repayment_record, name="staff-loan-repayment"),
+    path("staff/loans/<int:loan_id>/disburse", staff.disbursement_confirm, name="staff-loan-disburse"),
+    path("staff/loans/<int:loan_id>/<slug:action>", staff.loan_action, name="staff-loan-action"),
+    path("staff/disbursements/", staff.disbursements, name="staff-disbursements"),
+    path("staff/borrowers/", staff.borrowers, name="staff-borrowers"),
+    path("staff/borrowers/<int:borrower_id>/", staff.borrower_detail, name="staff-borrower"),
+    # MFI admins
+    path("staff/team/", admin.team, name="admin-team"),
+    path("staff/team/<int:user_id>/", admin.team_member, name="admin-team-member"),
+    path("staff/products/", admin.products, name="admin-products"),
+    # Letsema admins and operators
+    path("network/", network.node_status, name="network-node"),
+]

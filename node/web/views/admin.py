@@ -1,0 +1,60 @@
+"""MFI admin pages: the MFI's staff (add a colleague, deactivate or reactivate one) and the MFI's products. The
+same serializers and services as ``/api/v1/staff/`` (the role rules, the audit) and the same product reads."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+
+from node.core.errors import ApplicationError
+from node.loans import selectors as loan_selectors
+from node.users import selectors as user_selectors
+from node.users import services as user_services
+from node.users.apis import StaffCreateSerializer
+from node.users.models import Role
+from node.web.forms import StaffCreateForm
+from node.web.views.common import message_for, service_error_on, validated, web_view
+
+ADMINS = (Role.MFI_ADMIN,)
+
+
+@web_view(*ADMINS)
+def team(request):
+    form = StaffCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        payload = {**form.cleaned_data, "mfi": request.user.mfi.code}
+        s = validated(form, StaffCreateSerializer, payload)
+        if s is not None:
+            try:
+                user = user_services.staff_create(actor=request.user, **s.validated_data)
+            except ApplicationError as exc:
+                service_error_on(form, exc)
+            else:
+                messages.success(request, _("%(user)s can now log in.") % {"user": user.username})
+                return redirect("web:admin-team")
+    staff = user_selectors.staff_list_for(actor=request.user)
+    return render(request, "web/admin/team.html", {"form": form, "staff": staff},
+                  status=400 if form.errors else 200)
+
+
+@web_view(*ADMINS)
+def team_member(request, user_id):
+    """Deactivate or reactivate a colleague (POST ``active=0|1``)."""
+    if request.method != "POST" or request.POST.get("active") not in ("0", "1"):
+        return redirect("web:admin-team")
+    user = user_selectors.access_staff_by_id(request.user, user_id)
+    try:
+        user = user_services.staff_update(actor=request.user, user=user, is_active=request.POST["active"] == "1")
+    except ApplicationError as exc:
+        messages.error(request, message_for(exc))
+    else:
+        messages.success(request, (_("%(user)s is active again.") if user.is_active else
+                                   _("%(user)s can no longer log in.")) % {"user": user.username})
+    return redirect("web:admin-team")
+
+
+@web_view(*ADMINS)
+def products(request):
+    items = loan_selectors.product_list(mfi_code=request.user.mfi.code, include_inactive=True).order_by("code")
+    return render(request, "web/admin/products.html", {"products": items})

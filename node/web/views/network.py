@@ -1,0 +1,31 @@
+"""Letsema admin and operator page: this node's health (the /healthz checks and the outbox backlog), the MFIs it
+serves and the network lending policy. Reads only; the same check and selector functions as the JSON endpoints."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.shortcuts import render
+
+from node.credit.stacking import policy_get
+from node.health.checks import run_checks
+from node.mfis.selectors import mfi_list_for
+from node.users.models import Role
+from node.web.views.common import web_view
+from replication.outbox import outbox_lag
+from replication.ring import RingUnavailable
+
+NETWORK_ROLES = (Role.LETSEMA_ADMIN, Role.OPERATOR)
+
+
+@web_view(*NETWORK_ROLES)
+def node_status(request):
+    checks = run_checks()
+    try:
+        policy = policy_get().to_json()
+    except RingUnavailable:
+        policy = None
+    return render(request, "web/network/node.html", {
+        "district": settings.DISTRICT, "checks": sorted(checks.items()),
+        "all_up": all(r["status"] == "up" for r in checks.values()),
+        "outbox": outbox_lag().to_json(), "mfis": mfi_list_for(actor=request.user), "policy": policy,
+    })

@@ -1,0 +1,224 @@
+"""Loan officer and MFI admin pages: the application queue, the application page with the network credit report
+and score, approve / reject, initiate and (checker) confirm a disbursement with step-up, record a repayment, and
+borrower search. Access goes through the same selectors as the API (another MFI's object is "not found")."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db.models import Q
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from node.borrowers import selectors as borrower_selectors
+from node.borrowers.identity import (
+    IdentityFormatError,
+    normalise_national_id,
+    normalise_phone,
+)
+from node.core.errors import ApplicationError
+from node.credit.apis import assessment_json
+from node.credit.services import credit_assess
+from node.loans import selectors as loan_selectors
+from node.loans import services as loan_services
+from node.loans.apis import InitiateSerializer, RejectSerializer
+from node.loans.credit_events import (
+    loan_schedule,
+    monthly_installment,
+    network_loan_key,
+)
+from node.loans.models import LoanStatus
+from node.repayments import selectors as repayment_selectors
+from node.repayments import services as repayment_services
+from node.repayments.apis import RepaymentPostSerializer
+from node.users.models import Role
+from node.web import once
+from node.web.forms import (
+    ConfirmDisbursementForm,
+    InitiateForm,
+    RejectForm,
+    RepaymentForm,
+    SearchForm,
+)
+from node.web.views.common import (
+    is_htmx,
+    message_for,
+    service_error_on,
+    validated,
+    web_view,
+)
+from node.web.views.loan_pages import loan_context
+
+OFFICERS = (Role.LOAN_OFFICER, Role.MFI_ADMIN)
+QUEUE_STATES = (LoanStatus.SUBMITTED, LoanStatus.UNDER_REVIEW, LoanStatus.APPROVED)
+
+
+@web_view(*OFFICERS)
+def queue(request):
+    loans = (loan_selectors.loan_list_for(actor=request.user).filter(status__in=QUEUE_STATES)
+             .order_by("submitted_at", "id"))
+    return render(request, "web/staff/queue.html", {"loans": loans})
+
+
+def _page(request, loan, *, report=None, report_error=None, forms=None, status=200):
+    ctx = loan_context(loan)
+    forms = forms or {}
+    ctx.update({
+        "report": report, "report_error": report_error,
+        "reject_form": forms.get("reject") or RejectForm(),
+        "initiate_form": forms.get("initiate") or InitiateForm(),
+        "repayment_form": forms.get("repayment") or RepaymentForm(initial={"form_key": once.new_form_key()}),
+        "confirm_form": forms.get("confirm") or ConfirmDisbursementForm(),
+    })
+    return render(request, "web/staff/loan.html", ctx, status=status)
+
+
+@web_view(*OFFICERS)
+def loan_detail(request, loan_id):
+    return _page(request, loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset(OFFICERS)))
+
+
+@web_view(*OFFICERS)
+def credit_report(request, loan_id):
+    """Pull the network credit report and score for this application (logged as an enquiry, like the API's)."""
+    loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset(OFFICERS))
+    if request.method != "POST":
+        return redirect("web:staff-loan", loan_id=loan.pk)
+    report = error = None
+    try:
+        a = credit_assess(actor=request.user, borrower=loan.borrower, purpose="loan_application",
+                          loan_key=network_loan_key(loan),
+                          new_monthly_installment=monthly_installment(loan_schedule(loan)))
+        report = assessment_json(a, purpose="loan_application", monthly_income=loan.borrower.monthly_income)
+    except ApplicationError as exc:
+        error = message_for(exc)
+    if is_htmx(request):
+        return render(request, "web/partials/credit_report.html", {"report": report, "report_error": error,
+                                                                    "loan": loan})
+    return _page(request, loan, report=report, report_error=error)
+
+
+def _after(request, loan, text):
+    messages.success(request, text)
+    return redirect("web:staff-loan", loan_id=loan.pk)
+
+
+@web_view(*OFFICERS)
+def loan_action(request, loan_id, action):
+    """Start review, approve, reject or initiate the disbursement (POST only)."""
+    loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset(OFFICERS))
+    if request.method != "POST":
+        return redirect("web:staff-loan", loan_id=loan.pk)
+    try:
+        if action == "review":
+            loan = loan_services.loan_start_review(actor=request.user, loan=loan)
+            return _after(request, loan, _("Review started."))
+        if action == "approve":
+            loan = loan_services.loan_approve(actor=request.user, loan=loan)
+            return _after(request, loan, _("Loan %(ref)s approved.") % {"ref": loan.reference})
+        if action == "reject":
+            form = RejectForm(request.POST)
+            if form.is_valid() and (s := validated(form, RejectSerializer, dict(form.cleaned_data))) is not None:
+                loan = loan_services.loan_reject(actor=request.user, loan=loan, **s.validated_data)
+                return _after(request, loan, _("Loan %(ref)s rejected.") % {"ref": loan.reference})
+            return _page(request, loan, forms={"reject": form}, status=400)
+        if action == "initiate":
+            form = InitiateForm(request.POST)
+            if form.is_valid() and (s := validated(form, InitiateSerializer, dict(form.cleaned_data))) is not None:
+                loan = loan_services.loan_initiate_disbursement(actor=request.user, loan=loan, **s.validated_data)
+                return _after(request, loan, _("Disbursement initiated; another colleague must confirm it."))
+            return _page(request, loan, forms={"initiate": form}, status=400)
+    except ApplicationError as exc:
+        messages.error(request, message_for(exc))
+        return redirect("web:staff-loan", loan_id=loan.pk)
+    return render(request, "web/error.html", {"message": _("Unknown action."), "code": "not_found"}, status=404)
+
+
+@web_view(*OFFICERS)
+def repayment_record(request, loan_id):
+    loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset(OFFICERS))
+    if request.method != "POST":
+        return redirect("web:staff-loan", loan_id=loan.pk)
+    form = RepaymentForm(request.POST)
+    if not form.is_valid():
+        return _page(request, loan, forms={"repayment": form}, status=400)
+    try:
+        record = once.claim(request)
+    except once.AlreadySubmitted as done:
+        messages.info(request, _("This repayment was already recorded."))
+        return redirect(done.location or reverse("web:staff-loan", args=[loan.pk]))
+    if record is None:
+        form.add_error(None, _("The form has expired; please fill it in again."))
+        return _page(request, loan, forms={"repayment": form}, status=400)
+    s = validated(form, RepaymentPostSerializer, form.api_payload())
+    if s is None:
+        once.release(record)
+        return _page(request, loan, forms={"repayment": form}, status=400)
+    v = s.validated_data
+    try:
+        rep = repayment_services.repayment_post(actor=request.user, loan=loan, amount=v["amount"],
+                                                payment_date=v.get("payment_date") or timezone.localdate(),
+                                                channel=v["channel"], reference=v["reference"])
+    except ApplicationError as exc:
+        once.release(record)
+        service_error_on(form, exc)
+        return _page(request, loan, forms={"repayment": form}, status=exc.status)
+    location = reverse("web:staff-loan", args=[loan.pk])
+    once.complete(record, location)
+    rep = repayment_selectors.repayment_get(rep.pk)
+    messages.success(request, _("Repayment recorded: receipt %(number)s.") % {"number": rep.receipt_number})
+    return redirect(location)
+
+
+@web_view(*OFFICERS)
+def disbursements(request):
+    """The checker's queue: approved loans whose disbursement a colleague has initiated."""
+    loans = (loan_selectors.loan_list_for(actor=request.user)
+             .filter(status=LoanStatus.APPROVED, disbursement_initiated_by__isnull=False)
+             .select_related("disbursement_initiated_by", "approved_by").order_by("disbursement_initiated_at"))
+    return render(request, "web/staff/disbursements.html", {"loans": loans, "form": ConfirmDisbursementForm()})
+
+
+@web_view(*OFFICERS)
+def disbursement_confirm(request, loan_id):
+    """Confirm (checker): the password again is the step-up; then the same service as the API's confirm."""
+    loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset(OFFICERS))
+    if request.method != "POST":
+        return redirect("web:staff-disbursements")
+    form = ConfirmDisbursementForm(request.POST)
+    if form.is_valid():
+        try:
+            token, _grant = loan_services.step_up_grant(user=request.user, password=form.cleaned_data["password"])
+            loan = loan_services.loan_confirm_disbursement(actor=request.user, loan=loan, step_up_token=token)
+        except ApplicationError as exc:
+            service_error_on(form, exc)
+        else:
+            messages.success(request, _("Loan %(ref)s disbursed.") % {"ref": loan.reference})
+            return redirect("web:staff-loan", loan_id=loan.pk)
+    return _page(request, loan, forms={"confirm": form}, status=400)
+
+
+@web_view(*OFFICERS)
+def borrowers(request):
+    form = SearchForm(request.GET or None)
+    results = None
+    if form.is_valid() and form.cleaned_data["q"].strip():
+        q = form.cleaned_data["q"].strip()
+        match = Q(first_name__icontains=q) | Q(last_name__icontains=q)
+        for normalise, field in ((normalise_phone, "phone"), (normalise_national_id, "national_id")):
+            try:
+                match |= Q(**{field: normalise(q)})
+            except IdentityFormatError:
+                pass
+        results = borrower_selectors.borrower_list_for(actor=request.user).filter(match).order_by("last_name", "id")[:50]
+    template = "web/partials/borrower_results.html" if is_htmx(request) else "web/staff/borrowers.html"
+    return render(request, template, {"form": form, "results": results})
+
+
+@web_view(*OFFICERS)
+def borrower_detail(request, borrower_id):
+    b = borrower_selectors.access_borrower_by_id(request.user, borrower_id)
+    loans = loan_selectors.loan_list_for(actor=request.user).filter(borrower=b).order_by("-created_at")
+    return render(request, "web/staff/borrower.html", {"borrower": b, "loans": loans,
+                                                       "consent": borrower_selectors.consent_active(borrower=b)})

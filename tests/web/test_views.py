@@ -1,0 +1,395 @@
+"""Every web view through the Django test client, on the real test cluster (PostgreSQL, the ring): status,
+content, permission refusals and validation errors. The views call the API's services, so these tests check the
+wiring and the pages, not the business rules again."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from node.borrowers.models import Borrower, Consent
+from node.loans.models import Loan
+from node.repayments.models import Repayment
+from node.users.models import Role, User
+from node.web.templatetags.web import format_money
+from tests.borrower_factory import new_national_id, new_phone
+from tests.factories import PASSWORD, make_user
+from tests.loan_fixtures import apply, open_shop, to_approved
+from tests.web.conftest import ARTIFACTS, last_otp
+
+pytestmark = pytest.mark.django_db
+
+
+def web(user=None) -> Client:
+    c = Client()
+    if user is not None:
+        c.force_login(user)
+    return c
+
+
+def text(r) -> str:
+    return r.content.decode()
+
+
+def form_key(html: str) -> str:
+    return re.search(r'name="form_key" value="([0-9a-f]{32})"', html).group(1)
+
+
+def registration(**overrides) -> dict:
+    data = {
+        "first_name": "Palesa", "last_name": "Mokoena", "national_id": new_national_id(), "date_of_birth": "1988-02-03",
+        "phone": new_phone(), "address": "Ha Abia, Maseru", "residence_district": "Maseru", "employer": "LEC",
+        "employee_number": "77", "monthly_income": "9000.00", "next_of_kin_name": "Thabo Mokoena",
+        "next_of_kin_phone": "+26658000001", "next_of_kin_relationship": "brother", "password": PASSWORD,
+        "password2": PASSWORD,
+    }
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture
+def shop():
+    return open_shop("web", threshold="5000")
+
+
+# --- money ---------------------------------------------------------------------------------------
+def test_money_filter_formats_maloti():
+    assert format_money(Decimal("1234.5")) == "M1,234.50"
+    assert format_money("1234567.005") == "M1,234,567.00"  # half-even, node.core.money's rule
+    assert format_money(Decimal(-12)) == "-M12.00"
+    assert format_money("10", "ZMW") == "K10.00"
+    assert format_money("10", "ZAR") == "ZAR 10.00"
+    assert format_money(None) == ""
+    with pytest.raises(TypeError):
+        format_money(12.5)
+
+
+# --- public pages --------------------------------------------------------------------------------
+def test_home_and_security_headers(shop):
+    r = web().get("/")
+    assert r.status_code == 200
+    assert "Salary loan, 12 months" in text(r)
+    csp = r["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp
+    assert " style=" not in text(r) and "<script>" not in text(r)
+    assert "Content-Security-Policy" not in web().get("/healthz")  # the API and health answers are untouched
+
+
+def test_calculator_shows_schedule_in_maloti(shop):
+    r = web().get("/calculator/", {"product": shop.product_id, "principal": "10000", "number_of_repayments": "12"})
+    assert r.status_code == 200
+    html = text(r)
+    assert "Repayment schedule" in html and "M10,000.00" in html
+    assert html.count("<tr><th scope=\"row\">") >= 12
+    r = web().get("/calculator/", {"product": shop.product_id, "principal": "100", "number_of_repayments": "12"})
+    assert "must be between 500.00 and 50000.00" in text(r) and "Repayment schedule" not in text(r)
+    r = web().get("/calculator/", {"product": shop.product_id, "principal": "abc", "number_of_repayments": "12"})
+    assert "Enter an amount" in text(r)
+
+
+def test_login_with_local_phone_number_and_wrong_password(shop):
+    phone = shop.borrower_user.username  # +2665xxxxxxx
+    r = web().post("/login/", {"username": phone[4:], "password": "wrong-password"})
+    assert r.status_code == 200 and "errorlist" in text(r)
+    c = web()
+    r = c.post("/login/", {"username": phone[4:], "password": PASSWORD})
+    assert r.status_code == 302 and r["Location"] == "/"
+    assert c.get("/")["Location"] == "/me/"
+
+
+# --- borrower: register, verify, consent, apply --------------------------------------------------
+def test_register_verify_consent_apply(shop):
+    c = web()
+    data = registration()
+    r = c.post("/register/", data)
+    assert r.status_code == 302 and r["Location"] == "/me/phone/", text(r)[:2000]
+    b = Borrower.objects.get(phone=data["phone"])
+    assert b.user.role == Role.BORROWER and b.phone_verified_at is None
+
+    r = c.post("/me/phone/", {"action": "verify", "code": "000000" if last_otp(b.phone) != "000000" else "111111"})
+    assert r.status_code == 200 and "The code is not correct." in text(r)
+    r = c.post("/me/phone/", {"action": "send"}, follow=True)  # too soon after the first code: the service says so
+    assert "wait a minute" in text(r)
+    r = c.post("/me/phone/", {"action": "verify", "code": last_otp(b.phone)})
+    assert r.status_code == 302 and r["Location"] == "/me/consent/"
+    b.refresh_from_db()
+    assert b.phone_verified_at is not None
+
+    # applying before consent is refused with the service's rule
+    payload = {"product": shop.product_id, "principal": "3000", "number_of_repayments": "6",
+               "expected_disbursement_date": (timezone.localdate() + timedelta(days=5)).isoformat(), "purpose": "stock"}
+    r = c.post("/me/apply/", payload)
+    assert r.status_code == 200 and "has not given consent" in text(r)
+    assert not Loan.objects.filter(borrower=b).exists()
+
+    r = c.get("/me/consent/")
+    assert r.status_code == 200 and 'name="agree"' in text(r)
+    r = c.post("/me/consent/", {"version": "1", "language": "en"})  # box not ticked
+    assert r.status_code == 200 and "errorlist" in text(r)
+    r = c.post("/me/consent/", {"version": "1", "language": "en", "agree": "on"})
+    assert r.status_code == 302
+    assert Consent.objects.filter(borrower=b, withdrawn_at__isnull=True, channel="self_service").exists()
+
+    r = c.post("/me/apply/", {**payload, "principal": "100"})  # outside the product's limits
+    assert r.status_code == 200 and "must be between 500.00 and 50000.00" in text(r)
+    r = c.post("/me/apply/", payload)
+    loan = Loan.objects.get(borrower=b)
+    assert r.status_code == 302 and r["Location"] == f"/me/loans/{loan.pk}/"
+    assert loan.status == "submitted" and loan.principal == Decimal("3000.00")
+    r = c.get(r["Location"])
+    assert r.status_code == 200 and "Submitted" in text(r) and "M3,000.00" in text(r) and "Expected schedule" in text(r)
+    r = c.get("/me/")
+    assert loan.reference in text(r)
+
+
+def test_register_validation_errors_write_nothing():
+    data = registration(national_id="12", password2="something-else-123", monthly_income="lots")
+    r = web().post("/register/", data)
+    assert r.status_code == 200
+    html = text(r)
+    assert "The two passwords are not the same." in html
+    assert not Borrower.objects.filter(phone=data["phone"]).exists()
+    r = web().post("/register/", registration(national_id="12"))
+    assert "Not a valid national ID number" in text(r)
+    r = web().post("/register/", registration(next_of_kin_phone="12"))
+    assert 'id="id_next_of_kin_phone"' in text(r) and "invalid" in text(r)
+
+
+def test_borrower_pages_need_login_and_the_right_role(shop):
+    r = web().get("/me/")
+    assert r.status_code == 302 and r["Location"].startswith("/login/?next=/me/")
+    assert web(shop.officer).get("/me/").status_code == 403
+    assert web(shop.borrower_user).get("/staff/").status_code == 403
+    lid = apply(shop)
+    other = open_shop("other")
+    r = web(other.borrower_user).get(f"/me/loans/{lid}/")
+    assert r.status_code == 404 and "does not exist" in text(r)
+    r = web(other.officer).get(f"/staff/loans/{lid}/")
+    assert r.status_code == 404
+
+
+def test_withdraw_application(shop):
+    lid = apply(shop)
+    c = web(shop.borrower_user)
+    r = c.post(f"/me/loans/{lid}/withdraw")
+    assert r.status_code == 302
+    assert Loan.objects.get(pk=lid).status == "withdrawn"
+    assert "Withdraw this application" not in text(c.get(f"/me/loans/{lid}/"))
+
+
+# --- loan officer --------------------------------------------------------------------------------
+def test_queue_review_approve_and_credit_report(shop):
+    lid = apply(shop)
+    c = web(shop.officer)
+    c.post(f"/me/loans/{lid}/withdraw")  # an officer cannot use the borrower's pages
+    r = web(shop.borrower_user).post(f"/api/v1/loans/{lid}/submit")  # session auth is not accepted by the API
+    assert r.status_code == 401
+    from tests.loan_fixtures import post as api_post
+
+    assert api_post(shop.borrower_user, f"/api/v1/loans/{lid}/submit").status_code == 200
+    r = c.get("/staff/")
+    assert r.status_code == 200 and Loan.objects.get(pk=lid).reference in text(r)
+
+    r = c.post(f"/staff/loans/{lid}/credit-report")
+    assert r.status_code == 200
+    html = text(r)
+    assert 'class="grade g-' in html and "Reasons" in html and "Monthly debt service" in html
+    r = c.post(f"/staff/loans/{lid}/credit-report", HTTP_HX_REQUEST="true")
+    assert r.status_code == 200 and text(r).startswith('<div id="credit-report"') and "<html" not in text(r)
+
+    assert c.post(f"/staff/loans/{lid}/review").status_code == 302
+    r = c.post(f"/staff/loans/{lid}/approve", follow=True)
+    assert "approved" in text(r) and Loan.objects.get(pk=lid).status == "approved"
+    r = c.post(f"/staff/loans/{lid}/approve", follow=True)  # illegal now: the service's 409, shown as a message
+    assert "does not allow" in text(r)
+    assert c.post(f"/staff/loans/{lid}/bogus").status_code == 404
+
+
+def test_reject_needs_a_reason_and_the_borrower_sees_it(shop):
+    lid = apply(shop)
+    from tests.loan_fixtures import post as api_post
+
+    api_post(shop.borrower_user, f"/api/v1/loans/{lid}/submit")
+    c = web(shop.officer)
+    r = c.post(f"/staff/loans/{lid}/reject", {"reason": "", "note": ""})
+    assert r.status_code == 400 and "errorlist" in text(r)
+    r = c.post(f"/staff/loans/{lid}/reject", {"reason": "made_up", "note": ""})
+    assert r.status_code == 400
+    assert Loan.objects.get(pk=lid).status == "submitted"
+    r = c.post(f"/staff/loans/{lid}/reject", {"reason": "over_indebted", "note": "three loans elsewhere"})
+    assert r.status_code == 302 and Loan.objects.get(pk=lid).status == "rejected"
+    r = web(shop.borrower_user).get(f"/me/loans/{lid}/")
+    assert "Rejected" in text(r) and "Too much debt already" in text(r)
+
+
+def test_disbursement_maker_checker_with_step_up_then_repayment(shop):
+    lid = apply(shop, principal="10000.00")
+    to_approved(shop, lid)
+    officer = web(shop.officer)
+    r = officer.post(f"/staff/loans/{lid}/initiate", {"channel": "nowhere"})
+    assert r.status_code == 400
+    r = officer.post(f"/staff/loans/{lid}/initiate", {"channel": "mobile_money", "reference": "MP-1"})
+    assert r.status_code == 302
+    r = officer.get("/staff/disbursements/")
+    assert Loan.objects.get(pk=lid).reference in text(r)
+
+    # the approver cannot be the checker
+    r = officer.post(f"/staff/loans/{lid}/disburse", {"password": PASSWORD})
+    assert r.status_code == 400 and "cannot confirm" in text(r)
+    admin = web(shop.admin)
+    r = admin.post(f"/staff/loans/{lid}/disburse", {"password": "not-my-password"})
+    assert r.status_code == 400 and "The password is not correct." in text(r)
+    assert Loan.objects.get(pk=lid).status == "approved"
+    r = admin.post(f"/staff/loans/{lid}/disburse", {"password": PASSWORD})
+    assert r.status_code == 302
+    loan = Loan.objects.get(pk=lid)
+    assert loan.status == "active" and loan.disbursed_by == shop.admin
+
+    page = text(officer.get(f"/staff/loans/{lid}/"))
+    key = form_key(page)
+    bad = officer.post(f"/staff/loans/{lid}/repayments", {"amount": "-5", "channel": "cash", "form_key": key})
+    assert bad.status_code == 400 and "errorlist" in text(bad)
+    body = {"amount": "1,000.50".replace(",", ""), "channel": "cash", "reference": "R-1", "form_key": key}
+    r = officer.post(f"/staff/loans/{lid}/repayments", body)
+    assert r.status_code == 302
+    again = officer.post(f"/staff/loans/{lid}/repayments", body, follow=True)  # a double click
+    assert "already recorded" in text(again)
+    assert Repayment.objects.filter(loan_id=lid).count() == 1
+    r = officer.post(f"/staff/loans/{lid}/repayments", {**body, "form_key": "x"})
+    assert r.status_code == 400 and Repayment.objects.filter(loan_id=lid).count() == 1
+
+    mine = text(web(shop.borrower_user).get(f"/me/loans/{lid}/"))
+    receipt = Repayment.objects.get(loan_id=lid).receipt_number
+    assert "Repayment history" in mine and receipt in mine and "M1,000.50" in mine and "Still to pay" in mine
+    messages = text(web(shop.borrower_user).get("/me/notifications/"))  # the SMS texts, on the borrower's page
+    assert loan.reference in messages and receipt in messages
+
+
+def test_borrower_search_only_finds_own_mfi_clients(shop):
+    other = open_shop("search-other")
+    c = web(shop.officer)
+    r = c.get("/staff/borrowers/", {"q": shop.borrower.last_name})
+    assert r.status_code == 200 and f"/staff/borrowers/{shop.borrower.pk}/" not in text(r)  # not a client yet
+    apply(shop)  # applying makes the borrower a client of the MFI
+    r = c.get("/staff/borrowers/", {"q": shop.borrower.phone})
+    assert f"/staff/borrowers/{shop.borrower.pk}/" in text(r)
+    assert f"/staff/borrowers/{other.borrower.pk}/" not in text(r)
+    r = c.get("/staff/borrowers/", {"q": shop.borrower.phone}, HTTP_HX_REQUEST="true")
+    assert text(r).startswith('<div id="results"')
+    r = c.get(f"/staff/borrowers/{shop.borrower.pk}/")
+    assert r.status_code == 200 and "Loans with your MFI" in text(r)
+    assert c.get(f"/staff/borrowers/{other.borrower.pk}/").status_code == 404
+
+
+# --- MFI admin ---------------------------------------------------------------------------------
+def test_mfi_admin_manages_staff_and_sees_products(shop):
+    c = web(shop.admin)
+    r = c.get("/staff/team/")
+    assert r.status_code == 200 and shop.officer.username in text(r)
+    assert web(shop.officer).get("/staff/team/").status_code == 403
+    r = c.post("/staff/team/", {"username": "x", "first_name": "Ntate", "last_name": "Mokhele", "role": "loan_officer",
+                                "password": PASSWORD})
+    assert r.status_code == 400 and "errorlist" in text(r)  # the API serializer's username rule
+    r = c.post("/staff/team/", {"username": "nt.mokhele", "first_name": "Ntate", "last_name": "Mokhele",
+                                "role": "loan_officer", "password": "password123"})
+    assert r.status_code == 400 and "too common" in text(r)  # the service's password check
+    r = c.post("/staff/team/", {"username": "nt.mokhele", "first_name": "Ntate", "last_name": "Mokhele",
+                                "role": "loan_officer", "password": PASSWORD})
+    assert r.status_code == 302
+    new = User.objects.get(username="nt.mokhele")
+    assert new.mfi == shop.mfi and new.role == Role.LOAN_OFFICER
+    assert c.post(f"/staff/team/{new.pk}/", {"active": "0"}).status_code == 302
+    new.refresh_from_db()
+    assert not new.is_active
+    other = open_shop("team-other")
+    assert c.post(f"/staff/team/{other.officer.pk}/", {"active": "0"}).status_code == 404
+    other.officer.refresh_from_db()
+    assert other.officer.is_active
+    r = c.get("/staff/products/")
+    assert r.status_code == 200 and "salary-12" in text(r) and "36%" in text(r)
+
+
+# --- Letsema admin / operator -------------------------------------------------------------------
+def test_node_status_for_operators_and_letsema_admins(shop):
+    for role in (Role.OPERATOR, Role.LETSEMA_ADMIN):
+        c = web(make_user(role))
+        assert c.get("/")["Location"] == "/network/"
+        r = c.get("/network/")
+        html = text(r)
+        assert r.status_code == 200 and "Every service answers." in html, html[:3000]
+        assert "postgres" in html and "Events waiting" in html and shop.mfi.code in html
+        assert 'id="policy"' in html
+    assert web(shop.officer).get("/network/").status_code == 403
+    assert web(shop.admin).get("/network/").status_code == 403
+
+
+# --- language ------------------------------------------------------------------------------------
+def test_language_switch_to_sesotho(shop, consent_texts):
+    c = web(shop.borrower_user)
+    assert "My loans" in text(c.get("/me/"))
+    r = c.post("/language/", {"language": "st", "next": "/me/"})
+    assert r.status_code == 302 and r["Location"] == "/me/"
+    html = text(c.get("/me/"))
+    assert 'lang="st"' in html and "Likalimo tsa ka" in html and "My loans" not in html
+    consent = text(c.get("/me/consent/"))
+    assert "Tumello" in consent  # the Sesotho consent text (data migration)
+    r = c.post("/language/", {"language": "en", "next": "/me/"})
+    assert "My loans" in text(c.get("/me/"))
+
+
+# --- page weight ---------------------------------------------------------------------------------
+def test_every_page_is_under_100_kb_gzip_on_first_load(shop):
+    """First load = the HTML + the stylesheet + htmx, each gzip-compressed (WhiteNoise serves .gz/.br)."""
+    from django.contrib.staticfiles import finders
+
+    lid = apply(shop, principal="10000.00")
+    to_approved(shop, lid)
+    statics = sum(len(gzip.compress(Path(finders.find(p)).read_bytes(), 9))
+                  for p in ("web/app.css", "web/vendor/htmx-2.0.10.min.js"))
+    pages = {
+        "home": (None, "/"), "login": (None, "/login/"), "register": (None, "/register/"),
+        "calculator": (None, f"/calculator/?product={shop.product_id}&principal=10000&number_of_repayments=24"),
+        "borrower_dashboard": (shop.borrower_user, "/me/"), "borrower_consent": (shop.borrower_user, "/me/consent/"),
+        "borrower_apply": (shop.borrower_user, "/me/apply/"), "borrower_loan": (shop.borrower_user, f"/me/loans/{lid}/"),
+        "officer_queue": (shop.officer, "/staff/"), "officer_loan": (shop.officer, f"/staff/loans/{lid}/"),
+        "officer_borrowers": (shop.officer, "/staff/borrowers/"), "checker_queue": (shop.admin, "/staff/disbursements/"),
+        "borrower_messages": (shop.borrower_user, "/me/notifications/"), "admin_staff": (shop.admin, "/staff/team/"),
+        "admin_products": (shop.admin, "/staff/products/"), "node_status": (make_user(Role.OPERATOR), "/network/"),
+    }
+    weights = {}
+    for name, (user, url) in pages.items():
+        r = web(user).get(url)
+        assert r.status_code == 200, (name, r.status_code)
+        html = len(gzip.compress(r.content, 9))
+        # gunicorn sends the HTML itself uncompressed (no GZipMiddleware: BREACH), the static files as .gz copies
+        weights[name] = {"html_raw": len(r.content), "html_gzip": html, "first_load_gzip": html + statics,
+                         "first_load_as_served": len(r.content) + statics}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "page_weights.json").write_text(json.dumps(weights, indent=2))
+    assert max(w["first_load_gzip"] for w in weights.values()) < 100 * 1024, weights
+    assert max(w["first_load_as_served"] for w in weights.values()) < 100 * 1024, weights
+
+
+def test_compiled_sesotho_catalogue_matches_the_po_file(tmp_path):
+    """The committed .mo is what msgfmt makes of the committed .po (no stale translations)."""
+    import gettext
+    import shutil
+    import subprocess
+
+    import node.web
+
+    if shutil.which("msgfmt") is None:
+        pytest.skip("gettext's msgfmt is not installed (./letsema install adds it)")
+    messages_dir = Path(node.web.__file__).parent / "locale" / "st" / "LC_MESSAGES"
+    fresh = tmp_path / "django.mo"
+    subprocess.run(["msgfmt", "--check", "-o", str(fresh), str(messages_dir / "django.po")], check=True)
+    with open(fresh, "rb") as a, open(messages_dir / "django.mo", "rb") as b:
+        assert gettext.GNUTranslations(a)._catalog == gettext.GNUTranslations(b)._catalog
