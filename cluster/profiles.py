@@ -196,6 +196,10 @@ def render_toml(data: dict) -> str:
 DEMO = Profile(name="demo", var_dir=REPO_ROOT / "var", port_offset=0, ring_ip_base=1, jmx_base=7199)
 # test nodes refresh their peer directory every 3 s (30 s in the demo), so tests of a district joining, being suspended
 # or leaving wait seconds, not half-minutes
-TEST = Profile(name="test", var_dir=REPO_ROOT / "var" / "test", port_offset=100, ring_ip_base=11, jmx_base=7499,
+# LETSEMA_TEST_SLOT=N (default 0) moves the test cluster N steps further (ports +200 N, ring 127.0.0.(11+10 N)..,
+# JMX +300 N), so a second checkout can run its suite on the same machine while another one's cluster is up.
+_SLOT = int(os.environ.get("LETSEMA_TEST_SLOT", "0"))
+TEST = Profile(name="test", var_dir=REPO_ROOT / "var" / "test", port_offset=100 + 200 * _SLOT,
+               ring_ip_base=11 + 10 * _SLOT, jmx_base=7499 + 300 * _SLOT,
                node_env=(("LETSEMA_FEDERATION_DIRECTORY_TTL", "3"),))
 PROFILES = {"demo": DEMO, "test": TEST}
