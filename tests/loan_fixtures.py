@@ -59,8 +59,8 @@ def open_shop(code: str = "alpha", *, threshold: str = "20000", officer_limit: s
                 product_id=r.json()["id"], borrower=Borrower.objects.get(user=borrower_user), borrower_user=borrower_user)
 
 
-def apply(shop: Shop, principal="10000.00", n=12, date="2026-12-01"):
-    r = client_for(shop.borrower_user).post("/api/v1/loans/", {
+def apply(shop: Shop, principal="10000.00", n=12, date="2026-12-01", borrower_user=None):
+    r = client_for(borrower_user or shop.borrower_user).post("/api/v1/loans/", {
         "product": shop.product_id, "principal": principal, "number_of_repayments": n,
         "expected_disbursement_date": date, "purpose": "school fees"}, format="json")
     assert r.status_code == 201, r.content
@@ -86,9 +86,21 @@ def post(user, path, body=None, idem=None, **headers):
     return client_for(user).post(path, body or {}, format="json", **extra)
 
 
-def to_approved(shop, lid, approver=None):
-    assert post(shop.borrower_user, f"/api/v1/loans/{lid}/submit").status_code == 200
+def to_approved(shop, lid, approver=None, borrower_user=None):
+    assert post(borrower_user or shop.borrower_user, f"/api/v1/loans/{lid}/submit").status_code == 200
     assert post(shop.officer, f"/api/v1/loans/{lid}/review").status_code == 200
     r = post(approver or shop.officer, f"/api/v1/loans/{lid}/approve")
     assert r.status_code == 200, r.content
     return r
+
+
+def disbursed(shop, principal="1000.00", n=3, on="2026-01-01", *, expected="2026-12-01", borrower_user=None) -> int:
+    """A loan of ``shop``'s product applied for (expected disbursement ``expected``) by ``borrower_user`` (default the
+    shop's borrower), approved by the officer, initiated by the second officer and confirmed by the admin on ``on``."""
+    lid = apply(shop, principal=principal, n=n, date=expected, borrower_user=borrower_user)
+    to_approved(shop, lid, borrower_user=borrower_user)
+    assert post(shop.officer2, f"/api/v1/loans/{lid}/disbursement/initiate", {"channel": "cash"},
+                idem=key()).status_code == 200
+    r = post(shop.admin, f"/api/v1/loans/{lid}/disbursement/confirm", {"disbursement_date": on}, idem=key())
+    assert r.status_code == 200 and r.json()["status"] == "active", r.content
+    return lid

@@ -17,20 +17,14 @@ from node.cob.services import COB_LOCK, business_date_get, closed_through, cob_c
 from node.core.errors import ApplicationError
 from node.loans.models import Loan, LoanInstallment, LoanProduct
 from replication.models import OutboxEvent
-from tests.loan_fixtures import apply, client_for, key, open_shop, post
+from tests.loan_fixtures import client_for, open_shop
+from tests.loan_fixtures import disbursed as shared_disbursed
 
 pytestmark = pytest.mark.django_db
 
 
 def disbursed(shop, *, principal="6000.00", on="2026-06-01", n=6) -> Loan:
-    lid = apply(shop, principal=principal, n=n, date=on)
-    assert post(shop.borrower_user, f"/api/v1/loans/{lid}/submit").status_code == 200
-    assert post(shop.officer, f"/api/v1/loans/{lid}/review").status_code == 200
-    assert post(shop.officer, f"/api/v1/loans/{lid}/approve").status_code == 200
-    assert post(shop.officer2, f"/api/v1/loans/{lid}/disbursement/initiate", {"channel": "cash"}, idem=key()).status_code == 200
-    r = post(shop.admin, f"/api/v1/loans/{lid}/disbursement/confirm", {"disbursement_date": on}, idem=key())
-    assert r.status_code == 200, r.content
-    return Loan.objects.get(pk=lid)
+    return Loan.objects.get(pk=shared_disbursed(shop, principal=principal, n=n, on=on, expected=on))
 
 
 def with_penalty(shop, spec: dict) -> None:

@@ -16,8 +16,7 @@ from node.peers.selectors import figures_json, network_totals, node_figures
 from tests.conftest import wait_for
 from tests.factories import PASSWORD, client_for
 from tests.federation_helpers import manage
-from tests.loan_fixtures import apply, open_shop
-from tests.test_repayments import disbursed
+from tests.loan_fixtures import apply, disbursed, open_shop
 
 
 def _outstanding(lid: int) -> D:

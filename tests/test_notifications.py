@@ -31,23 +31,13 @@ from node.notifications import services, tasks, texts
 from node.notifications.models import Notification, NotificationAttempt, ReminderRun
 from node.notifications.sms import read_file_outbox
 from node.repayments import services as repayment_services
-from tests.loan_fixtures import apply, client_for, key, make_user, open_shop, post
+from tests.loan_fixtures import client_for, disbursed, key, make_user, open_shop, post
 
 pytestmark = pytest.mark.django_db
 
 D = Decimal
 
 
-def disbursed(shop, principal="1000.00", n=3, on="2026-01-01") -> int:
-    lid = apply(shop, principal=principal, n=n)
-    assert post(shop.borrower_user, f"/api/v1/loans/{lid}/submit").status_code == 200
-    assert post(shop.officer, f"/api/v1/loans/{lid}/review").status_code == 200
-    assert post(shop.officer, f"/api/v1/loans/{lid}/approve").status_code == 200
-    assert post(shop.officer2, f"/api/v1/loans/{lid}/disbursement/initiate", {"channel": "cash"},
-                idem=key()).status_code == 200
-    r = post(shop.admin, f"/api/v1/loans/{lid}/disbursement/confirm", {"disbursement_date": on}, idem=key())
-    assert r.status_code == 200 and r.json()["status"] == "active", r.content
-    return lid
 
 
 def repay(user, lid, amount, on="2026-02-10"):

@@ -44,7 +44,7 @@ from node.repayments.models import Repayment
 from node.users.models import User
 from tests.borrower_factory import payload
 from tests.factories import PASSWORD
-from tests.loan_fixtures import apply, client_for, err, key, open_shop, post
+from tests.loan_fixtures import apply, client_for, disbursed, err, key, open_shop, post
 
 pytestmark = pytest.mark.django_db
 
@@ -68,19 +68,7 @@ def new_borrower(first: str, last: str) -> tuple[Borrower, User]:
 
 
 def disbursed_loan(shop, borrower_user, on="2026-05-15") -> Loan:
-    r = client_for(borrower_user).post("/api/v1/loans/", {
-        "product": shop.product_id, "principal": "1000.00", "number_of_repayments": 3,
-        "expected_disbursement_date": on, "purpose": "school fees"}, format="json")
-    assert r.status_code == 201, r.content
-    lid = r.json()["id"]
-    assert post(borrower_user, f"/api/v1/loans/{lid}/submit").status_code == 200
-    assert post(shop.officer, f"/api/v1/loans/{lid}/review").status_code == 200
-    assert post(shop.officer, f"/api/v1/loans/{lid}/approve").status_code == 200
-    assert post(shop.officer2, f"/api/v1/loans/{lid}/disbursement/initiate", {"channel": "cash"},
-                idem=key()).status_code == 200
-    r = post(shop.admin, f"/api/v1/loans/{lid}/disbursement/confirm", {"disbursement_date": on}, idem=key())
-    assert r.status_code == 200 and r.json()["status"] == "active", r.content
-    return Loan.objects.get(pk=lid)
+    return Loan.objects.get(pk=disbursed(shop, on=on, expected=on, borrower_user=borrower_user))
 
 
 def repay(shop, loan, amount, on):

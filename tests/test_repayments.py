@@ -28,7 +28,7 @@ from node.loans.credit_events import network_loan_key
 from node.loans.models import Loan, LoanInstallment
 from node.repayments.models import Repayment, RepaymentAllocation
 from replication.models import OutboxEvent
-from tests.loan_fixtures import apply, client_for, err, key, make_user, open_shop, post, to_approved
+from tests.loan_fixtures import apply, client_for, disbursed, err, key, make_user, open_shop, post, to_approved
 
 pytestmark = pytest.mark.django_db
 
@@ -36,16 +36,6 @@ D = Decimal
 FAR = date(2099, 12, 31)
 SCHEDULE = [(1, "2026-02-01", "323.53", "30.00"), (2, "2026-03-01", "333.24", "20.29"),
             (3, "2026-04-01", "343.23", "10.30")]
-
-
-def disbursed(shop, principal="1000.00", n=3, on="2026-01-01") -> int:
-    lid = apply(shop, principal=principal, n=n)
-    to_approved(shop, lid)
-    assert post(shop.officer2, f"/api/v1/loans/{lid}/disbursement/initiate", {"channel": "cash"},
-                idem=key()).status_code == 200
-    r = post(shop.admin, f"/api/v1/loans/{lid}/disbursement/confirm", {"disbursement_date": on}, idem=key())
-    assert r.status_code == 200 and r.json()["status"] == "active", r.content
-    return lid
 
 
 def small_loan(shop) -> int:

@@ -41,7 +41,7 @@ from node.payroll.services import payroll_import
 from node.repayments import services as S
 from node.repayments.models import Repayment, RepaymentAllocation
 from replication.models import OutboxEvent
-from tests.loan_fixtures import apply, client_for, key, open_shop, post
+from tests.loan_fixtures import apply, disbursed, key, open_shop
 from tests.test_payroll import _employer, new_borrower, result_csv, world
 
 pytestmark = pytest.mark.django_db
@@ -52,19 +52,7 @@ FEB10 = date(2026, 2, 10)
 
 
 def disbursed_for(shop, borrower_user, on="2026-01-01") -> Loan:
-    r = client_for(borrower_user).post("/api/v1/loans/", {
-        "product": shop.product_id, "principal": "1000.00", "number_of_repayments": 3,
-        "expected_disbursement_date": on, "purpose": "school fees"}, format="json")
-    assert r.status_code == 201, r.content
-    lid = r.json()["id"]
-    assert post(borrower_user, f"/api/v1/loans/{lid}/submit").status_code == 200
-    assert post(shop.officer, f"/api/v1/loans/{lid}/review").status_code == 200
-    assert post(shop.officer, f"/api/v1/loans/{lid}/approve").status_code == 200
-    assert post(shop.officer2, f"/api/v1/loans/{lid}/disbursement/initiate", {"channel": "cash"},
-                idem=key()).status_code == 200
-    r = post(shop.admin, f"/api/v1/loans/{lid}/disbursement/confirm", {"disbursement_date": on}, idem=key())
-    assert r.status_code == 200 and r.json()["status"] == "active", r.content
-    return Loan.objects.get(pk=lid)
+    return Loan.objects.get(pk=disbursed(shop, on=on, expected=on, borrower_user=borrower_user))
 
 
 # --- normalised views of what a posting left ------------------------------------------------------------------
