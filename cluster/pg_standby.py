@@ -172,12 +172,21 @@ def ensure_slot(primary: Instance) -> None:
                    "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (SLOT, SLOT))
 
 
-def set_synchronous(primary: Instance, on: bool) -> None:
+def set_synchronous(primary: Instance, on: bool, timeout: float = 15) -> None:
+    """Turn synchronous replication on or off. ``pg_reload_conf()`` only signals the server, so this waits (up to
+    ``timeout`` s) until the setting is in effect — with ``on``, until a streaming standby is reported ``sync`` —
+    so that a status read right after it sees the new state."""
     if on:
         query(primary, "ALTER SYSTEM SET synchronous_standby_names = '*'")
     else:
         query(primary, "ALTER SYSTEM RESET synchronous_standby_names")
     query(primary, "SELECT pg_reload_conf()")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if is_synchronous(primary) == on and (not on or any(
+                r[1] == "streaming" and r[2] in ("sync", "quorum") for r in replication(primary))):
+            return
+        time.sleep(0.1)
 
 
 def is_synchronous(primary: Instance) -> bool:

@@ -46,7 +46,7 @@ def test_status_lists_every_process_with_port(test_cluster):
             continue
         assert cols[3] == "up", cols
         assert cols[1].isdigit(), cols
-    assert services["cassandra-2"][2] == "127.0.0.12:9042"
+    assert services["cassandra-2"][2] == f"{test_cluster.ring_ip(2)}:9042"
     assert services["web-maseru"][2] == f"127.0.0.1:{test_cluster.district('maseru').port}"
 
 
