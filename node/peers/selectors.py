@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -9,7 +10,10 @@ from django.db.models import Count, DecimalField, F, Q, Sum, Value
 from django.db.models.functions import Coalesce
 
 from node.borrowers.models import Borrower
-from node.peers.schemas import LOAN_STATUSES, PAR_DAYS, BorrowerStatus, NodeFigures
+from node.peers.schemas import SCHEMA, LOAN_STATUSES, PAR_DAYS, BorrowerStatus, NodeFigures
+
+AGGREGATES_PATH = "/_federation/v1/aggregates"
+PING_PATH = "/_federation/v1/ping"
 
 
 def borrower_status_get(*, borrower_key: str) -> BorrowerStatus:
@@ -68,3 +72,61 @@ def network_totals(figures: list[NodeFigures]) -> dict:
         "outstanding_principal": str(total), "par": {n: str(v) for n, v in par.items()},
         "par_ratio": {n: _ratio(v, total) for n, v in par.items()},
     }
+
+
+def figures_from_peer(district: str, data) -> NodeFigures:
+    """A peer's answer to ``GET /_federation/v1/aggregates``, strictly parsed (the fan-out's ``parse``)."""
+    from federation.fanout import BadResponse
+
+    f = NodeFigures.from_json(data)
+    if f.district != district:
+        raise BadResponse("the figures are about another district")
+    return f
+
+
+def network_figures() -> dict:
+    """Network-wide portfolio: this node's own figures and every active peer's (asked at once over signed
+    requests), with totals over those that answered; a district that does not answer is listed under ``missing``
+    and left out of the totals (``partial``). Figures are as of each node's last close of business."""
+    from federation.fanout import fanout
+
+    own = node_figures()
+    result = fanout("GET", AGGREGATES_PATH, parse=figures_from_peer,
+                    timeout=float(getattr(settings, "LETSEMA_AGGREGATES_TIMEOUT", 2.0)))
+    figures = {own.district: own, **result.answered}
+    return {
+        "schema": SCHEMA, "partial": result.partial, "missing": dict(sorted(result.missing.items())),
+        "network": network_totals(list(figures.values())),
+        "districts": {d: figures_json(f) for d, f in sorted(figures.items())},
+    }
+
+
+def network_districts() -> dict:
+    """The district nodes as this node sees them, for operators: every entry of the peer directory (this node
+    first) with its URL, status, where the entry comes from and its signing keys' validity now; for each active
+    peer whether it answers a signed ping right now, and if not why (timeout, refused, backing off, bad signature).
+    ``ring_error`` says when the directory could only be read from configuration."""
+    from federation.fanout import fanout
+    from federation.peers import get_directory
+
+    own = settings.DISTRICT.code
+    directory = get_directory()
+    now = datetime.now(UTC)
+    pings = fanout("GET", PING_PATH, timeout=float(getattr(settings, "LETSEMA_AGGREGATES_TIMEOUT", 2.0)))
+    rows = []
+    for code, peer in sorted(directory.peers.items(), key=lambda kv: (kv[0] != own, kv[0])):
+        if code == own:
+            reach = "this node"
+        elif not peer.active:
+            reach = "suspended"
+        elif code in pings.answered:
+            reach = "answers"
+        else:
+            reach = pings.missing.get(code, "not asked")
+        rows.append({"district": code, "url": peer.public_url, "status": peer.status, "source": peer.source,
+                     "keys": [{"key_id": k, "validity": key.validity_at(now), "source": key.source}
+                              for k, key in sorted(peer.keys.items())],
+                     "reachable": code == own or code in pings.answered, "reach": reach})
+    return {"districts": rows, "answered": len(pings.answered), "missing": dict(sorted(pings.missing.items())),
+            "ring_error": None if directory.ring_ok else (directory.ring_error or "the ring could not be read"),
+            "elapsed_ms": round(pings.elapsed_ms, 1)}

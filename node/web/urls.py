@@ -39,4 +39,5 @@ urlpatterns = [
     path("staff/products/", admin.products, name="admin-products"),
     # Letsema admins and operators
     path("network/", network.node_status, name="network-node"),
+    path("network/districts/", network.districts, name="network-districts"),
 ]

@@ -331,6 +331,25 @@ def test_node_status_for_operators_and_letsema_admins(shop):
     assert web(shop.admin).get("/network/").status_code == 403
 
 
+def test_district_nodes_page_pings_every_peer_and_shows_the_portfolio_to_letsema_admins(shop):
+    from node.peers.selectors import network_figures
+
+    r = web(make_user(Role.OPERATOR)).get("/network/districts/")
+    html = text(r)
+    assert r.status_code == 200, html[:2000]
+    rows = dict(re.findall(r'<tr id="district-(\w+)">(.*?)</tr>', html, re.S))
+    assert {"maseru", "leribe", "mohales_hoek"} <= set(rows)
+    assert "this node" in rows["maseru"]  # the test process is the maseru node
+    assert ">answers<" in rows["leribe"] and ">answers<" in rows["mohales_hoek"]  # signed pings to the real peers
+    assert "ed25519:" in rows["leribe"] and "valid" in rows["leribe"]
+    assert 'id="figures"' not in html  # an operator sees reachability, not portfolios
+    html = text(web(make_user(Role.LETSEMA_ADMIN)).get("/network/districts/"))
+    assert 'id="figures"' in html and 'id="network-total"' in html
+    total = network_figures()["network"]["outstanding_principal"]
+    assert format_money(Decimal(total)) in re.search(r'<tr id="network-total">(.*?)</tr>', html, re.S).group(1)
+    assert web(shop.officer).get("/network/districts/").status_code == 403
+
+
 # --- language ------------------------------------------------------------------------------------
 def test_language_switch_to_sesotho(shop, consent_texts):
     c = web(shop.borrower_user)
@@ -363,6 +382,7 @@ def test_every_page_is_under_100_kb_gzip_on_first_load(shop):
         "officer_borrowers": (shop.officer, "/staff/borrowers/"), "checker_queue": (shop.admin, "/staff/disbursements/"),
         "borrower_messages": (shop.borrower_user, "/me/notifications/"), "admin_staff": (shop.admin, "/staff/team/"),
         "admin_products": (shop.admin, "/staff/products/"), "node_status": (make_user(Role.OPERATOR), "/network/"),
+        "district_nodes": (make_user(Role.LETSEMA_ADMIN), "/network/districts/"),
     }
     weights = {}
     for name, (user, url) in pages.items():

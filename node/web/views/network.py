@@ -1,5 +1,6 @@
-"""Letsema admin and operator page: this node's health (the /healthz checks and the outbox backlog), the MFIs it
-serves and the network lending policy. Reads only; the same check and selector functions as the JSON endpoints."""
+"""Letsema admin and operator pages: this node's health (the /healthz checks and the outbox backlog), the MFIs it
+serves and the network lending policy; the district nodes (directory, keys, who answers now) and, for Letsema
+admins, the network's portfolio. Reads only; the same check and selector functions as the JSON endpoints."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.shortcuts import render
 from node.credit.stacking import policy_get
 from node.health.checks import run_checks
 from node.mfis.selectors import mfi_list_for
+from node.peers.selectors import network_districts, network_figures
 from node.users.models import Role
 from node.web.views.common import web_view
 from replication.outbox import outbox_lag
@@ -28,4 +30,15 @@ def node_status(request):
         "district": settings.DISTRICT, "checks": sorted(checks.items()),
         "all_up": all(r["status"] == "up" for r in checks.values()),
         "outbox": outbox_lag().to_json(), "mfis": mfi_list_for(actor=request.user), "policy": policy,
+    })
+
+
+@web_view(*NETWORK_ROLES)
+def districts(request):
+    """Every district node: directory entry, signing keys, whether it answers a signed ping now; Letsema admins
+    also see each district's portfolio and the network totals (``GET /api/v1/network/aggregates``)."""
+    figures = network_figures() if request.user.role == Role.LETSEMA_ADMIN else None
+    return render(request, "web/network/districts.html", {
+        "district": settings.DISTRICT, "nodes": network_districts(), "figures": figures,
+        "figure_rows": sorted(figures["districts"].items()) if figures else [],
     })
