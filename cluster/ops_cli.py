@@ -7,6 +7,7 @@
     ./letsema drill pg-failover [--district X] [--i-know-this-is-not-local]
     ./letsema drill cassandra-node [--node N] [--district X]
     ./letsema drill peer-down --district X [--observer Y] [--seconds S]
+    ./letsema drill ring-outage [--district X] [--seconds S]
 
 Runbook: docs/runbooks/pg-failover.md.
 """
@@ -30,12 +31,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                       ("pg-status", "roles and replication of a district's PostgreSQL pair")):
         sub.add_parser(cmd, help=text).add_argument("district")
     dr = sub.add_parser("drill", help="run a failure drill under load and report RTO/RPO (docs/runbooks/)")
-    dr.add_argument("scenario", choices=["pg-failover", "cassandra-node", "peer-down"])
+    dr.add_argument("scenario", choices=["pg-failover", "cassandra-node", "peer-down", "ring-outage"])
     dr.add_argument("--district", default=None, help="default: the last district that has a standby")
     dr.add_argument("--clients", type=int, default=2, help="load generator threads")
     dr.add_argument("--node", type=int, default=3, help="cassandra-node: which ring node to kill (1..3)")
     dr.add_argument("--observer", default=None, help="peer-down: the district that keeps working (default: another)")
-    dr.add_argument("--seconds", type=float, default=30.0, help="peer-down: how long the district stays down")
+    dr.add_argument("--seconds", type=float, default=None,
+                    help="peer-down / ring-outage: how long the district / the ring stays down (default 30 / 300)")
     dr.add_argument("--i-know-this-is-not-local", dest="allow_remote", action="store_true",
                     help="allow a drill against a cluster whose addresses are not on this machine")
 
@@ -44,13 +46,16 @@ def run(p: Profile, args: argparse.Namespace) -> int:
     if args.cmd == "drill":
         from cluster import drills
         from cluster.drill_peer_down import peer_down
+        from cluster.drill_ring_outage import ring_outage
 
         with_standby = [c for c in p.districts if pg_standby.has_standby(p, c)]
         code = args.district or (with_standby or p.districts)[-1]
         extra = {"node": args.node} if args.scenario == "cassandra-node" else {}
         if args.scenario == "peer-down":
-            extra = {"observer": args.observer, "down_s": args.seconds}
-        scenarios = {**drills.SCENARIOS, "peer-down": peer_down}
+            extra = {"observer": args.observer, "down_s": args.seconds or 30.0}
+        elif args.scenario == "ring-outage":
+            extra = {"down_s": args.seconds or 300.0}
+        scenarios = {**drills.SCENARIOS, "peer-down": peer_down, "ring-outage": ring_outage}
         rep = scenarios[args.scenario](p, code, clients=args.clients, allow_remote=args.allow_remote, **extra)
         return 0 if rep.passed else 4
     code = args.district
