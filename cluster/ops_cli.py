@@ -8,6 +8,7 @@
     ./letsema drill cassandra-node [--node N] [--district X]
     ./letsema drill peer-down --district X [--observer Y] [--seconds S]
     ./letsema drill ring-outage [--district X] [--seconds S]
+    ./letsema drill restore [--district X]
 
 Runbook: docs/runbooks/pg-failover.md.
 """
@@ -31,7 +32,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                       ("pg-status", "roles and replication of a district's PostgreSQL pair")):
         sub.add_parser(cmd, help=text).add_argument("district")
     dr = sub.add_parser("drill", help="run a failure drill under load and report RTO/RPO (docs/runbooks/)")
-    dr.add_argument("scenario", choices=["pg-failover", "cassandra-node", "peer-down", "ring-outage"])
+    dr.add_argument("scenario", choices=["pg-failover", "cassandra-node", "peer-down", "ring-outage", "restore"])
     dr.add_argument("--district", default=None, help="default: the last district that has a standby")
     dr.add_argument("--clients", type=int, default=2, help="load generator threads")
     dr.add_argument("--node", type=int, default=3, help="cassandra-node: which ring node to kill (1..3)")
@@ -46,6 +47,7 @@ def run(p: Profile, args: argparse.Namespace) -> int:
     if args.cmd == "drill":
         from cluster import drills
         from cluster.drill_peer_down import peer_down
+        from cluster.drill_restore import restore
         from cluster.drill_ring_outage import ring_outage
 
         with_standby = [c for c in p.districts if pg_standby.has_standby(p, c)]
@@ -55,7 +57,7 @@ def run(p: Profile, args: argparse.Namespace) -> int:
             extra = {"observer": args.observer, "down_s": args.seconds or 30.0}
         elif args.scenario == "ring-outage":
             extra = {"down_s": args.seconds or 300.0}
-        scenarios = {**drills.SCENARIOS, "peer-down": peer_down, "ring-outage": ring_outage}
+        scenarios = {**drills.SCENARIOS, "peer-down": peer_down, "ring-outage": ring_outage, "restore": restore}
         rep = scenarios[args.scenario](p, code, clients=args.clients, allow_remote=args.allow_remote, **extra)
         return 0 if rep.passed else 4
     code = args.district
