@@ -122,12 +122,7 @@ def ring_outage(p: Profile, code: str, *, down_s: float = 300.0, approvals: int 
     load.start()
     with cluster_lock(p):  # no `up` may start the ring while the drill holds it down
         try:
-            deadline = time.monotonic() + 30
-            while len(load.acknowledged()) < warmup_writes:
-                if time.monotonic() > deadline:
-                    raise DrillRefused(f"only {len(load.acknowledged())} writes acknowledged in 30 s before any "
-                                       f"failure ({dict(load.errors)}); the node is not healthy")
-                time.sleep(0.1)
+            load.wait_acknowledged(warmup_writes)
             say("stop every ring node")
             for i in range(1, n + 1):
                 cassandra.stop_node(p, i)

@@ -106,6 +106,16 @@ class LoadGenerator:
         for t in self._threads:
             t.join(drain + self.timeout + 5)
 
+    def wait_acknowledged(self, n: int, timeout: float = 30.0) -> None:
+        """Block until ``n`` writes are acknowledged (the warm-up before any failure); a node that cannot do that
+        is not healthy, so the drill is refused before it disturbs anything."""
+        deadline = time.monotonic() + timeout
+        while len(self.acknowledged()) < n:
+            if time.monotonic() > deadline:
+                raise DrillRefused(f"the load generator got only {len(self.acknowledged())} writes acknowledged in "
+                                   f"{timeout:.0f} s before any failure ({dict(self.errors)}); the node is not healthy")
+            time.sleep(0.1)
+
     def acknowledged(self) -> list[Write]:
         with self._lock:
             return [w for w in self.writes if w.status == "acknowledged"]
@@ -324,12 +334,7 @@ def pg_failover(p: Profile, code: str, *, clients: int = 2, loans: int = 4, warm
     t_start = time.monotonic()
     load.start()
     try:
-        deadline = time.monotonic() + 30
-        while len(load.acknowledged()) < warmup_writes:
-            if time.monotonic() > deadline:
-                raise DrillRefused(f"the load generator got only {len(load.acknowledged())} writes acknowledged in "
-                                   f"30 s before any failure ({dict(load.errors)}); the node is not healthy")
-            time.sleep(0.1)
+        load.wait_acknowledged(warmup_writes)
         with cluster_lock(p):  # no `up` may start the killed server while the drill runs
             say(f"kill -9 the primary {old_primary.name} (port {old_primary.port}) under load "
                 f"({len(load.acknowledged())} writes acknowledged so far)")
@@ -579,12 +584,7 @@ def cassandra_node(p: Profile, code: str, *, node: int = 3, down_s: float = 8.0,
                                     "outbox_drained": None}
     load.start()
     try:
-        deadline = time.monotonic() + 30
-        while len(load.acknowledged()) < warmup_writes:
-            if time.monotonic() > deadline:
-                raise DrillRefused(f"only {len(load.acknowledged())} writes acknowledged in 30 s before any failure "
-                                   f"({dict(load.errors)}); the node is not healthy")
-            time.sleep(0.1)
+        load.wait_acknowledged(warmup_writes)
         appr.start()
         say(f"kill -9 ring node {node}")
         tl["kill"] = time.monotonic()
