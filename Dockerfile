@@ -12,6 +12,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LETSEMA_STATIC_ROOT=/app/staticfiles \
     DJANGO_SETTINGS_MODULE=config.settings
 
+# PDF reports and statements (WeasyPrint) need Pango and a font
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt \

@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "node.notifications.apps.NotificationsConfig",
     "node.payroll.apps.PayrollConfig",
     "node.peers.apps.PeersConfig",
+    "node.reports.apps.ReportsConfig",
     "replication",
     "node.web.apps.WebConfig",
 ]
@@ -204,6 +205,14 @@ CELERY_BEAT_SCHEDULE = {
 }
 # Delinquency buckets: (lowest days past due, name). Close of business moves loans between them.
 LETSEMA_DELINQUENCY_BUCKETS = [(0, "current"), (1, "1-30"), (31, "31-60"), (61, "61-90"), (91, "90+")]
+# The monthly regulatory return's loan classification, per country: (lowest days past due, class, provision rate).
+# Close of business classifies the portfolio with it at each month end (node.cob.MonthEndPortfolio).
+LETSEMA_REGULATORY_CLASSES_BY_COUNTRY = {
+    "LS": [(0, "current", "0.01"), (1, "special_mention", "0.05"), (31, "substandard", "0.25"),
+           (91, "doubtful", "0.50"), (181, "loss", "1.00")],
+}
+LETSEMA_REGULATORY_CLASSES = LETSEMA_REGULATORY_CLASSES_BY_COUNTRY.get(
+    DISTRICT.country, LETSEMA_REGULATORY_CLASSES_BY_COUNTRY["LS"])
 
 # The shared credit-history ring.
 LETSEMA_RING = {

@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/v1/", include("node.repayments.urls")),
     path("api/v1/", include("node.notifications.urls")),
     path("api/v1/", include("node.payroll.urls")),
+    path("api/v1/", include("node.reports.urls")),
     path("", include("node.peers.urls")),  # /_federation/v1/... (peers) and api/v1/network/borrowers/<key>/where
     path("", include("node.web.urls")),  # the web interface (node/web): /, /login/, /me/..., /staff/...
 ]

@@ -211,6 +211,9 @@ def test_credit_report_shows_loans_at_every_mfi_and_logs_the_enquiry(network_pol
     assert s["monthly_debt_service"] == "502.31" and s["new_monthly_installment"] == "803.70"
     assert s["debt_to_income"] == str((Decimal("1306.01") / Decimal("8500")).quantize(Decimal("0.0001")))
     assert rep["score"]["grade"] in "ABCDE" and rep["score"]["reasons"]
+    kept = Loan.objects.get(pk=lb)  # the grade stays on the application, for the risk-grade report
+    assert (kept.risk_grade, kept.risk_points) == (rep["score"]["grade"], rep["score"]["points"])
+    assert kept.risk_assessed_at is not None
     assert a.borrower.national_id not in first.content.decode()
     # the look-up is an enquiry in the ring: the next report lists it, by beta, for a loan application
     second = post(a.officer, f"/api/v1/borrowers/{a.borrower.pk}/credit-report", {"purpose": "account_review"})
@@ -268,6 +271,7 @@ def test_without_ring_quorum_approvals_fail_closed_and_the_backlog_drains_after(
         assert Loan.objects.get(pk=lid).status == "under_review"
         assert AuditEvent.objects.filter(action="loan.approve_refused", target_id=str(lid)).count() == 1
         err(post(shop.officer, f"/api/v1/loans/{lid}/credit-report"), 503, "credit_network_unavailable")
+        assert Loan.objects.get(pk=lid).risk_assessed_at is None  # no report, nothing kept
         # local work goes on: reading the loan, and a new application (its event waits in the outbox)
         assert client_for(shop.officer).get(f"/api/v1/loans/{lid}/").status_code == 200
         second = apply(shop, principal="2000.00")

@@ -32,3 +32,23 @@ class CobRun(models.Model):
 
     class Meta:
         ordering = ["-business_date"]
+
+
+class MonthEndPortfolio(models.Model):
+    """The portfolio as close of business left it at a month end, for the monthly regulatory return: active loans
+    grouped by MFI, product, approving officer and regulatory class (``LETSEMA_REGULATORY_CLASSES`` at the time); arrears count from the day after a due date, as days past due do.
+    ``as_of`` is the business day whose close wrote it: the month end itself, or a later day when one close of
+    business ran over the month end (the return then says so)."""
+
+    month_end = models.DateField()
+    as_of = models.DateField()
+    mfi = models.ForeignKey("mfis.Mfi", on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey("loans.LoanProduct", on_delete=models.PROTECT, related_name="+")
+    officer = models.ForeignKey("users.User", null=True, on_delete=models.PROTECT, related_name="+")
+    klass = models.CharField(max_length=30)
+    loans = models.PositiveIntegerField()
+    outstanding_principal = models.DecimalField(max_digits=20, decimal_places=2)
+    arrears = models.DecimalField(max_digits=20, decimal_places=2)  # unpaid amounts (all components) already due
+
+    class Meta:
+        indexes = [models.Index(fields=["month_end", "mfi"], name="month_end_portfolio")]

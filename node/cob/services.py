@@ -140,11 +140,67 @@ def _close(through: date, actor_name: str, chunk_size: int, max_chunks: int | No
             run.summary["in_arrears"] = par.count()
             run.summary["by_bucket"] = dict(Counter(
                 Loan.objects.filter(status=LoanStatus.ACTIVE).values_list("delinquency_bucket", flat=True)))
+            ends = month_ends_between(last, day)
+            for end in ends:
+                month_end_snapshot(month_end=end, as_of=day)
+            if ends:
+                run.summary["month_end_snapshots"] = [e.isoformat() for e in ends]
             run.save(update_fields=["status", "finished_at", "summary"])
             _business_date_set(day + timedelta(days=1))
             audit_record(actor=None, action="cob.completed", target_type="business_date", target_id=day.isoformat(),
                          mfi=None, after={"by": actor_name, **run.summary, "loans": run.loans_done})
     return CobResult(day, False, done, run.loans_done, run.summary, time.monotonic() - started)
+
+
+# --- month ends ------------------------------------------------------------------------------------
+def regulatory_classes() -> list[tuple[int, str, Decimal]]:
+    """[(lowest days past due, class, provision rate)], ascending, starting at 0."""
+    c = sorted((int(lo), str(name), Decimal(str(rate))) for lo, name, rate in settings.LETSEMA_REGULATORY_CLASSES)
+    if not c or c[0][0] != 0:
+        raise ValueError("LETSEMA_REGULATORY_CLASSES must start at 0 days")
+    return c
+
+
+def month_ends_between(after: date | None, through: date) -> list[date]:
+    """The month ends a close of business through ``through`` passes, the last closed day being ``after``."""
+    ends, start = [], (after + timedelta(days=1)) if after else through
+    month = date(start.year, start.month, 1)
+    while month <= through:
+        nxt = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        end = nxt - timedelta(days=1)
+        if start <= end <= through:
+            ends.append(end)
+        month = nxt
+    return ends
+
+
+def month_end_snapshot(*, month_end: date, as_of: date) -> int:
+    """Classify the active portfolio as close of business has just left it (arrears as of ``as_of``) and keep it
+    for ``month_end``'s regulatory return, replacing an earlier snapshot of that month. One set-based statement."""
+    parts, params = [], []
+    for lo, name, _ in reversed(regulatory_classes()):
+        parts.append("WHEN l.days_past_due >= %s THEN %s")
+        params += [lo, name]
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM cob_monthendportfolio WHERE month_end = %s", [month_end])
+        cur.execute(f"""
+            INSERT INTO cob_monthendportfolio (month_end, as_of, mfi_id, product_id, officer_id, klass, loans,
+                                               outstanding_principal, arrears)
+            SELECT %s, %s, l.mfi_id, l.product_id, l.approved_by_id, CASE {" ".join(parts)} END, COUNT(*),
+                   COALESCE(SUM(o.principal), 0), COALESCE(SUM(o.arrears), 0)
+            FROM loans_loan l
+            LEFT JOIN (
+                SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS principal,
+                       SUM(i.principal + i.interest + i.fees + i.penalties
+                           - i.principal_paid - i.interest_paid - i.fees_paid - i.penalties_paid)
+                           FILTER (WHERE i.number >= 1 AND i.due_date < %s) AS arrears
+                FROM loans_loaninstallment i JOIN loans_loan a ON a.id = i.loan_id AND a.status = 'active'
+                GROUP BY i.loan_id
+            ) o ON o.loan_id = l.id
+            WHERE l.status = 'active'
+            GROUP BY 3, 4, 5, 6
+        """, [month_end, as_of, *params, as_of])
+        return cur.rowcount
 
 
 def _bucket_case() -> tuple[str, list]:

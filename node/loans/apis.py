@@ -15,10 +15,8 @@ from node.core.errors import NotFound, ValidationFailed
 from node.core.fields import MoneyField, StrictSerializer
 from node.core.idempotency import idempotent
 from node.credit.apis import assessment_json
-from node.credit.services import credit_assess
 from node.loans import products as product_services
 from node.loans import selectors, services
-from node.loans.credit_events import loan_schedule, monthly_installment, network_loan_key
 from node.loans.models import DisbursementChannel, Loan, RejectionReason
 from node.loans.schedule import ScheduleInputError, generate_schedule, parse_schedule_input, schedule_to_json
 from node.users.models import Role
@@ -219,8 +217,7 @@ class LoanCreditReportApi(APIView):
     @extend_schema(request=None, responses=dict)
     def post(self, request, loan_id):
         loan = selectors.access_loan_by_id(request.user, loan_id, roles=OFFICERS)
-        a = credit_assess(actor=request.user, borrower=loan.borrower, purpose="loan_application",
-                          loan_key=network_loan_key(loan), new_monthly_installment=monthly_installment(loan_schedule(loan)))
+        a = services.loan_credit_assess(actor=request.user, loan=loan)
         return Response(assessment_json(a, purpose="loan_application", monthly_income=loan.borrower.monthly_income))
 
 

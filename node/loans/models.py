@@ -118,6 +118,10 @@ class Loan(models.Model):
     days_past_due = models.PositiveIntegerField(default=0)
     delinquency_bucket = models.CharField(max_length=20, default="current")
     overdue_since = models.DateField(null=True, blank=True)  # due date of the oldest unpaid overdue installment
+    # the latest network credit assessment of this application (loan_credit_assess): grade A-E, points, when
+    risk_grade = models.CharField(max_length=1, blank=True, db_index=True)
+    risk_points = models.IntegerField(null=True, blank=True)
+    risk_assessed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -27,7 +27,9 @@ from node.ledger import chart
 from node.ledger.services import PostingLine, journal_post
 from node.credit.errors import CreditNetworkUnavailable, StackingLimitReached
 from node.credit.stacking import stacking_activate, stacking_hold_later, stacking_release_later, stacking_reserve
-from node.loans.credit_events import emit_credit_event, loan_exposure, network_loan_key
+from node.loans.credit_events import (
+    emit_credit_event, loan_exposure, loan_schedule, monthly_installment, network_loan_key,
+)
 from node.loans.errors import (
     ApprovalLimitExceeded,
     IllegalTransition,
@@ -193,6 +195,20 @@ def loan_start_review(*, actor: User, loan: Loan) -> Loan:
     loan.save(update_fields=["status", "reviewed_by", "updated_at"])
     _audit(actor, loan, "start_review", S.SUBMITTED)
     return loan
+
+
+def loan_credit_assess(*, actor: User, loan: Loan):
+    """The network credit report and score for this application (this loan scored as the new debt), logged as a
+    ``loan_application`` enquiry by the actor's MFI; the grade and points are kept on the loan for the risk-grade
+    reports. Raises ``CreditNetworkUnavailable`` (503) without a ring quorum; then nothing is kept."""
+    from node.credit.services import credit_assess
+
+    a = credit_assess(actor=actor, borrower=loan.borrower, purpose="loan_application",
+                      loan_key=network_loan_key(loan), new_monthly_installment=monthly_installment(loan_schedule(loan)))
+    Loan.objects.filter(pk=loan.pk).update(risk_grade=a.score.grade, risk_points=a.score.points,
+                                           risk_assessed_at=timezone.now())
+    loan.risk_grade, loan.risk_points = a.score.grade, a.score.points
+    return a
 
 
 @_audited_refusal("approve")

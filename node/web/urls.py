@@ -4,7 +4,7 @@
 from django.urls import path
 from django.views.i18n import set_language
 
-from node.web.views import admin, borrower, network, public, staff
+from node.web.views import admin, borrower, network, public, reports, staff
 
 app_name = "web"
 
@@ -23,11 +23,13 @@ urlpatterns = [
     path("me/notifications/", borrower.notifications, name="me-notifications"),
     path("me/loans/<int:loan_id>/", borrower.loan_detail, name="me-loan"),
     path("me/loans/<int:loan_id>/withdraw", borrower.loan_withdraw, name="me-loan-withdraw"),
+    path("me/loans/<int:loan_id>/<slug:kind>.pdf", borrower.loan_pdf, name="me-loan-pdf"),
     # loan officers and MFI admins
     path("staff/", staff.queue, name="staff-queue"),
     path("staff/loans/<int:loan_id>/", staff.loan_detail, name="staff-loan"),
     path("staff/loans/<int:loan_id>/credit-report", staff.credit_report, name="staff-loan-credit-report"),
     path("staff/loans/<int:loan_id>/repayments", staff.repayment_record, name="staff-loan-repayment"),
+    path("staff/loans/<int:loan_id>/<slug:kind>.pdf", staff.loan_pdf, name="staff-loan-pdf"),
     path("staff/loans/<int:loan_id>/disburse", staff.disbursement_confirm, name="staff-loan-disburse"),
     path("staff/loans/<int:loan_id>/<slug:action>", staff.loan_action, name="staff-loan-action"),
     path("staff/disbursements/", staff.disbursements, name="staff-disbursements"),
@@ -37,6 +39,9 @@ urlpatterns = [
     path("staff/team/", admin.team, name="admin-team"),
     path("staff/team/<int:user_id>/", admin.team_member, name="admin-team-member"),
     path("staff/products/", admin.products, name="admin-products"),
+    # analysts, MFI admins and Letsema admins
+    path("reports/", reports.index, name="reports"),
+    path("reports/<slug:name>/", reports.report, name="report"),
     # Letsema admins and operators
     path("network/", network.node_status, name="network-node"),
     path("network/districts/", network.districts, name="network-districts"),

@@ -105,3 +105,26 @@ def ratio_percent(value) -> str:
 @register.simple_tag
 def district_name() -> str:
     return settings.DISTRICT.name
+
+
+@register.filter
+def report_cell(value, kind) -> str:
+    """A report value as read on the page: money as M1,234.50, ratios as 12.34%, counts with separators."""
+    from datetime import date
+
+    if value is None or value == "":
+        return "—"
+    if kind == "money":
+        return format_money(value)
+    if kind == "ratio":
+        return f"{(Decimal(str(value)) * 100).quantize(Decimal('0.01'))}%"
+    if kind == "int":
+        return f"{int(value):,}"
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+@register.filter
+def get_item(mapping, key):
+    return mapping.get(key) if mapping else None

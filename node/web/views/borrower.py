@@ -161,6 +161,14 @@ def loan_detail(request, loan_id):
 
 
 @web_view(*BORROWER)
+def loan_pdf(request, loan_id, kind):
+    """The borrower's loan statement or repayment schedule as a PDF."""
+    from node.web.views.loan_pages import loan_document
+
+    return loan_document(loan_selectors.access_loan_by_id(request.user, loan_id), kind)
+
+
+@web_view(*BORROWER)
 def loan_withdraw(request, loan_id):
     if request.method != "POST":
         return redirect("web:me-loan", loan_id=loan_id)

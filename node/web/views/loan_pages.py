@@ -53,3 +53,41 @@ def loan_context(loan: Loan) -> dict:
         # which actions the loan's state allows (the service checks again, under the row lock)
         "can": {action: loan.status in states for action, states in TRANSITIONS.items()},
     }
+
+
+DOCUMENTS = ("statement", "schedule")
+
+
+def statement_rows(loan: Loan, repayments: list) -> list[dict]:
+    """The loan account statement: the payout, then each repayment (reversed ones marked) with what was still
+    owed right after it, as the repayment recorded it."""
+    rows = []
+    if loan.disbursement_date and loan.schedule:
+        total = loan.schedule.get("totals", {}).get("total")
+        rows.append({"date": loan.disbursement_date, "kind": "disbursement", "amount": loan.principal,
+                     "outstanding": total, "reference": loan.disbursement_reference})
+    for r in repayments:
+        rows.append({"date": r.payment_date, "kind": "repayment", "amount": r.amount, "principal": r.principal,
+                     "interest": r.interest, "charges": r.fees + r.penalties, "reference": r.receipt_number,
+                     "reversed": r.reversed_at is not None,
+                     "outstanding": None if r.reversed_at else sum_exact((
+                         r.outstanding_principal_after, r.outstanding_interest_after, r.outstanding_fees_after,
+                         r.outstanding_penalties_after))})
+    return rows
+
+
+def loan_document(loan: Loan, kind: str):
+    """The loan statement or repayment schedule as a PDF (A4, WeasyPrint), from the loan page's own reads."""
+    from django.http import Http404, HttpResponse
+    from django.template.loader import render_to_string
+
+    from node.reports.exports import to_pdf
+
+    if kind not in DOCUMENTS:
+        raise Http404("no such document")
+    ctx = loan_context(loan)
+    ctx.update(kind=kind, today=timezone.localdate(), statement=statement_rows(loan, ctx["repayments"]))
+    body = to_pdf(render_to_string("web/loan_pdf.html", ctx))
+    resp = HttpResponse(body, content_type="application/pdf")
+    resp["Content-Disposition"] = f'attachment; filename="{loan.reference}-{kind}.pdf"'
+    return resp

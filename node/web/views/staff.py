@@ -19,15 +19,9 @@ from node.borrowers.identity import (
 )
 from node.core.errors import ApplicationError
 from node.credit.apis import assessment_json
-from node.credit.services import credit_assess
 from node.loans import selectors as loan_selectors
 from node.loans import services as loan_services
 from node.loans.apis import InitiateSerializer, RejectSerializer
-from node.loans.credit_events import (
-    loan_schedule,
-    monthly_installment,
-    network_loan_key,
-)
 from node.loans.models import LoanStatus
 from node.repayments import selectors as repayment_selectors
 from node.repayments import services as repayment_services
@@ -80,6 +74,14 @@ def loan_detail(request, loan_id):
 
 
 @web_view(*OFFICERS)
+def loan_pdf(request, loan_id, kind):
+    """The loan statement or schedule as a PDF, to print for the borrower."""
+    from node.web.views.loan_pages import loan_document
+
+    return loan_document(loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset(OFFICERS)), kind)
+
+
+@web_view(*OFFICERS)
 def credit_report(request, loan_id):
     """Pull the network credit report and score for this application (logged as an enquiry, like the API's)."""
     loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset(OFFICERS))
@@ -87,9 +89,7 @@ def credit_report(request, loan_id):
         return redirect("web:staff-loan", loan_id=loan.pk)
     report = error = None
     try:
-        a = credit_assess(actor=request.user, borrower=loan.borrower, purpose="loan_application",
-                          loan_key=network_loan_key(loan),
-                          new_monthly_installment=monthly_installment(loan_schedule(loan)))
+        a = loan_services.loan_credit_assess(actor=request.user, loan=loan)
         report = assessment_json(a, purpose="loan_application", monthly_income=loan.borrower.monthly_income)
     except ApplicationError as exc:
         error = message_for(exc)

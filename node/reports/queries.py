@@ -1,0 +1,241 @@
+"""The reports' SQL: one set-based statement per section, over this node's own books. Every fragment put into the
+SQL text comes from the fixed maps below, chosen by an allowlisted parameter; values travel as query parameters.
+
+Each function returns the section's rows as ``{"group": ..., <measure>: int | Decimal}``, measures only (the
+derived columns are computed by ``node.reports.selectors`` after any summing over districts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection
+
+from node.reports.catalog import LOAN_LISTS
+
+LOAN_JOINS = """
+    JOIN mfis_mfi m ON m.id = l.mfi_id
+    JOIN loans_loanproduct p ON p.id = l.product_id
+    LEFT JOIN users_user u ON u.id = l.approved_by_id"""
+#: the SQL expression for each dimension (``%s`` is the district code, passed as a parameter)
+GROUP_SQL = {
+    "mfi": "m.code",
+    "product": "m.code || ' / ' || p.code",
+    "officer": "COALESCE(NULLIF(u.username, ''), '—')",
+    "district": "%s::text",
+}
+PERIOD_SQL = {"day": "day", "week": "week", "month": "month"}  # date_trunc fields
+#: outstanding principal per active loan
+OUTSTANDING = """
+    JOIN (SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS out
+          FROM loans_loaninstallment i JOIN loans_loan a ON a.id = i.loan_id AND a.status = 'active'
+          GROUP BY i.loan_id) o ON o.loan_id = l.id"""
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """A report's validated parameters (``node.reports.params.report_query`` builds it)."""
+
+    name: str
+    scope: str = "node"
+    by: str | None = None
+    mfi_id: int | None = None
+    mfi_code: str | None = None
+    period: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    month_end: date | None = None
+    status: str | None = None
+
+    def to_json(self) -> dict:
+        """The parameters a peer needs to run the same report on its own books."""
+        return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in (
+            ("by", self.by), ("mfi", self.mfi_code), ("period", self.period), ("from", self.date_from),
+            ("to", self.date_to), ("month", self.month_end.strftime("%Y-%m") if self.month_end else None),
+            ("status", self.status)) if v is not None}
+
+
+def _rows(sql: str, params: list) -> list[dict]:
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        names = [c.name for c in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+
+
+def _group(q: ReportQuery) -> tuple[str, list]:
+    expr = GROUP_SQL[q.by or "district"]
+    return expr, [settings.DISTRICT.code] if "%s" in expr else []
+
+
+def _mfi(q: ReportQuery, alias: str = "l") -> tuple[str, list]:
+    return (f"{alias}.mfi_id = %s", [q.mfi_id]) if q.mfi_id else ("TRUE", [])
+
+
+def par(q: ReportQuery) -> dict:
+    g, gp = _group(q)
+    w, wp = _mfi(q)
+    return {"par": _rows(f"""
+        SELECT {g} AS "group", COUNT(*) AS loans, COALESCE(SUM(o.out), 0) AS outstanding,
+               COUNT(*) FILTER (WHERE l.days_past_due > 30) AS loans_at_risk_30,
+               COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 1), 0) AS at_risk_1,
+               COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 30), 0) AS at_risk_30,
+               COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 60), 0) AS at_risk_60,
+               COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 90), 0) AS at_risk_90
+        FROM loans_loan l {LOAN_JOINS} {OUTSTANDING}
+        WHERE l.status = 'active' AND {w}
+        GROUP BY 1 ORDER BY 1""", gp + wp)}
+
+
+def aging(q: ReportQuery) -> dict:
+    from node.cob.services import business_date_get
+
+    w, wp = _mfi(q)
+    return {"aging": _rows(f"""
+        SELECT l.delinquency_bucket AS "group", COUNT(*) AS loans, COALESCE(SUM(o.out), 0) AS outstanding,
+               COALESCE(SUM(o.arrears), 0) AS arrears
+        FROM loans_loan l
+        JOIN (SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS out,
+                     COALESCE(SUM(i.principal + i.interest + i.fees + i.penalties - i.principal_paid
+                                  - i.interest_paid - i.fees_paid - i.penalties_paid)
+                              FILTER (WHERE i.number >= 1 AND i.due_date < %s), 0) AS arrears
+              FROM loans_loaninstallment i JOIN loans_loan a ON a.id = i.loan_id AND a.status = 'active'
+              GROUP BY i.loan_id) o ON o.loan_id = l.id
+        WHERE l.status = 'active' AND {w}
+        GROUP BY 1""", [business_date_get(), *wp])}
+
+
+def flows(q: ReportQuery) -> dict:
+    w, wp = _mfi(q)
+    trunc = PERIOD_SQL[q.period]
+    disbursed = _rows(f"""
+        SELECT date_trunc('{trunc}', l.disbursement_date)::date AS "group", COUNT(*) AS disbursed_loans,
+               SUM(l.principal) AS disbursed
+        FROM loans_loan l
+        WHERE l.disbursement_date BETWEEN %s AND %s AND l.disbursed_at IS NOT NULL
+          AND l.rescheduled_from_id IS NULL AND {w}
+        GROUP BY 1""", [q.date_from, q.date_to, *wp])
+    collected = _rows(f"""
+        SELECT date_trunc('{trunc}', r.payment_date)::date AS "group", COUNT(*) AS repayments,
+               SUM(r.amount) AS collected, SUM(r.principal) AS collected_principal,
+               SUM(r.interest) AS collected_interest, SUM(r.fees + r.penalties) AS collected_fees_penalties
+        FROM repayments_repayment r
+        WHERE r.payment_date BETWEEN %s AND %s AND r.reversed_at IS NULL AND {_mfi(q, "r")[0]}
+        GROUP BY 1""", [q.date_from, q.date_to, *wp])
+    rows: dict = {}
+    for r in disbursed + collected:
+        rows.setdefault(r["group"], {}).update(r)
+    return {"flows": list(rows.values())}
+
+
+def _demand(q: ReportQuery, group: str, gp: list, due_from: date | None, due_to: date, strict_to: bool) -> list:
+    w, wp = _mfi(q)
+    lo = "i.due_date >= %s AND " if due_from else ""
+    lo2 = "i2.due_date >= %s AND " if due_from else ""
+    op = "<" if strict_to else "<="
+    dp = [due_from] if due_from else []
+    return _rows(f"""
+        SELECT {group} AS "group", COUNT(*) AS installments,
+               COALESCE(SUM(i.principal + i.interest + i.fees), 0) AS due,
+               COALESCE(SUM(i.principal_paid + i.interest_paid + i.fees_paid), 0) AS paid,
+               COALESCE(SUM(ot.on_time), 0) AS paid_on_time
+        FROM loans_loaninstallment i
+        JOIN loans_loan l ON l.id = i.loan_id {LOAN_JOINS}
+        LEFT JOIN (SELECT a.installment_id, SUM(a.principal + a.interest + a.fees) AS on_time
+                   FROM repayments_repaymentallocation a
+                   JOIN repayments_repayment r ON r.id = a.repayment_id AND r.reversed_at IS NULL
+                   JOIN loans_loaninstallment i2 ON i2.id = a.installment_id
+                   WHERE {lo2} i2.due_date {op} %s AND r.payment_date <= i2.due_date
+                   GROUP BY a.installment_id) ot ON ot.installment_id = i.id
+        WHERE i.number >= 1 AND {lo} i.due_date {op} %s
+          AND l.status IN ('active', 'closed', 'written_off') AND {w}
+        GROUP BY 1""", gp + dp + [due_to] + dp + [due_to] + wp)
+
+
+def demand_collection(q: ReportQuery) -> dict:
+    return {"demand": _demand(q, f"date_trunc('{PERIOD_SQL[q.period]}', i.due_date)::date", [], q.date_from,
+                              q.date_to, strict_to=False)}
+
+
+def repayment_rate(q: ReportQuery) -> dict:
+    from node.cob.services import business_date_get
+
+    g, gp = _group(q)
+    # due before the business day in progress: what the last close of business counted as due
+    return {"rate": _demand(q, g, gp, None, business_date_get(), strict_to=True)}
+
+
+def risk_grades(q: ReportQuery) -> dict:
+    w, wp = _mfi(q)
+    return {"grades": _rows(f"""
+        SELECT COALESCE(NULLIF(l.risk_grade, ''), '—') AS "group",
+               COUNT(*) FILTER (WHERE l.risk_grade <> '') AS applications,
+               COUNT(*) FILTER (WHERE l.approved_at IS NOT NULL) AS approved,
+               COUNT(*) FILTER (WHERE l.status = 'active') AS active,
+               COALESCE(SUM(o.out), 0) AS outstanding,
+               COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 30), 0) AS at_risk_30,
+               COUNT(*) FILTER (WHERE l.status = 'written_off') AS written_off
+        FROM loans_loan l
+        LEFT JOIN (SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS out
+                   FROM loans_loaninstallment i JOIN loans_loan a ON a.id = i.loan_id AND a.status = 'active'
+                   GROUP BY i.loan_id) o ON o.loan_id = l.id
+        WHERE l.status <> 'draft' AND (l.risk_grade <> '' OR l.approved_at IS NOT NULL) AND {w}
+        GROUP BY 1""", wp)}
+
+
+def regulatory_return(q: ReportQuery) -> dict:
+    w, wp = _mfi(q, "s")
+    classification = _rows(f"""
+        SELECT s.klass AS "group", SUM(s.loans) AS loans, SUM(s.outstanding_principal) AS outstanding,
+               SUM(s.arrears) AS arrears
+        FROM cob_monthendportfolio s WHERE s.month_end = %s AND {w}
+        GROUP BY 1""", [q.month_end, *wp])
+    first = q.month_end.replace(day=1)
+    flow = flows(ReportQuery("flows", mfi_id=q.mfi_id, period="month", date_from=first, date_to=q.month_end))["flows"]
+    f = flow[0] if flow else {}
+    wl, wlp = _mfi(q)
+    gone = _rows(f"""
+        SELECT l.status, COUNT(*) AS count, COALESCE(SUM(o.out), 0) AS amount
+        FROM loans_loan l
+        JOIN (SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS out FROM loans_loaninstallment i
+              JOIN loans_loan a ON a.id = i.loan_id AND a.status IN ('written_off', 'rescheduled')
+              GROUP BY i.loan_id) o ON o.loan_id = l.id
+        WHERE ((l.status = 'written_off' AND l.written_off_at::date BETWEEN %s AND %s)
+            OR (l.status = 'rescheduled' AND l.rescheduled_at::date BETWEEN %s AND %s)) AND {wl}
+        GROUP BY 1""", [first, q.month_end, first, q.month_end, *wlp])
+    gone = {r["status"]: r for r in gone}
+    zero = Decimal("0.00")
+    movements = [
+        {"group": "disbursed", "count": f.get("disbursed_loans", 0), "amount": f.get("disbursed") or zero},
+        {"group": "collected_principal", "count": f.get("repayments", 0), "amount": f.get("collected_principal") or zero},
+        {"group": "collected_interest", "count": 0, "amount": f.get("collected_interest") or zero},
+        {"group": "collected_fees_penalties", "count": 0, "amount": f.get("collected_fees_penalties") or zero},
+    ] + [{"group": k, "count": gone.get(s, {}).get("count", 0), "amount": gone.get(s, {}).get("amount", zero)}
+         for k, s in (("written_off", "written_off"), ("rescheduled", "rescheduled"))]
+    return {"classification": classification, "movements": movements}
+
+
+FACTS = {"par": par, "aging": aging, "flows": flows, "demand_collection": demand_collection,
+         "repayment_rate": repayment_rate, "risk_grades": risk_grades, "regulatory_return": regulatory_return}
+
+
+def loan_list(q: ReportQuery, *, limit: int) -> tuple[list[dict], int]:
+    """The loans of one status group (at most ``limit`` of them, by reference) and how many there are."""
+    w, wp = _mfi(q)
+    statuses = list(LOAN_LISTS[q.status])
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM loans_loan l WHERE l.status = ANY(%s) AND {w}", [statuses, *wp])
+        total = cur.fetchone()[0]
+    rows = _rows(f"""
+        SELECT l.reference, TRIM(b.first_name || ' ' || b.last_name) AS borrower, m.code AS mfi, p.code AS product,
+               COALESCE(NULLIF(u.username, ''), '—') AS officer, l.status, l.principal, l.disbursement_date,
+               COALESCE(o.out, 0) AS outstanding, l.days_past_due, COALESCE(NULLIF(l.risk_grade, ''), '—') AS grade
+        FROM loans_loan l {LOAN_JOINS}
+        JOIN borrowers_borrower b ON b.id = l.borrower_id
+        LEFT JOIN (SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS out FROM loans_loaninstallment i
+                   JOIN loans_loan a ON a.id = i.loan_id AND a.status = ANY(%s) GROUP BY i.loan_id) o
+               ON o.loan_id = l.id
+        WHERE l.status = ANY(%s) AND {w}
+        ORDER BY l.reference LIMIT %s""", [statuses, statuses, *wp, limit])
+    return rows, total
