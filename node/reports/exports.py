@@ -25,7 +25,8 @@ def filename(result, fmt: str) -> str:
     from node.reports.selectors import stamp
 
     scope = "network" if result.query.scope == "network" else result.query.mfi_code or result.districts[0]
-    name = f"{result.spec.name}-{scope}-{result.as_of.split(' ')[0]}-{stamp()}"
+    as_of = result.as_of[:10] if result.as_of[:1].isdigit() else "latest"
+    name = f"{result.spec.name}-{scope}-{as_of}-{stamp()}"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) + f".{fmt}"  # a plain ASCII header value
 
 

@@ -196,7 +196,7 @@ def _as_of(q: ReportQuery) -> str:
     if spec.as_of == "month":
         return q.month_end.isoformat()
     through = closed_through()
-    return through.isoformat() if through else "—"
+    return through.isoformat() if through else "no close of business yet"
 
 
 def report_run(*, actor, q: ReportQuery) -> ReportResult:

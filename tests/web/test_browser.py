@@ -158,9 +158,31 @@ def test_loan_journey_in_chromium(live_server, browser, consent_texts):
     assert page.inner_text("#loan-status") == "E sebetsa"
     assert "Histori ea litefo" in page.content() and "Repayment history" not in page.content()
     shot(page, "11-borrower-sesotho")
+    with page.expect_download() as pdf:  # the statement, as the borrower downloads it
+        page.locator("#documents a").first.click()
+    assert pdf.value.suggested_filename == f"{loan.reference}-statement.pdf"
+    assert open(pdf.value.path(), "rb").read(5) == b"%PDF-"
+
+    # --- the analyst reads the portfolio at risk and downloads it --------------------------------------------
+    analyst_ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    analyst = log_in(analyst_ctx, base, shop.analyst.username)
+    analyst.on("console", lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None)
+    analyst.get_by_role("link", name="Reports").click()
+    analyst.get_by_role("link", name="Portfolio at risk").click()
+    analyst.get_by_label("Break down by").select_option("product")
+    analyst.get_by_role("button", name="Show").click()
+    analyst.wait_for_selector("#table-par")
+    outstanding = sum(i.principal - i.principal_paid for i in loan.installments.all())
+    table = analyst.inner_text("#table-par")
+    assert f"{shop.mfi.code} / salary-12" in table and f"M{outstanding:,.2f}" in table
+    assert analyst.locator("svg.chart").count() == 1
+    shot(analyst, "12-analyst-par")
+    with analyst.expect_download() as xlsx:
+        analyst.get_by_role("link", name="XLSX").click()
+    assert open(xlsx.value.path(), "rb").read(2) == b"PK"
 
     assert csp_errors == []
-    for ctx in (borrower_ctx, officer_ctx, checker_ctx):
+    for ctx in (borrower_ctx, officer_ctx, checker_ctx, analyst_ctx):
         ctx.close()
 
 
