@@ -27,11 +27,13 @@ GROUP_SQL = {
     "district": "%s::text",
 }
 PERIOD_SQL = {"day": "day", "week": "week", "month": "month"}  # date_trunc fields
-#: outstanding principal per active loan
-OUTSTANDING = """
-    JOIN (SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS out
-          FROM loans_loaninstallment i JOIN loans_loan a ON a.id = i.loan_id AND a.status = 'active'
-          GROUP BY i.loan_id) o ON o.loan_id = l.id"""
+
+
+def _outstanding(loans: str = "a.status = 'active'") -> str:
+    """A subquery: outstanding principal (``out``) per loan of those matching ``loans`` (a fixed condition on
+    ``a``, the loan), to join as ``o``."""
+    return f"""(SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS out FROM loans_loaninstallment i
+                JOIN loans_loan a ON a.id = i.loan_id AND {loans} GROUP BY i.loan_id)"""
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def par(q: ReportQuery) -> dict:
                COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 30), 0) AS at_risk_30,
                COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 60), 0) AS at_risk_60,
                COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 90), 0) AS at_risk_90
-        FROM loans_loan l {LOAN_JOINS} {OUTSTANDING}
+        FROM loans_loan l {LOAN_JOINS} JOIN {_outstanding()} o ON o.loan_id = l.id
         WHERE l.status = 'active' AND {w}
         GROUP BY 1 ORDER BY 1""", gp + wp)}
 
@@ -177,9 +179,7 @@ def risk_grades(q: ReportQuery) -> dict:
                COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 30), 0) AS at_risk_30,
                COUNT(*) FILTER (WHERE l.status = 'written_off') AS written_off
         FROM loans_loan l
-        LEFT JOIN (SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS out
-                   FROM loans_loaninstallment i JOIN loans_loan a ON a.id = i.loan_id AND a.status = 'active'
-                   GROUP BY i.loan_id) o ON o.loan_id = l.id
+        LEFT JOIN {_outstanding()} o ON o.loan_id = l.id
         WHERE l.status <> 'draft' AND (l.risk_grade <> '' OR l.approved_at IS NOT NULL) AND {w}
         GROUP BY 1""", wp)}
 
@@ -198,9 +198,7 @@ def regulatory_return(q: ReportQuery) -> dict:
     gone = _rows(f"""
         SELECT l.status, COUNT(*) AS count, COALESCE(SUM(o.out), 0) AS amount
         FROM loans_loan l
-        JOIN (SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS out FROM loans_loaninstallment i
-              JOIN loans_loan a ON a.id = i.loan_id AND a.status IN ('written_off', 'rescheduled')
-              GROUP BY i.loan_id) o ON o.loan_id = l.id
+        JOIN {_outstanding("a.status IN ('written_off', 'rescheduled')")} o ON o.loan_id = l.id
         WHERE ((l.status = 'written_off' AND l.written_off_at::date BETWEEN %s AND %s)
             OR (l.status = 'rescheduled' AND l.rescheduled_at::date BETWEEN %s AND %s)) AND {wl}
         GROUP BY 1""", [first, q.month_end, first, q.month_end, *wlp])
@@ -233,9 +231,7 @@ def loan_list(q: ReportQuery, *, limit: int) -> tuple[list[dict], int]:
                COALESCE(o.out, 0) AS outstanding, l.days_past_due, COALESCE(NULLIF(l.risk_grade, ''), '—') AS grade
         FROM loans_loan l {LOAN_JOINS}
         JOIN borrowers_borrower b ON b.id = l.borrower_id
-        LEFT JOIN (SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS out FROM loans_loaninstallment i
-                   JOIN loans_loan a ON a.id = i.loan_id AND a.status = ANY(%s) GROUP BY i.loan_id) o
-               ON o.loan_id = l.id
+        LEFT JOIN {_outstanding("a.status = ANY(%s)")} o ON o.loan_id = l.id
         WHERE l.status = ANY(%s) AND {w}
         ORDER BY l.reference LIMIT %s""", [statuses, statuses, *wp, limit])
     return rows, total
