@@ -50,7 +50,7 @@ def arrears() -> None:
                   WHERE l2.reference LIKE 'BENCH-%%') d
             WHERE l.id = d.id AND l.days_past_due IS DISTINCT FROM d.dpd""", [DAY, DAY])
         cur.execute("UPDATE loans_loan SET risk_grade = (ARRAY['A','B','C','D','E'])[1 + id %% 5] "
-                    "WHERE reference LIKE 'BENCH-%%' AND risk_grade = ''")
+                    "WHERE reference LIKE 'BENCH-%%' AND risk_grade = ''", [])
         cur.execute("ANALYZE loans_loan")
         cur.execute("ANALYZE loans_loaninstallment")
 
