@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date
+
+from django.db.models import F
 from decimal import Decimal as D
 
 import pytest
@@ -82,6 +84,33 @@ def book(db):
     return shop, dict(zip(dpds, loans)), other
 
 
+def kept_outstanding(loan_ids) -> dict:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT id, principal_outstanding FROM loans_loan WHERE id = ANY(%s)", [list(loan_ids)])
+        return dict(cur.fetchall())
+
+
+def assert_outstanding_kept(mfi) -> None:
+    ids = list(Loan.objects.filter(mfi=mfi).values_list("pk", flat=True))
+    kept = kept_outstanding(ids)
+    assert ids and all(kept[i] == _out(i) for i in ids), {i: (kept[i], _out(i)) for i in ids}
+
+
+def test_outstanding_principal_is_kept_by_the_database(book):
+    """Whatever writes installments (one row, many loans in one statement, deletes), the loan's column follows."""
+    shop, loans, _ = book
+    assert_outstanding_kept(shop.mfi)
+    assert kept_outstanding([loans[0]])[loans[0]] == D("1000.00")
+    LoanInstallment.objects.filter(loan_id__in=[loans[0], loans[1]], number__gte=1).update(
+        principal_paid=F("principal") - D("1.00"))
+    assert kept_outstanding([loans[0], loans[1]]) == {loans[0]: D("3.00"), loans[1]: D("3.00")}
+    LoanInstallment.objects.filter(loan_id=loans[2], number=3).update(principal=F("principal") + D("10.00"))
+    assert kept_outstanding([loans[2]])[loans[2]] == D("1010.00")
+    assert_outstanding_kept(shop.mfi)
+
+
 def _bucket(dpd):
     return "current" if dpd == 0 else "1-30" if dpd <= 30 else "31-60" if dpd <= 60 else "61-90" if dpd <= 90 else "90+"
 
@@ -120,10 +149,12 @@ def test_aging_buckets_and_arrears(book):
     assert [r["loans"] for r in sec["rows"]] == [1, 3, 1, 1, 1]  # 0 | 1, 2, 30 | 31 | 61 | 91
     assert D(row(sec, "1-30")["outstanding"]) == D("3000.00")
     assert row(sec, "1-30")["share"] == "0.4286"  # 3000 / 7000
-    # every installment of these loans is past due at the business date: arrears = all unpaid amounts
+    # every installment of these loans is past due: arrears = all unpaid amounts of the loans close of business
+    # found past due (the current one has none)
     unpaid = sum((i.principal + i.interest + i.fees + i.penalties - i.principal_paid - i.interest_paid
                   - i.fees_paid - i.penalties_paid) for i in
-                 LoanInstallment.objects.filter(loan__mfi=shop.mfi, number__gte=1))
+                 LoanInstallment.objects.filter(loan__mfi=shop.mfi, number__gte=1, loan__days_past_due__gt=0))
+    assert unpaid > 0 and row(sec, "current")["arrears"] == "0.00"
     assert D(sec["total"]["arrears"]) == unpaid
     assert sec["total"]["share"] == "1.0000"
 
@@ -147,6 +178,7 @@ def test_flows_demand_collection_and_repayment_rate(book):
     assert mar["repayments"] == 0 and D(mar["collected"]) == 0
     assert D(feb["collected"]) == D(feb["collected_principal"]) + D(feb["collected_interest"]) + D(
         feb["collected_fees_penalties"])
+    assert_outstanding_kept(shop.mfi)  # the trigger-kept figure followed repayments and the reversal
     # expected vs collected: February's dues against what was paid on them, and by the due date
     body = run(shop.analyst, "demand_collection", period="month", **{"from": "2026-02-01", "to": "2026-02-28"})
     d = section(body, "demand")["rows"][0]

@@ -187,16 +187,16 @@ def month_end_snapshot(*, month_end: date, as_of: date) -> int:
             INSERT INTO cob_monthendportfolio (month_end, as_of, mfi_id, product_id, officer_id, klass, loans,
                                                outstanding_principal, arrears)
             SELECT %s, %s, l.mfi_id, l.product_id, l.approved_by_id, CASE {" ".join(parts)} END, COUNT(*),
-                   COALESCE(SUM(o.principal), 0), COALESCE(SUM(o.arrears), 0)
+                   SUM(l.principal_outstanding), COALESCE(SUM(ar.arrears), 0)
             FROM loans_loan l
-            LEFT JOIN (
-                SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS principal,
-                       SUM(i.principal + i.interest + i.fees + i.penalties
-                           - i.principal_paid - i.interest_paid - i.fees_paid - i.penalties_paid)
-                           FILTER (WHERE i.number >= 1 AND i.due_date < %s) AS arrears
-                FROM loans_loaninstallment i JOIN loans_loan a ON a.id = i.loan_id AND a.status = 'active'
+            LEFT JOIN (  -- only loans close of business found past due have arrears
+                SELECT i.loan_id, SUM(i.principal + i.interest + i.fees + i.penalties
+                                      - i.principal_paid - i.interest_paid - i.fees_paid - i.penalties_paid) AS arrears
+                FROM loans_loaninstallment i
+                JOIN loans_loan a ON a.id = i.loan_id AND a.status = 'active' AND a.days_past_due > 0
+                WHERE i.number >= 1 AND i.due_date < %s
                 GROUP BY i.loan_id
-            ) o ON o.loan_id = l.id
+            ) ar ON ar.loan_id = l.id
             WHERE l.status = 'active'
             GROUP BY 3, 4, 5, 6
         """, [month_end, as_of, *params, as_of])

@@ -28,12 +28,22 @@ GROUP_SQL = {
 }
 PERIOD_SQL = {"day": "day", "week": "week", "month": "month"}  # date_trunc fields
 
+#: outstanding principal is ``loans_loan.principal_outstanding``: kept by database triggers on the installments
+#: (loans migration 0006), read through the covering index ``loan_active_portfolio`` for active loans
+#: arrears: unpaid amounts (all components) of installments due before the day the last close of business closed,
+#: which is when that close counted days past due; only loans it found past due have any
+ARREARS = """
+    LEFT JOIN (SELECT i.loan_id, SUM(i.principal + i.interest + i.fees + i.penalties - i.principal_paid
+                                     - i.interest_paid - i.fees_paid - i.penalties_paid) AS arrears
+               FROM loans_loaninstallment i
+               JOIN loans_loan a ON a.id = i.loan_id AND a.status = 'active' AND a.days_past_due > 0
+               WHERE i.number >= 1 AND i.due_date < %s GROUP BY i.loan_id) ar ON ar.loan_id = l.id"""
 
-def _outstanding(loans: str = "a.status = 'active'") -> str:
-    """A subquery: outstanding principal (``out``) per loan of those matching ``loans`` (a fixed condition on
-    ``a``, the loan), to join as ``o``."""
-    return f"""(SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS out FROM loans_loaninstallment i
-                JOIN loans_loan a ON a.id = i.loan_id AND {loans} GROUP BY i.loan_id)"""
+
+def _arrears_day() -> date:
+    from node.cob.services import business_date_get, closed_through
+
+    return closed_through() or business_date_get()
 
 
 @dataclass(frozen=True)
@@ -79,33 +89,25 @@ def par(q: ReportQuery) -> dict:
     g, gp = _group(q)
     w, wp = _mfi(q)
     return {"par": _rows(f"""
-        SELECT {g} AS "group", COUNT(*) AS loans, COALESCE(SUM(o.out), 0) AS outstanding,
+        SELECT {g} AS "group", COUNT(*) AS loans, COALESCE(SUM(l.principal_outstanding), 0) AS outstanding,
                COUNT(*) FILTER (WHERE l.days_past_due > 30) AS loans_at_risk_30,
-               COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 1), 0) AS at_risk_1,
-               COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 30), 0) AS at_risk_30,
-               COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 60), 0) AS at_risk_60,
-               COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 90), 0) AS at_risk_90
-        FROM loans_loan l {LOAN_JOINS} JOIN {_outstanding()} o ON o.loan_id = l.id
+               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.days_past_due > 1), 0) AS at_risk_1,
+               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.days_past_due > 30), 0) AS at_risk_30,
+               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.days_past_due > 60), 0) AS at_risk_60,
+               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.days_past_due > 90), 0) AS at_risk_90
+        FROM loans_loan l {LOAN_JOINS}
         WHERE l.status = 'active' AND {w}
         GROUP BY 1 ORDER BY 1""", gp + wp)}
 
 
 def aging(q: ReportQuery) -> dict:
-    from node.cob.services import business_date_get
-
     w, wp = _mfi(q)
     return {"aging": _rows(f"""
-        SELECT l.delinquency_bucket AS "group", COUNT(*) AS loans, COALESCE(SUM(o.out), 0) AS outstanding,
-               COALESCE(SUM(o.arrears), 0) AS arrears
-        FROM loans_loan l
-        JOIN (SELECT i.loan_id, SUM(i.principal - i.principal_paid) AS out,
-                     COALESCE(SUM(i.principal + i.interest + i.fees + i.penalties - i.principal_paid
-                                  - i.interest_paid - i.fees_paid - i.penalties_paid)
-                              FILTER (WHERE i.number >= 1 AND i.due_date < %s), 0) AS arrears
-              FROM loans_loaninstallment i JOIN loans_loan a ON a.id = i.loan_id AND a.status = 'active'
-              GROUP BY i.loan_id) o ON o.loan_id = l.id
+        SELECT l.delinquency_bucket AS "group", COUNT(*) AS loans,
+               COALESCE(SUM(l.principal_outstanding), 0) AS outstanding, COALESCE(SUM(ar.arrears), 0) AS arrears
+        FROM loans_loan l {ARREARS}
         WHERE l.status = 'active' AND {w}
-        GROUP BY 1""", [business_date_get(), *wp])}
+        GROUP BY 1""", [_arrears_day(), *wp])}
 
 
 def flows(q: ReportQuery) -> dict:
@@ -175,11 +177,11 @@ def risk_grades(q: ReportQuery) -> dict:
                COUNT(*) FILTER (WHERE l.risk_grade <> '') AS applications,
                COUNT(*) FILTER (WHERE l.approved_at IS NOT NULL) AS approved,
                COUNT(*) FILTER (WHERE l.status = 'active') AS active,
-               COALESCE(SUM(o.out), 0) AS outstanding,
-               COALESCE(SUM(o.out) FILTER (WHERE l.days_past_due > 30), 0) AS at_risk_30,
+               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.status = 'active'), 0) AS outstanding,
+               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.status = 'active' AND l.days_past_due > 30),
+                        0) AS at_risk_30,
                COUNT(*) FILTER (WHERE l.status = 'written_off') AS written_off
         FROM loans_loan l
-        LEFT JOIN {_outstanding()} o ON o.loan_id = l.id
         WHERE l.status <> 'draft' AND (l.risk_grade <> '' OR l.approved_at IS NOT NULL) AND {w}
         GROUP BY 1""", wp)}
 
@@ -196,9 +198,8 @@ def regulatory_return(q: ReportQuery) -> dict:
     f = flow[0] if flow else {}
     wl, wlp = _mfi(q)
     gone = _rows(f"""
-        SELECT l.status, COUNT(*) AS count, COALESCE(SUM(o.out), 0) AS amount
+        SELECT l.status, COUNT(*) AS count, COALESCE(SUM(l.principal_outstanding), 0) AS amount
         FROM loans_loan l
-        JOIN {_outstanding("a.status IN ('written_off', 'rescheduled')")} o ON o.loan_id = l.id
         WHERE ((l.status = 'written_off' AND l.written_off_at::date BETWEEN %s AND %s)
             OR (l.status = 'rescheduled' AND l.rescheduled_at::date BETWEEN %s AND %s)) AND {wl}
         GROUP BY 1""", [first, q.month_end, first, q.month_end, *wlp])
@@ -228,10 +229,9 @@ def loan_list(q: ReportQuery, *, limit: int) -> tuple[list[dict], int]:
     rows = _rows(f"""
         SELECT l.reference, TRIM(b.first_name || ' ' || b.last_name) AS borrower, m.code AS mfi, p.code AS product,
                COALESCE(NULLIF(u.username, ''), '—') AS officer, l.status, l.principal, l.disbursement_date,
-               COALESCE(o.out, 0) AS outstanding, l.days_past_due, COALESCE(NULLIF(l.risk_grade, ''), '—') AS grade
+               l.principal_outstanding AS outstanding, l.days_past_due, COALESCE(NULLIF(l.risk_grade, ''), '—') AS grade
         FROM loans_loan l {LOAN_JOINS}
         JOIN borrowers_borrower b ON b.id = l.borrower_id
-        LEFT JOIN {_outstanding("a.status = ANY(%s)")} o ON o.loan_id = l.id
         WHERE l.status = ANY(%s) AND {w}
-        ORDER BY l.reference LIMIT %s""", [statuses, statuses, *wp, limit])
+        ORDER BY l.reference LIMIT %s""", [statuses, *wp, limit])
     return rows, total
