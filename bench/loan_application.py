@@ -19,13 +19,11 @@ drives the node flat out and so measures throughput and queueing instead. The cl
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import threading
 import time
-import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -35,62 +33,28 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from common import machine, pct  # noqa: E402  (bench/common.py, next to this script)
+from fixtures import bench_mfi, consented_borrower, django_setup, product, progress, staff  # noqa: E402
 STEPS = ("apply", "submit", "review", "credit_report", "approve")
 WARMUP = 3  # applications before the measurement
 
 
 def setup(profile: str, borrowers_wanted: int):
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.test_settings" if profile == "test" else "config.settings"
-    os.environ.setdefault("LETSEMA_DISTRICT", "maseru")
-    import django
-
-    django.setup()
+    django_setup(profile)
     from django.conf import settings
     from rest_framework_simplejwt.tokens import AccessToken
 
-    from node.borrowers.models import Borrower, ConsentText
-    from node.borrowers.services import (
-        RegistrationData,
-        borrower_register,
-        consent_give,
-    )
-    from node.loans.models import LoanProduct
-    from node.loans.products import product_create
-    from node.mfis.models import Mfi
-    from node.users.models import Role, User
+    from node.users.models import Role
 
-    mfi, _ = Mfi.objects.get_or_create(code="bench-apply", defaults={
-        "name": "Bench Applications", "home_district": settings.DISTRICT.code, "interest_rate_cap": Decimal(60),
-        "dual_control_threshold": Decimal(100000), "officer_approval_limit": None})
-    admin, _ = User.objects.get_or_create(username="bench-apply-admin", defaults={"role": Role.MFI_ADMIN, "mfi": mfi})
-    officer, _ = User.objects.get_or_create(username="bench-apply-officer",
-                                            defaults={"role": Role.LOAN_OFFICER, "mfi": mfi})
-    product = LoanProduct.objects.filter(mfi=mfi, code="bench-12").first() or product_create(actor=admin, mfi=mfi, data={
-        "code": "bench-12", "name": "Bench 12 months", "annual_interest_rate": Decimal("30.000000"),
-        "interest_method": "DECLINING_BALANCE", "amortization": "EQUAL_INSTALLMENTS", "repayment_frequency": "MONTHS",
-        "min_principal": Decimal("500.00"), "max_principal": Decimal("50000.00"), "min_repayments": 3, "max_repayments": 36,
-        "currency": "LSL", "currency_decimals": 2, "currency_in_multiples_of": 0, "repayment_every": 1,
-        "interest_calculation_period": "SAME_AS_REPAYMENT_PERIOD", "schedule_type": "CUMULATIVE",
-        "days_in_year": "ACTUAL", "days_in_month": "ACTUAL", "grace_on_principal_periods": 0,
-        "grace_on_interest_payment_periods": 0, "grace_on_interest_charged_periods": 0, "fees": []})
-    if not ConsentText.objects.filter(version=1, language="en").exists():
-        ConsentText.objects.create(version=1, language="en", title="Consent v1", body="Consent.")
+    mfi = bench_mfi("bench-apply", "Bench Applications", officer_approval_limit=None)
+    admin = staff(mfi, "bench-apply-admin", Role.MFI_ADMIN)
+    officer = staff(mfi, "bench-apply-officer", Role.LOAN_OFFICER)
+    prod = product(admin, mfi, "bench-12", "Bench 12 months")
     # fresh borrowers only: one with a held reservation from an earlier run would be refused by the stacking limit
     made = []
     while len(made) < borrowers_wanted:
-        nid = str(uuid.uuid4().int)[:11]
-        b = borrower_register(actor=officer, channel="branch", mfi=mfi, data=RegistrationData(
-            national_id=nid, first_name="Bench", last_name="Applicant", date_of_birth=date(1988, 5, 5),
-            phone="+2665" + nid[:7], address="Maseru", residence_district="Maseru", employer="", employee_number="",
-            monthly_income=Decimal("40000.00"), next_of_kin_name="K", next_of_kin_phone="+26662000001",
-            next_of_kin_relationship="sibling"))
-        consent_give(actor=officer, borrower=b, version=1, language="en", channel="branch")
-        made.append(b.pk)
-        sys.stderr.write(f"\rset-up: {len(made)}/{borrowers_wanted} borrowers")
-    sys.stderr.write("\n")
-    assert Borrower.objects.filter(pk__in=made).count() == len(made)
-    return made, product.pk, str(AccessToken.for_user(officer)), settings
-
+        made.append(consented_borrower(officer, mfi, last_name="Applicant", income=Decimal("40000.00")).pk)
+        progress("set-up: borrowers", len(made), borrowers_wanted)
+    return made, prod.pk, str(AccessToken.for_user(officer)), settings
 
 
 def main() -> None:

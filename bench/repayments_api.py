@@ -14,14 +14,12 @@ balance trigger), audit row (hash chain), outbox event. The client runs on the s
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import threading
 import time
 import uuid
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import date
 from pathlib import Path
 
 import requests
@@ -29,69 +27,29 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from common import machine, pct  # noqa: E402  (bench/common.py, next to this script)
+from fixtures import bench_mfi, consented_borrower, disbursed_loan, django_setup, product, progress, staff  # noqa: E402
 
 
 def setup(profile: str, loans_wanted: int):
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.test_settings" if profile == "test" else "config.settings"
-    os.environ.setdefault("LETSEMA_DISTRICT", "maseru")
-    import django
-
-    django.setup()
+    django_setup(profile)
     from django.conf import settings
     from rest_framework_simplejwt.tokens import AccessToken
 
-    from node.borrowers.models import ConsentText
-    from node.borrowers.services import RegistrationData, borrower_register, consent_give
-    from node.loans import services as L
-    from node.loans.models import Loan, LoanProduct
-    from node.loans.products import product_create
-    from node.mfis.models import Mfi
-    from node.users.models import Role, User
+    from node.loans.models import Loan
+    from node.users.models import Role
 
-    mfi, _ = Mfi.objects.get_or_create(code="bench-repay", defaults={
-        "name": "Bench Repayments", "home_district": settings.DISTRICT.code, "interest_rate_cap": Decimal("60"),
-        "dual_control_threshold": Decimal("100000")})
-
-    def user(name, role):
-        u, _ = User.objects.get_or_create(username=f"bench-repay-{name}", defaults={"role": role, "mfi": mfi})
-        return u
-
-    admin, officer, officer2 = user("admin", Role.MFI_ADMIN), user("officer", Role.LOAN_OFFICER), user("officer2", Role.LOAN_OFFICER)
-    product = LoanProduct.objects.filter(mfi=mfi, code="bench-24").first() or product_create(actor=admin, mfi=mfi, data={
-        "code": "bench-24", "name": "Bench 24 months", "annual_interest_rate": Decimal("30.000000"),
-        "interest_method": "DECLINING_BALANCE", "amortization": "EQUAL_INSTALLMENTS", "repayment_frequency": "MONTHS",
-        "min_principal": Decimal("500.00"), "max_principal": Decimal("50000.00"), "min_repayments": 3, "max_repayments": 36,
-        "currency": "LSL", "currency_decimals": 2, "currency_in_multiples_of": 0, "repayment_every": 1,
-        "interest_calculation_period": "SAME_AS_REPAYMENT_PERIOD", "schedule_type": "CUMULATIVE",
-        "days_in_year": "ACTUAL", "days_in_month": "ACTUAL", "grace_on_principal_periods": 0,
-        "grace_on_interest_payment_periods": 0, "grace_on_interest_charged_periods": 0, "fees": []})
+    mfi = bench_mfi("bench-repay", "Bench Repayments")
+    admin = staff(mfi, "bench-repay-admin", Role.MFI_ADMIN)
+    officer = staff(mfi, "bench-repay-officer", Role.LOAN_OFFICER)
+    officer2 = staff(mfi, "bench-repay-officer2", Role.LOAN_OFFICER)
+    prod = product(admin, mfi, "bench-24", "Bench 24 months")
     loans = list(Loan.objects.filter(mfi=mfi, status="active").values_list("pk", flat=True))
-    if not ConsentText.objects.filter(version=1, language="en").exists():
-        ConsentText.objects.create(version=1, language="en", title="Consent v1", body="Consent.")
-    made = 0
     while len(loans) < loans_wanted:
-        nid = str(uuid.uuid4().int)[:11]
-        b = borrower_register(actor=officer, channel="branch", mfi=mfi, data=RegistrationData(
-            national_id=nid, first_name="Bench", last_name="Borrower", date_of_birth=date(1990, 1, 1),
-            phone="+2665" + nid[:7], address="Maseru", residence_district="Maseru", employer="", employee_number="",
-            monthly_income=Decimal("50000.00"), next_of_kin_name="K", next_of_kin_phone="+26662000001",
-            next_of_kin_relationship="sibling"))
-        consent_give(actor=officer, borrower=b, version=1, language="en", channel="branch")
-        for _ in range(3):
-            loan = L.loan_apply(actor=officer, borrower=b, product=product, principal=Decimal("20000.00"),
-                                number_of_repayments=24, expected_disbursement_date=date.today())
-            loan = L.loan_submit(actor=officer, loan=loan)
-            loan = L.loan_start_review(actor=officer, loan=loan)
-            loan = L.loan_approve(actor=officer, loan=loan)
-            loan = L.loan_initiate_disbursement(actor=officer2, loan=loan, channel="cash", reference="bench")
-            loan = L.loan_confirm_disbursement(actor=admin, loan=loan, disbursement_date=date.today() - timedelta(days=10))
-            loans.append(loan.pk)
-            made += 1
-        sys.stderr.write(f"\rset-up: {len(loans)}/{loans_wanted} disbursed loans")
-    if made:
-        sys.stderr.write("\n")
+        b = consented_borrower(officer, mfi)
+        for _ in range(3):  # the stacking guard allows 3 active loans per borrower
+            loans.append(disbursed_loan(officer=officer, officer2=officer2, admin=admin, borrower=b, product=prod).pk)
+        progress("set-up: disbursed loans", min(len(loans), loans_wanted), loans_wanted)
     return loans[:loans_wanted], str(AccessToken.for_user(officer)), settings
-
 
 
 def main() -> None:

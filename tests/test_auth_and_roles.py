@@ -196,6 +196,14 @@ def test_request_id_is_echoed_or_generated(make_user):
     assert r.json()["district"] == "maseru"
 
 
+def test_server_time_is_sent_as_server_timing():
+    import re
+
+    r = APIClient().get("/api/v1/node/")
+    m = re.fullmatch(r"app;dur=(\d+(?:\.\d)?)", r["Server-Timing"])
+    assert m and 0 <= float(m.group(1)) < 60_000, r["Server-Timing"]
+
+
 def test_openapi_schema_generates():
     r = APIClient().get("/api/schema/?format=json")
     assert r.status_code == 200, r.content[:500]

@@ -370,6 +370,20 @@ def test_report_pages_render_tables_charts_and_downloads(book, client):
     assert client.get("/reports/par/").status_code == 403
 
 
+def test_report_pages_and_downloads_in_sesotho(book, client):
+    shop, loans, _ = book
+    client.force_login(shop.analyst)
+    assert client.post("/language/", {"language": "st", "next": "/reports/"}).status_code == 302
+    html = client.get("/reports/").content.decode()
+    assert "Tlaleho ea khoeli ho molaoli" in html and "Monthly regulatory return" not in html
+    html = client.get("/reports/par/", {"by": "mfi"}).content.decode()
+    assert 'lang="st"' in html and "Likalimo tse kotsing" in html and "Chelete e alimiloeng e salang" in html
+    assert "Outstanding principal" not in html and "M7,000.00" in html
+    wb = load_workbook(io.BytesIO(client.get("/reports/aging/", {"export": "xlsx"}).content))
+    assert wb.sheetnames == ["About", "Lilemo tsa melato"]
+    assert [c.value for c in wb["Lilemo tsa melato"][1]][:2] == ["Matsatsi a tieho", "Likalimo"]
+
+
 @pytest.mark.cluster
 def test_network_report_sums_every_district(test_cluster, node_url):
     """A Letsema admin's network PAR over the real nodes equals the sum of each node's own report."""

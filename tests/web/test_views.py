@@ -371,6 +371,7 @@ def test_every_page_is_under_100_kb_gzip_on_first_load(shop):
 
     lid = apply(shop, principal="10000.00")
     to_approved(shop, lid)
+    analyst = make_user(Role.ANALYST, mfi=shop.admin.mfi)
     statics = sum(len(gzip.compress(Path(finders.find(p)).read_bytes(), 9))
                   for p in ("web/app.css", "web/vendor/htmx-2.0.10.min.js"))
     pages = {
@@ -383,6 +384,8 @@ def test_every_page_is_under_100_kb_gzip_on_first_load(shop):
         "borrower_messages": (shop.borrower_user, "/me/notifications/"), "admin_staff": (shop.admin, "/staff/team/"),
         "admin_products": (shop.admin, "/staff/products/"), "node_status": (make_user(Role.OPERATOR), "/network/"),
         "district_nodes": (make_user(Role.LETSEMA_ADMIN), "/network/districts/"),
+        "reports": (analyst, "/reports/"), "report_par": (analyst, "/reports/par/"),
+        "report_loans": (analyst, "/reports/loans/"), "report_flows": (analyst, "/reports/flows/"),
     }
     weights = {}
     for name, (user, url) in pages.items():
@@ -398,18 +401,21 @@ def test_every_page_is_under_100_kb_gzip_on_first_load(shop):
     assert max(w["first_load_as_served"] for w in weights.values()) < 100 * 1024, weights
 
 
-def test_compiled_sesotho_catalogue_matches_the_po_file(tmp_path):
-    """The committed .mo is what msgfmt makes of the committed .po (no stale translations)."""
+@pytest.mark.parametrize("app", ["node.web", "node.reports"])
+def test_compiled_sesotho_catalogue_matches_the_po_file(tmp_path, app):
+    """The committed .mo is what msgfmt makes of the committed .po (no stale translations), and every message of
+    the catalogue is translated."""
     import gettext
+    import importlib
     import shutil
     import subprocess
 
-    import node.web
-
     if shutil.which("msgfmt") is None:
         pytest.skip("gettext's msgfmt is not installed (./letsema install adds it)")
-    messages_dir = Path(node.web.__file__).parent / "locale" / "st" / "LC_MESSAGES"
+    messages_dir = Path(importlib.import_module(app).__file__).parent / "locale" / "st" / "LC_MESSAGES"
     fresh = tmp_path / "django.mo"
-    subprocess.run(["msgfmt", "--check", "-o", str(fresh), str(messages_dir / "django.po")], check=True)
+    out = subprocess.run(["msgfmt", "--check", "--statistics", "-o", str(fresh), str(messages_dir / "django.po")],
+                         check=True, capture_output=True, text=True)
+    assert "untranslated" not in out.stderr and "fuzzy" not in out.stderr, out.stderr
     with open(fresh, "rb") as a, open(messages_dir / "django.mo", "rb") as b:
         assert gettext.GNUTranslations(a)._catalog == gettext.GNUTranslations(b)._catalog
