@@ -1,7 +1,10 @@
-"""Load the demo data set for this district: its MFIs (from the district config), staff of every role
-and a few borrowers. Idempotent: re-running updates nothing that already exists."""
+"""Load the demo data set for this district: its MFIs (from the district config), staff of every role,
+a few borrowers with web accounts (no loans: they are for trying the journey), and a small loan book per MFI with
+months of history — some loans repaid on time, some behind, some never repaid — closed by close of business
+through the last month end and through yesterday, so the reports (PAR, aging, the regulatory return) have
+something to show. Idempotent: re-running updates nothing that already exists."""
 
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -22,6 +25,10 @@ class Command(BaseCommand):
     def handle(self, *args, password: str, **options):
         with transaction.atomic():
             self._accounts(password)
+        for index, m in enumerate(settings.DISTRICT.mfis):
+            with transaction.atomic():  # one MFI's book at a time: a failure leaves no half-made book behind
+                self._demo_book(settings.DISTRICT, index, m.code, password)
+        self._close_business()  # its own transactions, as the nightly job
 
     def _accounts(self, password: str) -> None:
         d = settings.DISTRICT
@@ -98,3 +105,64 @@ class Command(BaseCommand):
                 consent_give(actor=officer, borrower=b, version=1, language="st", channel="branch")
             made += 1
         self.stdout.write(f"demo borrowers for {d.code}: {made} registered")
+
+    # (principal, repayments, paid out this many days ago, installments repaid: "all" due ones, a number, or 0)
+    BOOK = [(6000, 12, 200, "all"), (8000, 12, 160, "all"), (4000, 6, 130, "all"), (10000, 24, 100, "all"),
+            (5000, 12, 75, "all"), (7000, 12, 45, "all"), (3000, 6, 20, "all"), (9000, 12, 250, 2),
+            (6000, 12, 140, 2), (4500, 6, 110, 1), (5500, 12, 95, 0), (3500, 6, 70, 0)]
+
+    def _demo_book(self, d, index: int, mfi_code: str, password: str) -> None:
+        """Twelve loans of the MFI's salary product, each to its own borrower (registered at the branch, consent
+        given), paid out in the past and repaid installment by installment on the due dates as far as the row
+        says: the earliest ones are closed by now, the ones behind fall into the delinquency buckets."""
+        from node.borrowers.services import RegistrationData, borrower_register, consent_give
+        from node.loans import services as L
+        from node.loans.models import Loan, LoanProduct
+        from node.repayments.services import repayment_post
+
+        officer = User.objects.get(username=f"{mfi_code}.officer")
+        admin = User.objects.get(username=f"{mfi_code}.admin")
+        if Loan.objects.filter(mfi=officer.mfi, purpose="Demo book").exists():
+            return
+        product = LoanProduct.objects.get(mfi=officer.mfi, code="salary")
+        today = date.today()
+        prefix = f"{sum(map(ord, d.code)) % 90 + 10}"
+        for i, (principal, n, days_ago, repaid) in enumerate(self.BOOK, 1):
+            data = RegistrationData(
+                national_id=f"8{prefix}{index % 10}{i:07d}", first_name="Demo", last_name=f"Client {index + 1}-{i}",
+                date_of_birth=date(1975 + i, i, 1 + i), phone=f"+2665{prefix}{index % 10}{i:03d}0"[:12],
+                address="Demo village", residence_district=d.name if d.name in LESOTHO_DISTRICTS else "Maseru",
+                employer="Demo employer", employee_number=f"B-{index}-{i}", monthly_income=Decimal("15000.00"),
+                next_of_kin_name="Demo Kin", next_of_kin_phone=f"+2666{prefix}{index % 10}{i:03d}0"[:12],
+                next_of_kin_relationship="sibling")
+            borrower = borrower_register(actor=officer, data=data, channel="branch", mfi=officer.mfi)
+            consent_give(actor=officer, borrower=borrower, version=1, language="en", channel="branch")
+            paid_out = today - timedelta(days=days_ago)
+            loan = L.loan_apply(actor=officer, borrower=borrower, product=product, principal=Decimal(principal),
+                                number_of_repayments=n, expected_disbursement_date=paid_out, purpose="Demo book")
+            for step in (L.loan_submit, L.loan_start_review, L.loan_approve):
+                loan = step(actor=officer, loan=loan)
+            loan = L.loan_initiate_disbursement(actor=officer, loan=loan, channel="bank_transfer",
+                                                  reference=f"DEMO-{i}")
+            token, _ = L.step_up_grant(user=admin, password=password)  # the checker's step-up, as on the web
+            loan = L.loan_confirm_disbursement(actor=admin, loan=loan, disbursement_date=paid_out, step_up_token=token)
+            due = [x for x in loan.installments.order_by("number") if x.number >= 1 and x.due_date < today]
+            for inst in due if repaid == "all" else due[:repaid]:
+                repayment_post(actor=officer, loan=loan, amount=inst.principal + inst.interest + inst.fees,
+                               payment_date=inst.due_date, channel="payroll", reference=f"DEMO-{i}-{inst.number}")
+                loan.refresh_from_db()
+        self.stdout.write(f"demo loan book for {mfi_code}: {len(self.BOOK)} loans")
+
+    def _close_business(self) -> None:
+        """Close of business as the nightly job would have: on a node that has never closed a day, first through
+        the last month end (which keeps that month's classification for the regulatory return), then through
+        yesterday. Days already closed are not closed again."""
+        from node.cob.services import closed_through, cob_close
+
+        today = date.today()
+        if closed_through() is None:
+            r = cob_close(through=today.replace(day=1) - timedelta(days=1), actor_name="load_demo")
+            self.stdout.write(f"close of business through {r.business_date}: {r.loans} active loans")
+        r = cob_close(actor_name="load_demo")
+        if not r.already_closed:
+            self.stdout.write(f"close of business through {r.business_date}: {r.loans} active loans")
