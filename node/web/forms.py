@@ -206,3 +206,77 @@ class StaffCreateForm(forms.Form):
     password = forms.CharField(label=_("First password"), min_length=10, max_length=128,
                                help_text=_("At least 10 characters. Give it to the colleague in person."),
                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+
+class ProductCreateForm(forms.Form):
+    """A new loan product: the terms most MFIs set. The API (``POST /api/v1/products/``) takes every Fineract-style
+    setting; this form leaves the rest at their defaults (LSL, cumulative schedule, actual days)."""
+
+    code = forms.SlugField(label=_("Code"), max_length=40, help_text=_("Short, lower case, e.g. salary-12"),
+                           widget=forms.TextInput(attrs={"autocapitalize": "none", "autocomplete": "off"}))
+    name = forms.CharField(label=_("Name"), max_length=200)
+    annual_interest_rate = forms.CharField(label=_("Interest a year (%)"), max_length=12, widget=_money_input())
+    interest_method = forms.ChoiceField(label=_("Interest method"), choices=[
+        ("DECLINING_BALANCE", _("Declining balance")), ("FLAT", _("Flat"))])
+    amortization = forms.ChoiceField(label=_("Installments"), choices=[
+        ("EQUAL_INSTALLMENTS", _("Equal installments")), ("EQUAL_PRINCIPAL", _("Equal principal"))])
+    repayment_frequency = forms.ChoiceField(label=_("Repaid every"), choices=[
+        ("MONTHS", _("month")), ("WEEKS", _("week")), ("DAYS", _("day"))])
+    min_principal = forms.CharField(label=_("Smallest amount (maloti)"), max_length=20, widget=_money_input())
+    max_principal = forms.CharField(label=_("Largest amount (maloti)"), max_length=20, widget=_money_input())
+    min_repayments = forms.IntegerField(label=_("Fewest repayments"), min_value=1, max_value=600)
+    max_repayments = forms.IntegerField(label=_("Most repayments"), min_value=1, max_value=600)
+    grace_on_principal_periods = forms.IntegerField(label=_("Grace on principal (installments)"), min_value=0,
+                                                    max_value=120, required=False, initial=0)
+    fee_percent = forms.CharField(label=_("Processing fee (percent of the amount, optional)"), max_length=12,
+                                  required=False, widget=_money_input(),
+                                  help_text=_("Charged when the loan is paid out."))
+    overdue_penalty_amount = forms.CharField(label=_("Late penalty per overdue installment (maloti, optional)"),
+                                             max_length=20, required=False, widget=_money_input())
+    overdue_penalty_grace_days = forms.IntegerField(label=_("Days late before the penalty"), min_value=0,
+                                                    max_value=90, required=False, initial=0)
+
+    def payload(self) -> dict:
+        """The API's product fields for what was typed (money as strings, commas as decimal points)."""
+        d = self.cleaned_data
+
+        def money(value: str) -> str:
+            return value.strip().replace(",", ".")
+
+        out = {k: d[k] for k in ("code", "name", "interest_method", "amortization", "repayment_frequency",
+                                 "min_repayments", "max_repayments")}
+        out.update(annual_interest_rate=money(d["annual_interest_rate"]), min_principal=money(d["min_principal"]),
+                   max_principal=money(d["max_principal"]),
+                   grace_on_principal_periods=d.get("grace_on_principal_periods") or 0, fees=[])
+        if d.get("fee_percent"):
+            out["fees"] = [{"name": "Processing fee", "amount": money(d["fee_percent"]),
+                            "calculation": "PERCENT_OF_PRINCIPAL", "charge_time": "DISBURSEMENT"}]
+        if d.get("overdue_penalty_amount"):
+            out["overdue_penalty"] = {"calculation": "FLAT", "amount": money(d["overdue_penalty_amount"]),
+                                      "grace_days": d.get("overdue_penalty_grace_days") or 0}
+        return out
+
+
+class MfiOnboardForm(forms.Form):
+    """A new MFI on this node with its first MFI admin (``mfi_onboard``, as ``POST /api/v1/mfis/``). The web asks
+    for the admin's first password (given to them in person) rather than showing a generated one."""
+
+    code = forms.CharField(label=_("Code"), max_length=40, help_text=_("Lower-case letters, digits and '-', e.g. "
+                                                                       "thaba-credit"),
+                           widget=forms.TextInput(attrs={"autocapitalize": "none", "autocomplete": "off"}))
+    name = forms.CharField(label=_("Name"), max_length=200)
+    registration_number = forms.CharField(label=_("Registration number (central bank)"), max_length=60)
+    interest_rate_cap = forms.CharField(label=_("Highest interest a year (%)"), max_length=12, widget=_money_input())
+    admin_username = forms.CharField(label=_("The MFI admin's username"), max_length=150,
+                                     widget=forms.TextInput(attrs={"autocapitalize": "none", "autocomplete": "off"}))
+    admin_first_name = forms.CharField(label=_("First name"), max_length=150)
+    admin_last_name = forms.CharField(label=_("Surname"), max_length=150)
+    admin_email = forms.EmailField(label=_("E-mail (optional)"), required=False)
+    admin_password = forms.CharField(label=_("First password"), min_length=10, max_length=128,
+                                     help_text=_("At least 10 characters. Give it to the MFI admin in person."),
+                                     widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def payload(self) -> dict:
+        d = dict(self.cleaned_data)
+        d["interest_rate_cap"] = d["interest_rate_cap"].strip().replace(",", ".")
+        return d

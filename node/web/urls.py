@@ -45,4 +45,5 @@ urlpatterns = [
     # Letsema admins and operators
     path("network/", network.node_status, name="network-node"),
     path("network/districts/", network.districts, name="network-districts"),
+    path("network/mfis/", network.mfis, name="network-mfis"),
 ]

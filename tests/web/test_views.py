@@ -317,6 +317,63 @@ def test_mfi_admin_manages_staff_and_sees_products(shop):
     assert r.status_code == 200 and "salary-12" in text(r) and "36%" in text(r)
 
 
+def test_mfi_admin_adds_a_product(shop):
+    from node.audit.models import AuditEvent
+    from node.loans.models import LoanProduct
+
+    c = web(shop.admin)
+    good = {"code": "school-fees", "name": "School fees loan", "annual_interest_rate": "24,5",
+            "interest_method": "DECLINING_BALANCE", "amortization": "EQUAL_INSTALLMENTS", "repayment_frequency": "MONTHS",
+            "min_principal": "500", "max_principal": "20000.00", "min_repayments": "3", "max_repayments": "12",
+            "grace_on_principal_periods": "0", "fee_percent": "1.5", "overdue_penalty_amount": "25.00",
+            "overdue_penalty_grace_days": "5"}
+    r = c.post("/staff/products/", {**good, "max_principal": "100"})  # below the smallest amount: the service's rule
+    assert r.status_code == 400 and "min_principal must be" in str(r.context["form"].errors["max_principal"])
+    r = c.post("/staff/products/", {**good, "annual_interest_rate": "75"})  # above the MFI's cap (60 %)
+    assert r.status_code == 400 and "regulatory cap" in str(r.context["form"].non_field_errors())
+    r = c.post("/staff/products/", {**good, "fee_percent": "abc"})
+    assert r.status_code == 400 and "fee_percent" in r.context["form"].errors, r.context["form"].errors
+    assert not LoanProduct.objects.filter(mfi=shop.mfi, code="school-fees").exists()  # nothing half-written
+    r = c.post("/staff/products/", good)
+    assert r.status_code == 302
+    p = LoanProduct.objects.get(mfi=shop.mfi, code="school-fees")
+    assert p.annual_interest_rate == Decimal("24.5") and p.max_principal == Decimal("20000.00")
+    assert [(f["name"], Decimal(f["amount"]), f["calculation"], f["charge_time"]) for f in p.fees] == [
+        ("Processing fee", Decimal("1.5"), "PERCENT_OF_PRINCIPAL", "DISBURSEMENT")]
+    assert p.overdue_penalty == {"calculation": "FLAT", "amount": "25.00", "grace_days": 5}
+    assert AuditEvent.objects.filter(action="product.create", target_id=str(p.pk)).exists()
+    assert "school-fees" in text(c.get("/staff/products/"))
+    assert c.post("/staff/products/", good).status_code == 400  # the same code twice
+    assert web(shop.officer).post("/staff/products/", {**good, "code": "other"}).status_code == 403
+
+
+def test_letsema_admin_onboards_an_mfi_and_operators_only_read(shop):
+    from node.mfis.models import Mfi
+
+    admin, operator = make_user(Role.LETSEMA_ADMIN), make_user(Role.OPERATOR)
+    new = {"code": "thaba-credit", "name": "Thaba Credit", "registration_number": "CBL-2026-17",
+           "interest_rate_cap": "48", "admin_username": "thaba.admin", "admin_first_name": "Lerato",
+           "admin_last_name": "Thaba", "admin_email": "", "admin_password": PASSWORD}
+    r = web(operator).get("/network/mfis/")
+    assert r.status_code == 200 and shop.mfi.code in text(r) and "Onboard an MFI" not in text(r)
+    assert web(operator).post("/network/mfis/", new).status_code == 200
+    assert not Mfi.objects.filter(code="thaba-credit").exists()
+    c = web(admin)
+    r = c.post("/network/mfis/", {**new, "code": "Bad Code"})
+    assert r.status_code == 400 and "errorlist" in text(r)
+    r = c.post("/network/mfis/", {**new, "admin_username": shop.officer.username})  # the username is taken
+    assert r.status_code == 400 and not Mfi.objects.filter(code="thaba-credit").exists()
+    r = c.post("/network/mfis/", new)
+    assert r.status_code == 302
+    mfi = Mfi.objects.get(code="thaba-credit")
+    boss = User.objects.get(username="thaba.admin")
+    assert mfi.home_district == "maseru" and mfi.interest_rate_cap == Decimal("48")
+    assert boss.mfi == mfi and boss.role == Role.MFI_ADMIN and boss.check_password(PASSWORD)
+    assert "Thaba Credit" in text(c.get("/network/mfis/"))
+    assert c.post("/network/mfis/", {**new, "admin_username": "thaba.admin2"}).status_code == 400  # code exists
+    assert web(shop.admin).get("/network/mfis/").status_code == 403
+
+
 # --- Letsema admin / operator -------------------------------------------------------------------
 def test_node_status_for_operators_and_letsema_admins(shop):
     for role in (Role.OPERATOR, Role.LETSEMA_ADMIN):
@@ -386,6 +443,7 @@ def test_every_page_is_under_100_kb_gzip_on_first_load(shop):
         "district_nodes": (make_user(Role.LETSEMA_ADMIN), "/network/districts/"),
         "reports": (analyst, "/reports/"), "report_par": (analyst, "/reports/par/"),
         "report_loans": (analyst, "/reports/loans/"), "report_flows": (analyst, "/reports/flows/"),
+        "network_mfis": (make_user(Role.LETSEMA_ADMIN), "/network/mfis/"),
     }
     weights = {}
     for name, (user, url) in pages.items():

@@ -1,5 +1,6 @@
-"""MFI admin pages: the MFI's staff (add a colleague, deactivate or reactivate one) and the MFI's products. The
-same serializers and services as ``/api/v1/staff/`` (the role rules, the audit) and the same product reads."""
+"""MFI admin pages: the MFI's staff (add a colleague, deactivate or reactivate one) and the MFI's products (add
+one). The same serializers and services as ``/api/v1/staff/`` and ``/api/v1/products/`` (the role rules, the rate
+cap, the audit)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from django.utils.translation import gettext as _
 
 from node.core.errors import ApplicationError
 from node.loans import selectors as loan_selectors
+from node.loans.apis import ProductCreateSerializer
+from node.loans.products import product_create
 from node.users import selectors as user_selectors
 from node.users import services as user_services
 from node.users.apis import StaffCreateSerializer
 from node.users.models import Role
-from node.web.forms import StaffCreateForm
+from node.web.forms import ProductCreateForm, StaffCreateForm
 from node.web.views.common import message_for, service_error_on, validated, web_view
 
 ADMINS = (Role.MFI_ADMIN,)
@@ -56,5 +59,22 @@ def team_member(request, user_id):
 
 @web_view(*ADMINS)
 def products(request):
+    """The MFI's products, and a new one (the API's serializer and ``product_create``: rate cap, consistent limits,
+    a schedule the engine can build at both ends of the limits, the audit row)."""
+    form = ProductCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        s = validated(form, ProductCreateSerializer, form.payload())
+        if s is not None:
+            try:
+                product = product_create(actor=request.user, mfi=request.user.mfi, data=dict(s.validated_data))
+            except ApplicationError as exc:
+                fields = exc.details.get("fields") if isinstance(exc.details, dict) else None
+                if isinstance(fields, dict):  # the fee's errors are named after the API's list: show them on the fee
+                    exc.details["fields"] = {("fee_percent" if k.startswith("fees") else k): v for k, v in fields.items()}
+                service_error_on(form, exc)
+            else:
+                messages.success(request, _("Product %(code)s is on offer.") % {"code": product.code})
+                return redirect("web:admin-products")
     items = loan_selectors.product_list(mfi_code=request.user.mfi.code, include_inactive=True).order_by("code")
-    return render(request, "web/admin/products.html", {"products": items})
+    return render(request, "web/admin/products.html", {"products": items, "form": form},
+                  status=400 if form.errors else 200)

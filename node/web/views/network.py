@@ -1,18 +1,27 @@
 """Letsema admin and operator pages: this node's health (the /healthz checks and the outbox backlog), the MFIs it
 serves and the network lending policy; the district nodes (directory, keys, who answers now) and, for Letsema
-admins, the network's portfolio. Reads only; the same check and selector functions as the JSON endpoints."""
+admins, the network's portfolio; the MFIs of this node, which Letsema admins onboard here. The same check,
+selector and service functions as the JSON endpoints."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
-from django.shortcuts import render
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 
 from node.credit.stacking import policy_get
 from node.health.checks import run_checks
+from node.core.errors import ApplicationError
+from node.mfis.apis import MfiOnboardSerializer
 from node.mfis.selectors import mfi_list_for
+from node.mfis.services import mfi_onboard
 from node.peers.selectors import network_districts, network_figures
 from node.users.models import Role
-from node.web.views.common import web_view
+from node.web.forms import MfiOnboardForm
+from node.web.views.common import service_error_on, validated, web_view
 from replication.outbox import outbox_lag
 from replication.ring import RingUnavailable
 
@@ -42,3 +51,29 @@ def districts(request):
         "district": settings.DISTRICT, "nodes": network_districts(), "figures": figures,
         "figure_rows": sorted(figures["districts"].items()) if figures else [],
     })
+
+
+@web_view(*NETWORK_ROLES)
+def mfis(request):
+    """The MFIs of this node; Letsema admins onboard a new one with its first MFI admin (operators only read)."""
+    may_onboard = request.user.role == Role.LETSEMA_ADMIN
+    form = MfiOnboardForm(request.POST or None) if may_onboard else None
+    if request.method == "POST" and form is not None and form.is_valid():
+        s = validated(form, MfiOnboardSerializer, form.payload())
+        if s is not None:
+            v = s.validated_data
+            try:
+                result = mfi_onboard(
+                    actor=request.user, code=v["code"], name=v["name"], registration_number=v["registration_number"],
+                    interest_rate_cap=Decimal(v["interest_rate_cap"]), admin_username=v["admin_username"],
+                    admin_first_name=v["admin_first_name"], admin_last_name=v["admin_last_name"],
+                    admin_email=v["admin_email"], admin_password=v["admin_password"])
+            except ApplicationError as exc:
+                service_error_on(form, exc)
+            else:
+                messages.success(request, _("%(mfi)s is onboarded; %(user)s can now log in as its MFI admin.")
+                                 % {"mfi": result.mfi.name, "user": result.admin.username})
+                return redirect("web:network-mfis")
+    return render(request, "web/network/mfis.html", {
+        "district": settings.DISTRICT, "mfis": mfi_list_for(actor=request.user).order_by("code"), "form": form,
+    }, status=400 if form is not None and form.errors else 200)
