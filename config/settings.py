@@ -191,6 +191,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # safe to overlap (SKIP LOCKED), so a short interval only costs an empty query when nothing is pending.
 _COB_AT = os.environ.get("LETSEMA_COB_AT", "00:15")  # local time the previous business day is closed
 _REMINDERS_AT = os.environ.get("LETSEMA_REMINDERS_AT", "07:00")  # local time installment reminders are made
+# The shipper writes this many borrower partitions to the ring side by side (each partition's events in order), and
+# keeps shipping full batches for up to this many seconds per run (a backlog after a ring outage drains at once).
+LETSEMA_SHIP_CONCURRENCY = int(os.environ.get("LETSEMA_SHIP_CONCURRENCY", "16"))
+LETSEMA_SHIP_BUDGET_S = float(os.environ.get("LETSEMA_SHIP_BUDGET_S", "20"))
 CELERY_BEAT_SCHEDULE = {
     "ship-outbox": {"task": "replication.tasks.ship_outbox", "schedule": float(os.environ.get("LETSEMA_SHIP_EVERY", "5"))},
     "close-of-business": {"task": "node.cob.tasks.close_business_day",

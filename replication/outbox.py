@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import Count, Min, Q
+from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from node.core.bulk import insert_columns
@@ -68,8 +69,10 @@ class Lag:
                 "last_shipped_at": self.last_shipped_at.isoformat() if self.last_shipped_at else None}
 
 
-def ship_batch(write: Callable[[OutboxEvent], None], *, limit: int = 200) -> ShipResult:
-    """Ship up to ``limit`` unshipped events with ``write`` (the ring writer)."""
+def ship_batch(write: Callable[[OutboxEvent], None], *, limit: int = 200, concurrency: int = 1) -> ShipResult:
+    """Ship up to ``limit`` unshipped events with ``write`` (the ring writer). With ``concurrency`` > 1 the
+    partitions are written side by side (threads; the ring's driver session is thread-safe), each partition's events
+    still one after the other in ``seq`` order, stopping at its first refusal. The rows are marked in one UPDATE."""
     shipped = failed = blocked = 0
     with transaction.atomic():
         events = list(
@@ -79,24 +82,47 @@ def ship_batch(write: Callable[[OutboxEvent], None], *, limit: int = 200) -> Shi
             OutboxEvent.objects.filter(shipped_at__isnull=True, seq__lt=events[0].seq)
             .values_list("partition_key", flat=True).distinct()
         ) if events else set()
-        now = timezone.now()
+        partitions: dict[str, list[OutboxEvent]] = {}
         for ev in events:
             if ev.partition_key in stuck:
                 blocked += 1
-                continue
-            try:
-                write(ev)
-            except Exception as exc:  # the ring said no: keep it, keep its partition's order
-                stuck.add(ev.partition_key)
-                ev.attempts += 1
-                ev.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                ev.save(update_fields=["attempts", "last_error"])
+            else:
+                partitions.setdefault(ev.partition_key, []).append(ev)
+
+        def ship_partition(evs: list[OutboxEvent]) -> tuple[list[OutboxEvent], OutboxEvent | None, int]:
+            for i, ev in enumerate(evs):
+                try:
+                    write(ev)
+                except Exception as exc:  # the ring said no: keep it, keep its partition's order
+                    ev.last_error = f"{type(exc).__name__}: {exc}"[:300]
+                    return evs[:i], ev, len(evs) - i - 1
+            return evs, None, 0
+
+        if concurrency > 1 and len(partitions) > 1:
+            results = list(_pool(concurrency).map(ship_partition, partitions.values()))
+        else:
+            results = [ship_partition(evs) for evs in partitions.values()]
+        now = timezone.now()
+        done = [ev.seq for ok, _, _ in results for ev in ok]
+        if done:
+            OutboxEvent.objects.filter(seq__in=done).update(shipped_at=now, attempts=F("attempts") + 1, last_error="")
+        for _, bad, held in results:
+            if bad is not None:
+                OutboxEvent.objects.filter(seq=bad.seq).update(attempts=F("attempts") + 1, last_error=bad.last_error)
                 failed += 1
-                continue
-            ev.shipped_at, ev.attempts, ev.last_error = now, ev.attempts + 1, ""
-            ev.save(update_fields=["shipped_at", "attempts", "last_error"])
-            shipped += 1
+                blocked += held
+        shipped = len(done)
     return ShipResult(shipped, failed, blocked)
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    """One pool per process (made on first use, so after a prefork worker has forked)."""
+    if size not in _pools:
+        _pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="ship")
+    return _pools[size]
 
 
 def outbox_lag() -> Lag:

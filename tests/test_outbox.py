@@ -93,6 +93,37 @@ def test_a_failed_event_holds_back_its_partition_only_and_order_is_kept():
     assert written[-2:] == [(a, "e0"), (a, "e2")]
 
 
+def test_partitions_ship_side_by_side_each_in_order():
+    """With concurrency the partitions are written at once by several threads; within a partition the order is kept
+    and a refusal holds back only the rest of that partition. The rows are marked in one statement."""
+    import threading
+    import time
+
+    keys = [_key() for _ in range(6)]
+    with transaction.atomic():
+        for i in range(4):
+            for k in keys:
+                outbox_enqueue(event_type=f"e{i}", partition_key=k, payload={"i": i})
+    written, threads, bad = [], set(), keys[2]
+
+    def write(ev):
+        threads.add(threading.current_thread().name)
+        time.sleep(0.005)  # a ring round trip: the pool needs more than one thread
+        if ev.partition_key == bad and ev.event_type == "e1":
+            raise ConnectionError("timeout")
+        written.append((ev.partition_key, ev.event_type))
+
+    r = ship_batch(write, concurrency=4)
+    assert (r.shipped, r.failed, r.blocked) == (5 * 4 + 1, 1, 2)
+    assert len(threads) > 1 and all(t.startswith("ship") for t in threads)
+    for k in keys:
+        mine = [t for key, t in written if key == k]
+        assert mine == (["e0"] if k == bad else ["e0", "e1", "e2", "e3"])
+    assert OutboxEvent.objects.filter(partition_key=bad, shipped_at__isnull=True).count() == 3
+    assert OutboxEvent.objects.get(partition_key=bad, event_type="e1").last_error == "ConnectionError: timeout"
+    assert OutboxEvent.objects.filter(shipped_at__isnull=False, attempts=1).count() == 21
+
+
 def test_ship_outbox_command(capsys):
     from django.core.management import call_command
 

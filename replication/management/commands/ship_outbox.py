@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from replication.outbox import outbox_lag, ship_batch
@@ -11,7 +12,7 @@ class Command(BaseCommand):
         parser.add_argument("--limit", type=int, default=1000)
 
     def handle(self, *args, **options):
-        r = ship_batch(write_event, limit=options["limit"])
+        r = ship_batch(write_event, limit=options["limit"], concurrency=settings.LETSEMA_SHIP_CONCURRENCY)
         lag = outbox_lag()
         self.stdout.write(f"shipped {r.shipped}, failed {r.failed}, held back {r.blocked}; "
                           f"pending {lag.pending} (oldest {lag.oldest_pending_seconds:.0f}s)")
