@@ -6,10 +6,11 @@ import fcntl
 import shutil
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 from cluster import cassandra, nodes, pg_standby, postgres, redis
 from cluster.procs import Progress, port_open, read_pid
-from cluster.profiles import Profile
+from cluster.profiles import PROFILES, Profile
 from federation.keys import generate_keypair
 
 DEMO_PASSWORD = "Letsema-demo-2026"
@@ -169,6 +170,21 @@ def _down(p: Profile) -> None:
 
 
 def reset(p: Profile) -> None:
+    """Stop the profile's cluster and delete its data. The demo's ``var/`` holds the test cluster's ``var/test``:
+    that is another cluster's data (and the benches' loaded books), so it stays."""
     down(p)  # takes and releases the lock; var/ (and the lock file) go next
-    shutil.rmtree(p.var_dir, ignore_errors=True)
-    print(f"Removed {p.var_dir}.")
+    kept = wipe(p.var_dir, keep={q.var_dir for q in PROFILES.values() if p.var_dir in q.var_dir.parents})
+    print(f"Removed {p.var_dir}" + (f" (kept {', '.join(kept)}: the test cluster's own data)." if kept else "."))
+
+
+def wipe(var_dir: Path, *, keep: set[Path]) -> list[str]:
+    """Delete everything under ``var_dir`` but the directories in ``keep``; the kept ones, relative, sorted."""
+    if var_dir.is_dir():
+        for child in var_dir.iterdir():
+            if child in keep:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+    return sorted(str(d.relative_to(var_dir)) for d in keep if d.exists())

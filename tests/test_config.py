@@ -125,3 +125,19 @@ def test_environment_overrides_are_validated(tmp_path, monkeypatch):
     monkeypatch.setenv("LETSEMA_CONFIG__node__colour", "blue")
     with pytest.raises(DistrictConfigError, match=r"node\.colour: unknown key"):
         load_file(path)
+
+
+def test_reset_of_the_demo_keeps_the_test_clusters_data(tmp_path):
+    """``./letsema reset`` wipes the demo's var/ but not var/test inside it (the test cluster, the benches' books)."""
+    from cluster.commands import wipe
+    from cluster.profiles import DEMO, PROFILES, TEST
+
+    assert {q.var_dir for q in PROFILES.values() if DEMO.var_dir in q.var_dir.parents} == {TEST.var_dir}
+    assert {q.var_dir for q in PROFILES.values() if TEST.var_dir in q.var_dir.parents} == set()
+    (tmp_path / "pg" / "maseru").mkdir(parents=True)
+    (tmp_path / "test" / "pg").mkdir(parents=True)
+    (tmp_path / "cluster.lock").write_text("")
+    (tmp_path / "link").symlink_to(tmp_path / "test")
+    assert wipe(tmp_path, keep={tmp_path / "test"}) == ["test"]
+    assert [c.name for c in tmp_path.iterdir()] == ["test"] and (tmp_path / "test" / "pg").is_dir()
+    assert wipe(tmp_path / "test", keep=set()) == [] and not any((tmp_path / "test").iterdir())
