@@ -32,6 +32,7 @@ from cluster.drills import (
     _guard,
     _healthz,
     _manage_json,
+    _outbox_drains,
     _outbox_pending,
     _present,
     _primary,
@@ -232,8 +233,8 @@ def peer_down(p: Profile, code: str, *, observer: str | None = None, down_s: flo
         rep.notes.append(f"reconcile_ring did not answer (exit {rc}): {err}")
     problems = [f"{code}: {what} not running" for what, up in _running(p, code).items() if not up]
     problems += [f"node {c}: /healthz not 200" for c in p.districts if _healthz(p.district(c).public_url) != 200]
-    if _outbox_pending(fx_down["url"]) != 0:
-        problems.append(f"{code}: outbox not drained")
+    if not _outbox_drains(fx_down["url"]):
+        problems.append(f"{code}: outbox not drained within 30 s")
     rep.not_healthy, rep.healthy_after = problems, not problems
     r = rep.results
     rep.passed = bool(during and r["lookups_failed"] == TARGET_LOOKUP_FAILURES

@@ -32,6 +32,7 @@ from cluster.drills import (
     _guard,
     _healthz,
     _manage_json,
+    _outbox_drains,
     _outbox_pending,
     _present,
     _primary,
@@ -196,8 +197,8 @@ def ring_outage(p: Profile, code: str, *, down_s: float = 300.0, approvals: int 
     if start_errors:
         rep.notes += start_errors
     problems = [f"ring node {i} down" for i in range(1, n + 1) if not cassandra.is_up(p, i)]
-    if _outbox_pending(fx["url"]) != 0:
-        problems.append(f"{code}: outbox not drained")
+    if not _outbox_drains(fx["url"]):
+        problems.append(f"{code}: outbox not drained within 30 s")
     if _healthz(fx["url"]) != 200:
         problems.append(f"node {code}: /healthz not 200")
     rep.not_healthy, rep.healthy_after = problems, not problems
