@@ -32,7 +32,8 @@ PENALTY_CALCULATIONS = ("FLAT", "PERCENT_OF_OVERDUE")
 def check_rate_cap(mfi: Mfi, rate: Decimal) -> None:
     if mfi.interest_rate_cap is not None and rate > mfi.interest_rate_cap:
         raise RateAboveCap(
-            f"The annual interest rate {rate}% is above {mfi.name}'s regulatory cap of {mfi.interest_rate_cap}%.",
+            f"The annual interest rate {plain(rate)}% is above {mfi.name}'s regulatory cap of "
+            f"{plain(mfi.interest_rate_cap)}%.",
             details={"annual_interest_rate": str(rate), "cap": str(mfi.interest_rate_cap)},
         )
 

@@ -71,7 +71,10 @@ def products(request):
                 fields = exc.details.get("fields") if isinstance(exc.details, dict) else None
                 if isinstance(fields, dict):  # the fee's errors are named after the API's list: show them on the fee
                     exc.details["fields"] = {("fee_percent" if k.startswith("fees") else k): v for k, v in fields.items()}
-                service_error_on(form, exc)
+                if exc.code == "rate_above_cap":  # the rate field is the one to change
+                    form.add_error("annual_interest_rate", message_for(exc))
+                else:
+                    service_error_on(form, exc)
             else:
                 messages.success(request, _("Product %(code)s is on offer.") % {"code": product.code})
                 return redirect("web:admin-products")
