@@ -212,9 +212,10 @@ def main() -> None:
                             errors[f"{label} {type(exc).__name__}"] += 1
                         continue
                 ms = (time.perf_counter() - t0) * 1000
+                srv = server_ms(r)
                 with lock:
-                    if r.status_code == 200 and server_ms(r) is not None:
-                        server[label].append(server_ms(r))
+                    if r.status_code == 200 and srv is not None:
+                        server[label].append(srv)
                         client[label].append(ms)
                         weight[label] = (len(r.content), len(gzip.compress(r.content, 6)))
                     else:
@@ -261,12 +262,10 @@ def main() -> None:
 def measure_downloads(fx: Fixture) -> dict[str, tuple[float, float]]:
     """The files: each fetched 5 times after the load, median server time and size."""
     out = {}
-    jobs = [("borrower", fx.accounts["borrower"][0][0], f"/me/loans/{fx.accounts['borrower'][0][1][0]}/statement.pdf",
-             "statement.pdf"),
-            ("analyst", "bench-web-analyst", "/reports/par/?export=csv", "par.csv"),
-            ("analyst", "bench-web-analyst", "/reports/par/?export=xlsx", "par.xlsx"),
-            ("analyst", "bench-web-analyst", "/reports/par/?export=pdf", "par.pdf")]
-    for _role, username, path, label in jobs:
+    borrower, loans = fx.accounts["borrower"][0]
+    jobs = [(borrower, f"/me/loans/{loans[0]}/statement.pdf", "statement.pdf"),
+            *[("bench-web-analyst", f"/reports/par/?export={kind}", f"par.{kind}") for kind in ("csv", "xlsx", "pdf")]]
+    for username, path, label in jobs:
         sess = requests.Session()
         login(sess, fx.base, username)
         times, size = [], 0

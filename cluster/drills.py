@@ -557,8 +557,8 @@ def _outbox_pending(url: str) -> int | None:
 
 
 def _outbox_drains(url: str, within_s: float = 30.0) -> bool:
-    """Whether the district's outbox is empty, waiting up to ``within_s`` for the events of the drill's last writes
-    (the beat ships every few seconds): the health check at the end of a drill, not a measurement."""
+    """Whether the district's outbox empties within ``within_s`` (polled every second; the beat ships every few
+    seconds)."""
     deadline = time.monotonic() + within_s
     while (pending := _outbox_pending(url)) != 0 and time.monotonic() < deadline:
         time.sleep(1.0)
@@ -610,10 +610,7 @@ def cassandra_node(p: Profile, code: str, *, node: int = 3, down_s: float = 8.0,
         appr.stop()
         load.stop()
         tl["load_stopped"] = time.monotonic()
-    deadline = time.monotonic() + 90
-    while (pending := _outbox_pending(fx["url"])) != 0 and time.monotonic() < deadline:
-        time.sleep(1)
-    tl["outbox_drained"] = time.monotonic() if pending == 0 else None
+    tl["outbox_drained"] = time.monotonic() if _outbox_drains(fx["url"], within_s=90) else None
     say("reconcile the district's events with the ring")
     rc, before_repair, err = _manage_json(p, code, "reconcile_ring", "--json")
     repaired = None

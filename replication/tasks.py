@@ -13,12 +13,10 @@ from replication.ring_writer import write_event
 def ship_outbox(limit: int = 500) -> dict:
     """Ship batches while they come back full (a backlog after an outage) for up to ``LETSEMA_SHIP_BUDGET_S``
     seconds, then leave the rest to the next run of the beat."""
-    budget = float(getattr(settings, "LETSEMA_SHIP_BUDGET_S", 20.0))
-    concurrency = int(getattr(settings, "LETSEMA_SHIP_CONCURRENCY", 16))
-    deadline = time.monotonic() + budget
+    deadline = time.monotonic() + settings.LETSEMA_SHIP_BUDGET_S
     total = {"shipped": 0, "failed": 0, "blocked": 0, "batches": 0}
     while True:
-        r = ship_batch(write_event, limit=limit, concurrency=concurrency)
+        r = ship_batch(write_event, limit=limit, concurrency=settings.LETSEMA_SHIP_CONCURRENCY)
         total["shipped"] += r.shipped
         total["failed"] += r.failed
         total["blocked"] += r.blocked

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -110,8 +110,9 @@ def test_demo_loan_book_gives_the_analyst_par_and_the_regulatory_return(test_clu
     mfi = test_cluster.district("maseru").mfis[0].code
     analyst = _login(base, f"{mfi}.analyst")
     loaded = FLOW.get("load_demo_out", "")
-    month_end = date.today().replace(day=1) - timedelta(days=1)
-    yesterday = date.today() - timedelta(days=1)
+    today = datetime.now(ZoneInfo(test_cluster.district("maseru").timezone)).date()  # the node's business day
+    month_end = today.replace(day=1) - timedelta(days=1)
+    yesterday = today - timedelta(days=1)
     par = requests.get(f"{base}/api/v1/reports/par", params={"by": "mfi"}, headers=analyst, timeout=60)
     assert par.status_code == 200, par.text
     total = par.json()["sections"][0]["total"]

@@ -35,6 +35,17 @@ class MfiOnboardSerializer(StrictSerializer):
     admin_password = serializers.CharField(required=False, write_only=True, min_length=10, max_length=128)
 
 
+def mfi_onboard_validated(*, actor, data: dict):
+    """``mfi_onboard`` with an :class:`MfiOnboardSerializer`'s validated data (the API and the web page)."""
+    return mfi_onboard(
+        actor=actor, code=data["code"], name=data["name"], registration_number=data["registration_number"],
+        interest_rate_cap=Decimal(data["interest_rate_cap"]), admin_username=data["admin_username"],
+        admin_first_name=data["admin_first_name"], admin_last_name=data["admin_last_name"],
+        admin_email=data["admin_email"], admin_password=data.get("admin_password"),
+        home_district=data.get("home_district", settings.DISTRICT.code),
+    )
+
+
 class MfiApi(APIView):
     """List MFIs (staff see their own MFI; Letsema admins and operators see all) or onboard one (Letsema
     admins): the MFI and its first MFI admin in one step. Without ``admin_password`` a temporary password is
@@ -53,14 +64,7 @@ class MfiApi(APIView):
     def post(self, request):
         s = MfiOnboardSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        v = s.validated_data
-        result = mfi_onboard(
-            actor=request.user, code=v["code"], name=v["name"], registration_number=v["registration_number"],
-            interest_rate_cap=Decimal(v["interest_rate_cap"]), admin_username=v["admin_username"],
-            admin_first_name=v["admin_first_name"], admin_last_name=v["admin_last_name"],
-            admin_email=v["admin_email"], admin_password=v.get("admin_password"),
-            home_district=v.get("home_district", settings.DISTRICT.code),
-        )
+        result = mfi_onboard_validated(actor=request.user, data=s.validated_data)
         body = MfiOutputSerializer(result.mfi).data
         body["admin"] = {"username": result.admin.username, "temporary_password": result.temporary_password}
         return Response(body, status=status.HTTP_201_CREATED)

@@ -30,6 +30,11 @@ class DateInput(forms.DateInput):
         super().__init__(format="%Y-%m-%d", **kwargs)
 
 
+def _decimal_text(typed: str) -> str:
+    """What a person typed ("1234,50" or "1234.50"; Django has stripped it) as the API's decimal string."""
+    return typed.replace(",", ".")
+
+
 def _money_input() -> forms.TextInput:
     return forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "pattern": r"[0-9]+([.,][0-9]{1,2})?"})
 
@@ -101,7 +106,7 @@ class RegisterForm(forms.Form):
             "national_id": d["national_id"], "first_name": d["first_name"], "last_name": d["last_name"],
             "date_of_birth": d["date_of_birth"], "phone": d["phone"], "address": d["address"],
             "residence_district": d["residence_district"], "employer": d["employer"],
-            "employee_number": d["employee_number"], "monthly_income": d["monthly_income"].replace(",", "."),
+            "employee_number": d["employee_number"], "monthly_income": _decimal_text(d["monthly_income"]),
             "next_of_kin": {"name": d["next_of_kin_name"], "phone": d["next_of_kin_phone"],
                             "relationship": d["next_of_kin_relationship"]},
             "password": d["password"],
@@ -144,7 +149,7 @@ class ApplyForm(CalculatorForm):
 
     def api_payload(self) -> dict:
         d = self.cleaned_data
-        return {"product": int(d["product"]), "principal": d["principal"].replace(",", "."),
+        return {"product": int(d["product"]), "principal": _decimal_text(d["principal"]),
                 "number_of_repayments": d["number_of_repayments"],
                 "expected_disbursement_date": d["expected_disbursement_date"], "purpose": d["purpose"]}
 
@@ -178,7 +183,7 @@ class RepaymentForm(forms.Form):
 
     def api_payload(self) -> dict:
         d = self.cleaned_data
-        payload = {"amount": d["amount"].replace(",", "."), "channel": d["channel"], "reference": d["reference"]}
+        payload = {"amount": _decimal_text(d["amount"]), "channel": d["channel"], "reference": d["reference"]}
         if d.get("payment_date"):
             payload["payment_date"] = d["payment_date"]
         return payload
@@ -239,20 +244,15 @@ class ProductCreateForm(forms.Form):
     def payload(self) -> dict:
         """The API's product fields for what was typed (money as strings, commas as decimal points)."""
         d = self.cleaned_data
-
-        def money(value: str) -> str:
-            return value.strip().replace(",", ".")
-
         out = {k: d[k] for k in ("code", "name", "interest_method", "amortization", "repayment_frequency",
                                  "min_repayments", "max_repayments")}
-        out.update(annual_interest_rate=money(d["annual_interest_rate"]), min_principal=money(d["min_principal"]),
-                   max_principal=money(d["max_principal"]),
-                   grace_on_principal_periods=d.get("grace_on_principal_periods") or 0, fees=[])
+        out.update({k: _decimal_text(d[k]) for k in ("annual_interest_rate", "min_principal", "max_principal")})
+        out.update(grace_on_principal_periods=d.get("grace_on_principal_periods") or 0, fees=[])
         if d.get("fee_percent"):
-            out["fees"] = [{"name": "Processing fee", "amount": money(d["fee_percent"]),
+            out["fees"] = [{"name": "Processing fee", "amount": _decimal_text(d["fee_percent"]),
                             "calculation": "PERCENT_OF_PRINCIPAL", "charge_time": "DISBURSEMENT"}]
         if d.get("overdue_penalty_amount"):
-            out["overdue_penalty"] = {"calculation": "FLAT", "amount": money(d["overdue_penalty_amount"]),
+            out["overdue_penalty"] = {"calculation": "FLAT", "amount": _decimal_text(d["overdue_penalty_amount"]),
                                       "grace_days": d.get("overdue_penalty_grace_days") or 0}
         return out
 
@@ -278,5 +278,5 @@ class MfiOnboardForm(forms.Form):
 
     def payload(self) -> dict:
         d = dict(self.cleaned_data)
-        d["interest_rate_cap"] = d["interest_rate_cap"].strip().replace(",", ".")
+        d["interest_rate_cap"] = _decimal_text(d["interest_rate_cap"])
         return d

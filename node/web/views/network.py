@@ -5,8 +5,6 @@ selector and service functions as the JSON endpoints."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
@@ -15,9 +13,8 @@ from django.utils.translation import gettext as _
 from node.credit.stacking import policy_get
 from node.health.checks import run_checks
 from node.core.errors import ApplicationError
-from node.mfis.apis import MfiOnboardSerializer
+from node.mfis.apis import MfiOnboardSerializer, mfi_onboard_validated
 from node.mfis.selectors import mfi_list_for
-from node.mfis.services import mfi_onboard
 from node.peers.selectors import network_districts, network_figures
 from node.users.models import Role
 from node.web.forms import MfiOnboardForm
@@ -61,13 +58,8 @@ def mfis(request):
     if request.method == "POST" and form is not None and form.is_valid():
         s = validated(form, MfiOnboardSerializer, form.payload())
         if s is not None:
-            v = s.validated_data
             try:
-                result = mfi_onboard(
-                    actor=request.user, code=v["code"], name=v["name"], registration_number=v["registration_number"],
-                    interest_rate_cap=Decimal(v["interest_rate_cap"]), admin_username=v["admin_username"],
-                    admin_first_name=v["admin_first_name"], admin_last_name=v["admin_last_name"],
-                    admin_email=v["admin_email"], admin_password=v["admin_password"])
+                result = mfi_onboard_validated(actor=request.user, data=s.validated_data)
             except ApplicationError as exc:
                 service_error_on(form, exc)
             else:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from node.borrowers.identity import LESOTHO_DISTRICTS
 from node.mfis.models import Mfi
@@ -125,7 +126,7 @@ class Command(BaseCommand):
         if Loan.objects.filter(mfi=officer.mfi, purpose="Demo book").exists():
             return
         product = LoanProduct.objects.get(mfi=officer.mfi, code="salary")
-        today = date.today()
+        today = timezone.localdate()  # the business day, as close of business reckons it
         prefix = f"{sum(map(ord, d.code)) % 90 + 10}"
         for i, (principal, n, days_ago, repaid) in enumerate(self.BOOK, 1):
             data = RegistrationData(
@@ -159,7 +160,7 @@ class Command(BaseCommand):
         yesterday. Days already closed are not closed again."""
         from node.cob.services import closed_through, cob_close
 
-        today = date.today()
+        today = timezone.localdate()  # the business day, as close of business reckons it
         if closed_through() is None:
             r = cob_close(through=today.replace(day=1) - timedelta(days=1), actor_name="load_demo")
             self.stdout.write(f"close of business through {r.business_date}: {r.loans} active loans")
