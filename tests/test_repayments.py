@@ -116,6 +116,9 @@ def test_partial_payment_pays_penalties_fees_interest_then_part_principal():
     history = client_for(shop.borrower_user).get(f"/api/v1/loans/{lid}/repayments").json()
     assert [(h["receipt_number"], h["amount"], h["reversed"]) for h in history] == [
         (body["receipt_number"], "100.00", False), (b2["receipt_number"], "400.00", False)]
+    # the receipt a posting answers is built from what it wrote (no read-back): it is exactly what is stored
+    assert history == [body, b2]
+    assert client_for(shop.officer).get(f"/api/v1/repayments/{b2['id']}").json() == b2
     assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
 
 
@@ -477,6 +480,54 @@ def test_twenty_concurrent_repayments_on_one_loan():
     assert JournalEntry.objects.filter(mfi=shop.mfi, source_key__startswith="repayment:").count() == 20
     tb = trial_balance(mfi=shop.mfi, as_of=FAR)
     assert tb.balanced and tb.row("1000").balance == D("-9800.00") + D("3190.00")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_taking_receipt_numbers_holds_no_lock_until_commit():
+    """Receipt numbers come from the MFI's sequence: a transaction that has drawn numbers and is still open holds
+    nothing a posting on another loan of the same MFI needs. (A counter row bumped by UPDATE stayed locked until
+    commit, so every posting of an MFI waited for the previous posting's commit. The audit chain's lock is still
+    taken by both, but only for the last statements before commit.)"""
+    from django.db import transaction
+
+    from node.repayments.services import _receipts_and_ids
+
+    shop = open_shop(threshold="100000")
+    lid = disbursed(shop)
+    assert repay(shop.officer, lid, "10.00").status_code == 201  # R-00000001, and the MFI's sequence exists
+    drawn, release, errors = threading.Event(), threading.Event(), []
+
+    def open_draw():
+        try:
+            with transaction.atomic():
+                assert _receipts_and_ids(shop.mfi, 2)[0] == [f"{shop.mfi.code.upper()}-R-0000000{n}" for n in (2, 3)]
+                drawn.set()
+                assert release.wait(60)
+        except BaseException as exc:  # noqa: BLE001  (reported by the main thread)
+            errors.append(exc)
+            drawn.set()
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=open_draw)
+    holder.start()
+    try:
+        assert drawn.wait(60) and not errors
+        answers = []
+        other = threading.Thread(target=lambda: (answers.append(repay(shop.officer, lid, "30.00")),
+                                                 connection.close()))
+        other.start()
+        other.join(15)
+        assert not other.is_alive(), "the posting waited for another transaction's receipt numbers"
+        assert answers[0].status_code == 201, answers[0].content
+        assert answers[0].json()["receipt_number"] == f"{shop.mfi.code.upper()}-R-00000004"
+    finally:
+        release.set()
+        holder.join(60)
+    assert not errors
+    # the open transaction committed nothing but its draw: 2 and 3 are a gap, as after a rolled-back posting
+    assert sorted(Repayment.objects.filter(mfi=shop.mfi).values_list("receipt_number", flat=True)) == [
+        f"{shop.mfi.code.upper()}-R-0000000{n}" for n in (1, 4)]
 
 
 # --- the pure allocation function ------------------------------------------------------------------------------

@@ -178,11 +178,13 @@ def test_one_repayment_post_is_a_fixed_number_of_statements():
         assert sqls[0].startswith("SAVEPOINT") and sqls[-1].startswith("RELEASE SAVEPOINT")
         return sqls[1:-1]
 
+    first = statements("100.00")  # installment 1 only; the MFI's first posting also creates its receipt sequence
+    assert len(first) == 19 and sum("CREATE SEQUENCE" in s for s in first) == 1, "\n".join(s[:120] for s in first)
     one = statements("100.00")  # installment 1 only
     assert len(one) == 15, "\n".join(s[:120] for s in one)
     assert sum("pg_advisory_xact_lock" in s for s in one) == 1  # the chain lock once, for both audit events
-    assert len(statements("500.00")) == 15  # installments 1 and 2
-    assert len(statements("460.59")) == 16  # pays off the rest: + UPDATE of the loan (closed)
+    assert len(statements("300.00")) == 15  # installments 1 and 2
+    assert len(statements("560.59")) == 16  # pays off the rest: + UPDATE of the loan (closed)
     assert Loan.objects.get(pk=lid).status == "closed"
 
 

@@ -36,8 +36,14 @@ def _parts(source) -> dict[str, str]:
     return {**{c: _m(v) for c, v in values.items()}, "total": _m(sum(values.values(), Decimal(0)))}
 
 
-def repayment_json(rep: Repayment) -> dict:
-    """The receipt: amount, allocation by component and by installment, overpayment, outstanding after, reversal."""
+def repayment_json(rep: Repayment, allocations=None) -> dict:
+    """The receipt: amount, allocation by component and by installment, overpayment, outstanding after, reversal.
+    ``allocations``: the ``PostedAllocation`` list a posting returns (``rep.posted_allocations``), so a fresh
+    receipt needs no read-back; otherwise the stored allocations (prefetched by the selectors)."""
+    if allocations is None:
+        allocations = [services.PostedAllocation(number=a.installment.number, due_date=a.installment.due_date,
+                                                 **{c: getattr(a, c) for c in COMPONENTS})
+                       for a in sorted(rep.allocations.all(), key=lambda a: a.installment.number)]
     return {
         "id": rep.pk,
         "receipt_number": rep.receipt_number,
@@ -50,10 +56,7 @@ def repayment_json(rep: Repayment) -> dict:
         "reference": rep.reference,
         "allocation_strategy": rep.allocation_strategy,
         "allocation": _parts(rep),
-        "installments": [
-            {"number": a.installment.number, "due_date": a.installment.due_date.isoformat(), **_parts(a)}
-            for a in sorted(rep.allocations.all(), key=lambda a: a.installment.number)
-        ],
+        "installments": [{"number": a.number, "due_date": a.due_date.isoformat(), **_parts(a)} for a in allocations],
         "overpayment": _m(rep.overpayment),
         "outstanding_after": _parts({c: getattr(rep, f"outstanding_{c}_after") for c in COMPONENTS}),
         "closed_loan": rep.closed_loan,
@@ -130,7 +133,7 @@ class LoanRepaymentsApi(APIView):
         rep = services.repayment_post(actor=request.user, loan=loan, amount=v["amount"],
                                       payment_date=v.get("payment_date") or timezone.localdate(),
                                       channel=v["channel"], reference=v["reference"])
-        return Response(repayment_json(selectors.repayment_get(rep.pk)), status=status.HTTP_201_CREATED)
+        return Response(repayment_json(rep, rep.posted_allocations), status=status.HTTP_201_CREATED)
 
 
 class LoanPayoffSerializer(StrictSerializer):

@@ -1,5 +1,6 @@
 """Repayments of disbursed loans: the receipt, its allocation per installment, the per-product allocation strategy
-and the per-MFI receipt counter (data only; writes go through :mod:`node.repayments.services`)."""
+(data only; writes go through :mod:`node.repayments.services`). Receipt numbers come from one PostgreSQL sequence per
+MFI (``services.receipt_sequence``), not from a table."""
 
 from __future__ import annotations
 
@@ -32,13 +33,6 @@ class ProductRepaymentConfig(models.Model):
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                    related_name="+")
     updated_at = models.DateTimeField(auto_now=True)
-
-
-class ReceiptCounter(models.Model):
-    """The last receipt number issued by one MFI; incremented under ``SELECT ... FOR UPDATE``."""
-
-    mfi = models.OneToOneField("mfis.Mfi", on_delete=models.PROTECT, primary_key=True, related_name="+")
-    last_number = models.PositiveBigIntegerField(default=0)
 
 
 class Repayment(models.Model):

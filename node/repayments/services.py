@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -67,7 +67,6 @@ from node.repayments.models import (
     OverpaymentRefund,
     PayoffWaiver,
     ProductRepaymentConfig,
-    ReceiptCounter,
     Repayment,
     RepaymentAllocation,
     RepaymentChannel,
@@ -114,7 +113,7 @@ class _Inst:
     """An installment's amounts as the posting paths read them (``values_list``, not a model: a batch reads
     thousands); :func:`_unpaid` and :func:`_allocate_onto` take this or a ``LoanInstallment`` alike."""
 
-    __slots__ = ("pk", "loan_id", "number", *COMPONENTS, *(f"{c}_paid" for c in COMPONENTS))
+    __slots__ = ("pk", "loan_id", "number", "due_date", *COMPONENTS, *(f"{c}_paid" for c in COMPONENTS))
 
     def __init__(self, values: Sequence) -> None:
         for name, value in zip(self.__slots__, values, strict=True):
@@ -176,24 +175,45 @@ def allocation_strategy_for(product: LoanProduct | int) -> str:
     return chosen or A.DEFAULT_STRATEGY
 
 
+def receipt_sequence(mfi_id: int) -> str:
+    """The PostgreSQL sequence that numbers one MFI's receipts."""
+    return f"repayments_receipt_mfi_{int(mfi_id)}"
+
+
 def _receipts_and_ids(mfi: Mfi, n: int) -> tuple[list[str], list[int]]:
-    """``n`` receipt numbers ``<MFI code>-R-<8 digits>`` and ``n`` repayment ids, in ONE statement: the MFI's
-    counter row is created or bumped by ``n`` (``INSERT ... ON CONFLICT DO UPDATE``, which keeps the row locked until
-    commit, so numbers are never duplicated; a rolled-back posting may leave a gap) and the ids are drawn from the
-    repayments' own sequence, so a repayment's id (its journal entry's source key) is known before it is inserted."""
-    table, seq_table = ReceiptCounter._meta.db_table, Repayment._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH c AS (INSERT INTO {table} (mfi_id, last_number) VALUES (%s, %s) "
-            f"ON CONFLICT (mfi_id) DO UPDATE SET last_number = {table}.last_number + EXCLUDED.last_number "
-            f"RETURNING last_number) "
-            f"SELECT c.last_number, ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
-            f"FROM generate_series(1, %s)) FROM c",
-            [mfi.pk, n, seq_table, n],
-        )
-        last, ids = cursor.fetchone()
-    code = mfi.code.upper()
-    return [f"{code}-R-{number:08d}" for number in range(last - n + 1, last + 1)], sorted(ids)
+    """``n`` receipt numbers ``<MFI code>-R-<8 digits>`` and ``n`` repayment ids, in ONE statement. The numbers come
+    from the MFI's own sequence (:func:`receipt_sequence`), so taking one holds no lock: postings of one MFI do not
+    queue behind each other's transactions (a row counter bumped by ``UPDATE`` stayed locked until commit, which
+    made every posting of an MFI wait for the one before it to commit). Numbers are unique and increasing; a
+    rolled-back posting leaves a gap, as it did before. The ids are drawn from the repayments' own sequence, so a
+    repayment's id (its journal entry's source key) is known before it is inserted. An MFI's first posting creates
+    its sequence."""
+    seq = receipt_sequence(mfi.pk)
+    for _ in range(3):
+        with connection.cursor() as cursor:
+            # nextval is strict: a sequence that does not exist yet (to_regclass NULL) answers NULLs, not an error
+            cursor.execute(
+                "SELECT ARRAY(SELECT nextval(to_regclass(%s)) FROM generate_series(1, %s)), "
+                "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s))",
+                [seq, n, Repayment._meta.db_table, n],
+            )
+            numbers, ids = cursor.fetchone()
+        if None not in numbers:
+            code = mfi.code.upper()
+            return [f"{code}-R-{number:08d}" for number in sorted(numbers)], sorted(ids)
+        _create_receipt_sequence(seq)
+    raise RuntimeError(f"receipt sequence {seq} could not be created")
+
+
+def _create_receipt_sequence(seq: str) -> None:
+    """Create an MFI's receipt sequence in the caller's transaction (rolled back with it). Two first postings of
+    one MFI at the same instant: the second waits for the first's commit, then finds the sequence taken
+    (a unique violation inside its savepoint) and uses it."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f'CREATE SEQUENCE IF NOT EXISTS "{seq}" AS bigint MINVALUE 1')
+    except (IntegrityError, ProgrammingError):
+        pass
 
 
 def _set_loan_status(loan: Loan, status: str, closed_at) -> None:
@@ -278,19 +298,31 @@ class _Planned:
     strategy: str
     plan: A.Allocation
     after: dict[str, Decimal]
-    numbers: dict[int, int]  # installment id -> installment number (for the audit event)
+    installments: dict[int, object]  # installment id -> installment (its number for the audit, due date for the receipt)
 
     @property
     def closes(self) -> bool:
         return sum(self.after.values(), ZERO) == 0
 
 
+@dataclass(frozen=True)
+class PostedAllocation:
+    """What a just-posted repayment paid on one installment (``Repayment.posted_allocations``, set by the posting
+    paths, so that the receipt needs no read-back)."""
+
+    number: int
+    due_date: dt.date
+    penalties: Decimal
+    fees: Decimal
+    interest: Decimal
+    principal: Decimal
+
+
 def _plan(loan: Loan, installments: list, amount: Decimal, reference: str) -> _Planned:
     strategy = getattr(loan, "repayment_strategy", None) or A.DEFAULT_STRATEGY
     plan, after = _allocate_onto(installments, amount, strategy)
-    numbers = {i.pk: i.number for i in installments}
     return _Planned(loan=loan, amount=amount, reference=reference, strategy=strategy, plan=plan, after=after,
-                    numbers=numbers)
+                    installments={i.pk: i for i in installments})
 
 
 def _record(*, actor: User, mfi: Mfi, planned: list[_Planned], payment_date: dt.date, channel: str
@@ -324,6 +356,11 @@ def _record(*, actor: User, mfi: Mfi, planned: list[_Planned], payment_date: dt.
     insert_columns(RepaymentAllocation, {"repayment": [r for r, _ in portions],
                                          "installment": [q.key for _, q in portions],
                                          **{c: [q.get(c) for _, q in portions] for c in COMPONENTS}})
+    for rep, p in zip(reps, planned, strict=True):  # what was written, for the receipt (no read-back)
+        rep.posted_allocations = [
+            PostedAllocation(number=p.installments[q.key].number, due_date=p.installments[q.key].due_date,
+                             **{c: q.get(c) for c in COMPONENTS})
+            for q in sorted(p.plan.portions, key=lambda q: p.installments[q.key].number)]
 
     events: list[tuple[str, str, dict]] = []
     for rep, p in zip(reps, planned, strict=True):
@@ -348,7 +385,7 @@ def _record(*, actor: User, mfi: Mfi, planned: list[_Planned], payment_date: dt.
                 "allocated": _money_json({c: p.plan.component(c) for c in COMPONENTS}),
                 "overpayment": str(p.plan.overpayment), "outstanding_after": _money_json(p.after),
                 "closed_loan": p.closes, "journal_entry": rep.journal_entry_id,
-                "installments": [{"installment": p.numbers[q.key], **_money_json({c: q.get(c) for c in COMPONENTS})}
+                "installments": [{"installment": p.installments[q.key].number, **_money_json({c: q.get(c) for c in COMPONENTS})}
                                  for q in p.plan.portions],
             },
         ))
