@@ -264,7 +264,7 @@ def test_import_posts_only_the_valid_rows_and_reports_every_row():
     imp = PayrollImport.objects.get(pk=rep["id"])
     assert (rep["status"], rep["month"], rep["payment_date"], rep["format"], rep["file_name"], rep["sha256"]) == (
         "completed", "2026-07", "2026-07-31", "csv", "gov-july.csv", hashlib.sha256(content).hexdigest())
-    assert rep["summary"] == {"rows": 7, "posted": 2, "skipped": 1, "rejected": 4, "pending": 0,
+    assert rep["summary"] == {"rows": 7, "posted": 2, "reversed": 0, "skipped": 1, "rejected": 4, "pending": 0,
                               "total_posted": "807.06",
                               "rejected_by_code": {"duplicate_loan_row": 2, "invalid_amount": 1, "unknown_loan": 1}}
     R = shop.mfi.code.upper() + "-R-"
@@ -367,6 +367,43 @@ def test_import_posts_only_the_valid_rows_and_reports_every_row():
     assert "rows" not in listed[0]
     other = open_shop("other")
     err(client_for(other.admin).get(f"/api/v1/payroll/employers/{w.gov}/imports/{imp.pk}"), 404, "not_found")
+
+
+def test_a_reversed_payroll_repayment_frees_its_month_for_a_corrected_deduction():
+    """The employer's file said 100.00 for L2 in July; it was wrong and the MFI reversed that repayment. A corrected
+    file for July then posts (it was refused ``already_deducted_this_month`` while the first one stood); the first
+    import's row reads ``reversed``."""
+    w = world(n_gov=2)
+    shop, L = w.shop, w.loans
+    ref = L["L2"].reference
+    first = upload(shop.admin, w.gov, result_csv(f"GOV-002,{ref},100.00,partial,"), name="july.csv")
+    assert first.status_code == 201, first.content
+    (row,) = first.json()["rows"]
+    assert row["outcome"] == "posted"
+    corrected = result_csv(f"GOV-002,{ref},120.00,deducted,corrected")
+    refused = upload(shop.admin, w.gov, corrected, name="july-corrected.csv")
+    assert outcomes(refused.json()) == [(2, ref, "120.00", "rejected", "already_deducted_this_month")]
+
+    r = post(shop.admin, f"/api/v1/repayments/{row['repayment']}/reverse", {"reason": "employer sent wrong amount"},
+             idem=key())
+    assert r.status_code == 200, r.content
+    # the refused file itself counts as imported (same bytes: payroll_file_already_imported), so the employer's
+    # re-issued file is what goes in
+    err(upload(shop.admin, w.gov, corrected, name="july-corrected.csv"), 409, "payroll_file_already_imported")
+    again = upload(shop.admin, w.gov, result_csv(f"GOV-002,{ref},120.00,deducted,corrected (re-issued)"),
+                   name="july-corrected-2.csv", payment_date="2026-07-30")
+    assert again.status_code == 201, again.content
+    assert outcomes(again.json()) == [(2, ref, "120.00", "posted", None)]
+    stood = client_for(shop.admin).get(f"/api/v1/payroll/employers/{w.gov}/imports/{first.json()['id']}").json()
+    assert [x["outcome"] for x in stood["rows"]] == ["reversed"]
+    assert (stood["summary"]["posted"], stood["summary"]["reversed"], stood["summary"]["total_posted"]) == (
+        0, 1, "0.00")
+    standing = Repayment.objects.filter(loan=L["L2"], reversed_at__isnull=True, channel="payroll")
+    assert [r.amount for r in standing] == [D("120.00")]
+    # still one standing deduction per loan and month: a third file is refused
+    third = upload(shop.admin, w.gov, result_csv(f"GOV-002,{ref},5.00,partial,"), name="july-3.csv")
+    assert outcomes(third.json()) == [(2, ref, "5.00", "rejected", "already_deducted_this_month")]
+    assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
 
 
 def test_import_of_an_xlsx_result_file_and_file_level_refusals():

@@ -50,7 +50,8 @@ def import_json(imp: PayrollImport, *, with_rows: bool = True) -> dict:
         "imported_by": imp.created_by.username,
         "created_at": imp.created_at.isoformat(),
         "completed_at": imp.completed_at.isoformat() if imp.completed_at else None,
-        "summary": {"rows": s.rows, "posted": s.posted, "skipped": s.skipped, "rejected": s.rejected,
+        "summary": {"rows": s.rows, "posted": s.posted, "reversed": s.reversed, "skipped": s.skipped,
+                    "rejected": s.rejected,
                     "pending": s.pending, "total_posted": f"{s.total_posted:.2f}",
                     "rejected_by_code": s.rejected_by_code},
     }

@@ -118,6 +118,7 @@ class PayrollImport(models.Model):
 class RowOutcome(models.TextChoices):
     PENDING = "pending"  # valid, not posted yet (only while the import is posting)
     POSTED = "posted"
+    REVERSED = "reversed"  # was posted; its repayment was reversed since, so the (loan, month) is free again
     SKIPPED = "skipped"  # valid, nothing to post (not_deducted, amount 0)
     REJECTED = "rejected"
 

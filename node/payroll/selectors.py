@@ -161,10 +161,11 @@ def import_rows(imp: PayrollImport) -> QuerySet[PayrollImportRow]:
 class ImportSummary:
     rows: int
     posted: int
+    reversed: int  # posted, then the repayment was reversed
     skipped: int
     rejected: int
     pending: int
-    total_posted: Decimal
+    total_posted: Decimal  # of the rows still posted (a reversed repayment's row is counted in ``reversed``)
     rejected_by_code: dict[str, int]
 
 
@@ -175,8 +176,9 @@ def import_summary(imp: PayrollImport) -> ImportSummary:
                        **{o: Count("id", filter=Q(outcome=o)) for o in RowOutcome.values})
     by_code = dict(qs.filter(outcome=RowOutcome.REJECTED).values("error_code").annotate(n=Count("id"))
                    .order_by("error_code").values_list("error_code", "n"))
-    return ImportSummary(rows=agg["rows"], posted=agg["posted"], skipped=agg["skipped"], rejected=agg["rejected"],
-                         pending=agg["pending"], total_posted=agg["total"] or ZERO, rejected_by_code=by_code)
+    return ImportSummary(rows=agg["rows"], posted=agg["posted"], reversed=agg["reversed"], skipped=agg["skipped"],
+                         rejected=agg["rejected"], pending=agg["pending"], total_posted=agg["total"] or ZERO,
+                         rejected_by_code=by_code)
 
 
 def command_actor(*, employer: Employer, username: str | None, roles: frozenset[str]) -> User:

@@ -330,7 +330,7 @@ def _validate(*, employer: Employer, month: dt.date, payment_date: dt.date, raw_
             .values_list("borrower_id", "employee_number")):
         numbers.setdefault(borrower_id, set()).add(number)
     done = {loan_id: (import_id, row_number, receipt) for loan_id, import_id, row_number, receipt in
-            PayrollImportRow.objects.filter(month=month, outcome=RowOutcome.POSTED,
+            PayrollImportRow.objects.filter(month=month, outcome=RowOutcome.POSTED, repayment__reversed_at__isnull=True,
                                             loan_id__in={v[0] for v in loans.values()})
             .values_list("loan_id", "payroll_import_id", "row_number", "receipt_number")}
     label = month_label(month)
@@ -453,11 +453,22 @@ def _post_pending(imp: PayrollImport, actor: User, batch_size: int, progress: Pr
                             extra={"payroll_import": imp.pk, "constraint": _constraint(exc)})
                 loans = {loan.pk: loan for loan in Loan.objects.select_for_update(of=("self",))
                          .filter(pk__in={r.loan_id for r in batch}).order_by("pk")}
+                _release_reversed(imp.month, list(loans))
                 for row in batch:
                     _post_row(imp, row, loans[row.loan_id], actor)
         done += len(batch)
         if progress:
             progress(done, total)
+
+
+def _release_reversed(month: dt.date, loan_ids: list[int]) -> int:
+    """Under the loans' locks: a posted row of ``month`` whose repayment has been reversed since (``POST
+    /repayments/{id}/reverse``) becomes ``reversed``, which frees its (loan, month) for a corrected deduction.
+    Done here rather than by the reversal, which knows nothing of payroll; a reversal takes the same loan lock, so
+    none can slip in between this and the posting."""
+    return (PayrollImportRow.objects
+            .filter(month=month, outcome=RowOutcome.POSTED, loan_id__in=loan_ids, repayment__reversed_at__isnull=False)
+            .update(outcome=RowOutcome.REVERSED))
 
 
 def _post_batch(imp: PayrollImport, mfi: Mfi, batch: list[PayrollImportRow], actor: User) -> None:
@@ -469,6 +480,7 @@ def _post_batch(imp: PayrollImport, mfi: Mfi, batch: list[PayrollImportRow], act
     is reported ``rejected`` with its code and writes nothing; the others are posted."""
     loan_ids = sorted({r.loan_id for r in batch})
     list(Loan.objects.select_for_update(of=("self",)).filter(pk__in=loan_ids).order_by("pk").values_list("pk"))
+    _release_reversed(imp.month, loan_ids)
     taken = set(PayrollImportRow.objects.filter(month=imp.month, outcome=RowOutcome.POSTED, loan_id__in=loan_ids)
                 .values_list("loan_id", flat=True))
     label = month_label(imp.month)

@@ -259,6 +259,21 @@ def test_an_excluded_active_loan_is_not_an_active_loan():
     assert "thin_file" in codes(score_report(only_the_assessed, monthly_income=Decimal(4000)))
 
 
+def test_a_reopened_loan_is_active_again_with_what_it_owes():
+    """A reversed final repayment re-opens the loan (``loan.reopened``): the report shows it active again, with the
+    outstanding principal and installment the event carries, not the zeros its closing left."""
+    rows = [disbursed(100, "L-1", "5000.00", "500.00"),
+            ev(40, "loan.repaid", "L-1", outstanding_principal="0.00", monthly_installment="500.00"),
+            closed(40, "L-1"),
+            ev(39, "loan.reopened", "L-1", outstanding_principal="450.00", monthly_installment="500.00")]
+    r = report(rows)
+    (line,) = r.loans
+    assert (line.status, line.outstanding, line.monthly_installment) == ("active", Decimal("450.00"), Decimal("500.00"))
+    assert (r.active_loans, r.closed_loans, r.total_exposure, r.monthly_debt_service) == (
+        1, 0, Decimal("450.00"), Decimal("500.00"))
+    assert report(rows[:3]).active_loans == 0  # before the re-opening: closed
+
+
 def test_days_past_due_now_and_worst_ever():
     rows = [disbursed(300, "L-1", "5000.00", "500.00"),
             ev(200, "loan.dpd_changed", "L-1", days_past_due=70),
