@@ -195,6 +195,10 @@ _REMINDERS_AT = os.environ.get("LETSEMA_REMINDERS_AT", "07:00")  # local time in
 # keeps shipping full batches for up to this many seconds per run (a backlog after a ring outage drains at once).
 LETSEMA_SHIP_CONCURRENCY = int(os.environ.get("LETSEMA_SHIP_CONCURRENCY", "16"))
 LETSEMA_SHIP_BUDGET_S = float(os.environ.get("LETSEMA_SHIP_BUDGET_S", "20"))
+# Payroll uploads over HTTP: at most this many rows to post are posted inside the request; a larger file is posted
+# by a Celery task (answer 202), LETSEMA_PAYROLL_TASK_S seconds of batches per run (docs/payroll.md)
+LETSEMA_PAYROLL_SYNC_ROWS = int(os.environ.get("LETSEMA_PAYROLL_SYNC_ROWS", "500"))
+LETSEMA_PAYROLL_TASK_S = float(os.environ.get("LETSEMA_PAYROLL_TASK_S", "10"))
 CELERY_BEAT_SCHEDULE = {
     "ship-outbox": {"task": "replication.tasks.ship_outbox", "schedule": float(os.environ.get("LETSEMA_SHIP_EVERY", "5"))},
     "close-of-business": {"task": "node.cob.tasks.close_business_day",

@@ -406,6 +406,62 @@ def test_a_reversed_payroll_repayment_frees_its_month_for_a_corrected_deduction(
     assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
 
 
+def test_a_large_upload_is_validated_in_the_request_and_posted_in_the_background(settings,
+                                                                                 django_capture_on_commit_callbacks):
+    """More rows to post than LETSEMA_PAYROLL_SYNC_ROWS: the request validates and stores the file and answers 202
+    (nothing posted, so it holds no loan or audit-chain lock for the posting); the task posts it in time slices, each
+    batch its own transaction, and the report shows the progress."""
+    from node.payroll import services as P
+
+    settings.LETSEMA_PAYROLL_SYNC_ROWS = 2
+    w = world()
+    shop, L = w.shop, w.loans
+    content = result_csv(*(f"GOV-00{i},{L[f'L{i}'].reference},{50 + i}.00,deducted," for i in (2, 3, 4, 5)),
+                         f"GOV-001,{L['L1'].reference},0,not_deducted,leave")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        r = upload(shop.admin, w.gov, content, name="big.csv")
+    assert r.status_code == 202, r.content
+    body = r.json()
+    assert r["Location"] == f"/api/v1/payroll/employers/{w.gov}/imports/{body['id']}"
+    assert (body["status"], body["summary"]["pending"], body["summary"]["posted"], body["summary"]["skipped"]) == (
+        "posting", 4, 0, 1)
+    assert not Repayment.objects.filter(channel="payroll").exists()
+    sent = [c for c in callbacks if getattr(c, "func", None) is P._send_posting_task]
+    assert [c.args for c in sent] == [(body["id"],)]
+
+    # the same file again while it posts: queued again (the two posters would take turns), not posted in the request
+    with django_capture_on_commit_callbacks(execute=False) as again:
+        r2 = upload(shop.admin, w.gov, content, name="big.csv")
+    assert r2.status_code == 202 and r2.json()["resumed"] is True
+    assert len([c for c in again if getattr(c, "func", None) is P._send_posting_task]) == 1
+
+    # one time slice: a batch (of 1 here), then the deadline has passed
+    imp, more = P.payroll_import_continue(import_id=body["id"], seconds=0, batch_size=1)
+    assert more is True
+    mid = client_for(shop.officer).get(r["Location"]).json()
+    assert (mid["status"], mid["summary"]["posted"], mid["summary"]["pending"]) == ("posting", 1, 3)
+
+    # the queued callback, through Celery (eager here: the shared cluster's workers use another database)
+    from config.celery import app
+
+    app.loader.import_default_modules()  # what a worker does at start-up: autodiscovery finds the task
+    assert "node.payroll.tasks.payroll_import_continue" in app.tasks
+    eager, app.conf.task_always_eager = app.conf.task_always_eager, True
+    try:
+        sent[0]()
+    finally:
+        app.conf.task_always_eager = eager
+    done = client_for(shop.officer).get(r["Location"]).json()
+    assert (done["status"], done["summary"]["posted"], done["summary"]["pending"], done["summary"]["total_posted"]) == (
+        "completed", 4, 0, "214.00")
+    reps = Repayment.objects.filter(channel="payroll")
+    assert reps.count() == 4 and {rep.posted_by_id for rep in reps} == {shop.admin.pk}  # as the uploader
+    assert AuditEvent.objects.filter(action="payroll.import", target_id=str(body["id"])).count() == 1
+    assert P.payroll_import_continue(import_id=body["id"])[1] is False  # a late duplicate task: nothing to do
+    assert Repayment.objects.filter(channel="payroll").count() == 4
+    assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
+
+
 def test_import_of_an_xlsx_result_file_and_file_level_refusals():
     w = world(n_gov=2)
     shop, L = w.shop, w.loans

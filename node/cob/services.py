@@ -212,7 +212,7 @@ def _bucket_case() -> tuple[str, list]:
 
 
 def _chunk(run: CobRun, day: date, ids: list[int]) -> None:
-    lo, hi = ids[0], ids[-1]
+    hi = ids[-1]  # the resume cursor: every id up to here is done after this chunk commits
     with connection.cursor() as cur:
         # lock the loans first (a repayment locks the loan, then its installments)
         cur.execute("SELECT id FROM loans_loan WHERE id = ANY(%s) AND status = 'active' ORDER BY id FOR UPDATE", [ids])

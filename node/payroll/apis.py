@@ -3,7 +3,9 @@ Views stay thin: access checks (selectors), input parsing, one service call, JSO
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpResponse
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -181,7 +183,9 @@ class ImportListApi(APIView):
     """``GET``: the employer's imports, newest first (summaries). ``POST`` (MFI admins; multipart ``file`` and
     ``month``, optional ``payment_date``; ``Idempotency-Key`` required): import a result file, answer its report —
     201; 200 when it resumed an interrupted import of the same file; 409 ``payroll_file_already_imported`` (with the
-    first import's report in ``details.report``) when the same file was imported already."""
+    first import's report in ``details.report``) when the same file was imported already; 202 (``status``
+    ``posting``, a ``Location`` to poll) when the file has more rows to post than ``LETSEMA_PAYROLL_SYNC_ROWS``:
+    they are posted in the background and the report's ``summary`` (``pending``, ``posted``) shows the progress."""
 
     parser_classes = [MultiPartParser]
 
@@ -192,7 +196,7 @@ class ImportListApi(APIView):
 
     @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}, "month": {"type": "string", "example": "2026-07"},
-        "payment_date": {"type": "string", "format": "date"}}}}, responses={201: dict, 200: dict})
+        "payment_date": {"type": "string", "format": "date"}}}}, responses={201: dict, 200: dict, 202: dict})
     @idempotent
     def post(self, request, employer_id):
         employer = selectors.access_employer_by_id(request.user, employer_id, roles=ADMINS)
@@ -204,14 +208,21 @@ class ImportListApi(APIView):
                                      details={"max_bytes": files.MAX_BYTES})
         result = services.payroll_import(
             actor=request.user, employer=employer, month=services.parse_month(s.validated_data["month"]),
-            content=upload.read(), file_name=upload.name or "", payment_date=s.validated_data.get("payment_date"))
+            content=upload.read(), file_name=upload.name or "", payment_date=s.validated_data.get("payment_date"),
+            background_over=settings.LETSEMA_PAYROLL_SYNC_ROWS)
         report = import_json(result.payroll_import)
         if result.already_imported:
             raise PayrollFileAlreadyImported(
                 f"This file was already imported for {report['month']} (import {report['id']}); nothing was posted "
                 "again.", details={"import": report["id"], "report": report})
-        return Response({**report, "resumed": result.resumed},
-                        status=status.HTTP_200_OK if result.resumed else status.HTTP_201_CREATED)
+        body = {**report, "resumed": result.resumed}
+        if result.queued:  # posted in the background: the report fills in as batches commit
+            imp = result.payroll_import
+            response = Response(body, status=status.HTTP_202_ACCEPTED)
+            response["Location"] = reverse("payroll-import", kwargs={"employer_id": imp.employer_id,
+                                                                     "import_id": imp.pk})
+            return response
+        return Response(body, status=status.HTTP_200_OK if result.resumed else status.HTTP_201_CREATED)
 
 
 class ImportDetailApi(APIView):
