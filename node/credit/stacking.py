@@ -10,6 +10,7 @@ reach a quorum, reserving fails closed (``CreditNetworkUnavailable``) and nothin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -60,16 +61,30 @@ def _default_policy() -> Policy:
 
 
 def policy_get() -> Policy:
+    return policy_request()()
+
+
+def policy_request() -> Callable[[], Policy]:
+    """Send the policy read now and answer a function that waits for it: the caller can do another ring round trip
+    (the borrower's SERIAL read) while this one is in flight. Raises ``RingUnavailable`` (now or when called)."""
     session, cl = get_session()
     try:
-        row = session.execute(SimpleStatement(
+        future = session.execute_async(SimpleStatement(
             "SELECT max_active_loans, max_dti, reservation_days FROM network_policy WHERE name = %s",
-            consistency_level=cl), (POLICY_NAME,)).one()
+            consistency_level=cl), (POLICY_NAME,))
     except Exception as exc:
         raise RingUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
-    if row is None:
-        return _default_policy()
-    return Policy(row.max_active_loans, row.max_dti, row.reservation_days or 30, "network")
+
+    def result() -> Policy:
+        try:
+            row = future.result().one()
+        except Exception as exc:
+            raise RingUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+        if row is None:
+            return _default_policy()
+        return Policy(row.max_active_loans, row.max_dti, row.reservation_days or 30, "network")
+
+    return result
 
 
 def policy_write(*, max_active_loans: int | None, max_dti: Decimal | None, reservation_days: int, by: str) -> Policy:
@@ -128,9 +143,13 @@ def _check(policy: Policy, others: Holds, x: Exposure) -> None:
 
 def _settle(x: Exposure, state: str) -> None:
     try:
-        policy = policy_get()
+        # the policy read and the borrower's SERIAL read (in holds_change) travel at the same time
+        pending_policy, read = policy_request(), []
 
         def change(holds: Holds) -> Holds:
+            if not read:
+                read.append(pending_policy())
+            policy = read[0]
             now = datetime.now(UTC)
             live = {k: v for k, v in holds.items() if _is_live(v, now)}
             mine = live.pop(x.loan_key, None)
