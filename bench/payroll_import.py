@@ -360,6 +360,7 @@ def main() -> None:
     ap.add_argument("--explain", type=int, default=0, metavar="ROWS", help="also profile an import of ROWS rows")
     args = ap.parse_args()
     setup_django(args.profile)
+    from django.conf import settings
     if args.batch_size is None:
         from node.payroll.services import DEFAULT_BATCH
 
@@ -381,8 +382,9 @@ def main() -> None:
           f"{r['skipped']:,}, rejected {r['rejected']:,}")
     print(f"  parse + validate + store the report: {_fmt(v)}")
     print(f"  post + complete: {_fmt(p)}; {r['posted'] / p['wall']:,.1f} repayments/s, "
-          f"{1000 * p['wall'] / r['posted']:.1f} ms each; longest batch transaction {r['longest_batch']:.1f}s (it holds "
-          "the node's audit-chain lock and the MFI's receipt counter until it commits)")
+          f"{1000 * p['wall'] / r['posted']:.1f} ms each; longest wait between two committed batches "
+          f"{r['longest_batch']:.1f}s; with {settings.LETSEMA_PAYROLL_POST_WORKERS} posters side by side "
+          "(LETSEMA_PAYROLL_POST_WORKERS), the PostgreSQL CPU above is the main poster's connection only")
     total = e["wall"] + i["wall"]
     print(f"end to end (export + import): {total:.1f}s for {r['rows']:,} rows = {r['rows'] / total:,.1f} rows/s "
           f"(target: 10,000 rows in < 10 s)")

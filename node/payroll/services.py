@@ -8,7 +8,8 @@ Import, in three steps (docs/payroll.md):
    ``pending`` — in one transaction. The same file (sha256) for the same employer and month is imported once
    (a unique constraint): asking again posts nothing and answers the first import.
 2. **Post the pending rows in batches** (``batch_size``, default 500 rows per transaction), set-based: a batch
-   locks the import row, then its loans in id order (the order every other loan-locking path of the node keeps),
+   claims its rows (``FOR UPDATE SKIP LOCKED``: posters side by side never take the same rows), then locks its loans
+   in id order (the order every other loan-locking path of the node keeps),
    checks the month's one-deduction-per-loan rule under those locks, and posts the rest with
    ``repayment_post_many`` — a fixed number of statements per batch, whatever its size. A row refused at posting
    time (the loan was closed meanwhile, another file of the month posted it first, ...) writes nothing and is
@@ -37,13 +38,16 @@ import datetime as dt
 import hashlib
 import logging
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -388,12 +392,15 @@ def _default_payment_date(month: dt.date) -> dt.date:
 
 def payroll_import(*, actor: User, employer: Employer, month: dt.date, content: bytes, file_name: str = "",
                    payment_date: dt.date | None = None, batch_size: int = DEFAULT_BATCH,
-                   progress: Progress | None = None, background_over: int | None = None) -> ImportResult:
+                   progress: Progress | None = None, background_over: int | None = None,
+                   workers: int | None = None) -> ImportResult:
     """Import ``employer``'s result file for ``month`` (MFI admins of the employer's MFI). Not one transaction:
     see the module docstring. ``payment_date`` (default: the month's last day, or today while the month runs)
     dates the repayments; it must lie between the month's first day and today. ``progress(done, total)`` is
     called after each posted batch. With ``background_over``, more rows to post than that are left to the Celery
-    task ``payroll_import_continue`` (queued when the caller's transaction commits; ``queued`` in the result)."""
+    task ``payroll_import_continue`` (queued when the caller's transaction commits; ``queued`` in the result).
+    ``workers`` (default ``LETSEMA_PAYROLL_POST_WORKERS``): batches posted side by side once the rows are stored
+    (one inside a caller's transaction)."""
     _check_staff(actor, employer.mfi_id, ADMINS, "MFI admins")
     today = timezone.localdate()
     if month > today:
@@ -409,7 +416,7 @@ def payroll_import(*, actor: User, employer: Employer, month: dt.date, content: 
 
     existing = PayrollImport.objects.filter(employer=employer, month=month, sha256=sha256).first()
     if existing is not None:
-        return _answer_existing(existing, actor, batch_size, progress, background_over)
+        return _answer_existing(existing, actor, batch_size, progress, background_over, workers)
 
     parsed = files.read_result_file(content)
     rows = _validate(employer=employer, month=month, payment_date=payment_date, raw_rows=parsed.rows)
@@ -429,23 +436,27 @@ def payroll_import(*, actor: User, employer: Employer, month: dt.date, content: 
         if _constraint(exc) != "payroll_file_once_per_employer_month":
             raise
         existing = PayrollImport.objects.get(employer=employer, month=month, sha256=sha256)  # a concurrent upload won
-        return _answer_existing(existing, actor, batch_size, progress, background_over)
+        return _answer_existing(existing, actor, batch_size, progress, background_over, workers)
     if background_over is not None and sum(r.outcome == RowOutcome.PENDING for r in rows) > background_over:
         _queue_posting(imp)
         return ImportResult(payroll_import=imp, queued=True)
-    _post_pending(imp, actor, batch_size, progress)
+    _post_pending(imp, actor, batch_size, progress, workers=_workers(workers))
     return ImportResult(payroll_import=_complete(imp, actor))
 
 
+def _workers(workers: int | None) -> int:
+    return settings.LETSEMA_PAYROLL_POST_WORKERS if workers is None else workers
+
+
 def _answer_existing(imp: PayrollImport, actor: User, batch_size: int, progress: Progress | None,
-                     background_over: int | None) -> ImportResult:
+                     background_over: int | None, workers: int | None) -> ImportResult:
     if imp.status == ImportStatus.COMPLETED:
         return ImportResult(payroll_import=imp, already_imported=True)
     if background_over is not None and (PayrollImportRow.objects.filter(
             payroll_import_id=imp.pk, outcome=RowOutcome.PENDING).count() > background_over):
-        _queue_posting(imp)  # another poster may be at it already: the two take turns batch by batch
+        _queue_posting(imp)  # another poster may be at it already: the two post different batches
         return ImportResult(payroll_import=imp, resumed=True, queued=True)
-    _post_pending(imp, actor, batch_size, progress)
+    _post_pending(imp, actor, batch_size, progress, workers=_workers(workers))
     return ImportResult(payroll_import=_complete(imp, actor), resumed=True)
 
 
@@ -466,8 +477,8 @@ def _send_posting_task(import_id: int) -> None:
                   extra={"payroll_import": import_id, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
 
 
-def payroll_import_continue(*, import_id: int, seconds: float | None = None,
-                            batch_size: int = DEFAULT_BATCH) -> tuple[PayrollImport, bool]:
+def payroll_import_continue(*, import_id: int, seconds: float | None = None, batch_size: int = DEFAULT_BATCH,
+                            workers: int | None = None) -> tuple[PayrollImport, bool]:
     """Post a queued import's pending rows as its uploader (the Celery task's work): batches, each its own
     transaction, until none is left or ``seconds`` have passed after a batch. Completes the import when nothing is
     pending. Answers the import and whether rows are still pending (the task then queues itself again)."""
@@ -475,45 +486,78 @@ def payroll_import_continue(*, import_id: int, seconds: float | None = None,
     if imp.status == ImportStatus.COMPLETED:
         return imp, False
     until = None if seconds is None else time.monotonic() + seconds
-    if _post_pending(imp, imp.created_by, batch_size, None, until=until):
+    if _post_pending(imp, imp.created_by, batch_size, None, until=until, workers=_workers(workers)):
         return imp, True
     return _complete(imp, imp.created_by), False
 
 
 def _post_pending(imp: PayrollImport, actor: User, batch_size: int, progress: Progress | None, *,
-                  until: float | None = None) -> bool:
+                  until: float | None = None, workers: int = 1) -> bool:
     """Post the pending rows batch by batch; answers True when it stopped at ``until`` (``time.monotonic()``) with
-    rows still pending."""
+    rows still pending. ``workers`` > 1 posts that many batches side by side (threads, each with its own database
+    connection), which only works once the import's rows are committed — inside a caller's transaction one poster
+    is used."""
     pending = PayrollImportRow.objects.filter(payroll_import_id=imp.pk, outcome=RowOutcome.PENDING)
-    total, done = pending.count(), 0
+    total = pending.count()
     mfi = Mfi.objects.get(pk=imp.mfi_id)
+    done, lock = [0], threading.Lock()
     if progress:
         progress(0, total)
-    while True:
-        if until is not None and done and time.monotonic() >= until:
-            return pending.exists()
-        with transaction.atomic():
-            # the import row first: two processes resuming one import post batch after batch, never the same rows
-            PayrollImport.objects.select_for_update().filter(pk=imp.pk).values_list("pk").get()
-            batch = list(pending.order_by("row_number")[:batch_size])
-            if not batch:
+
+    def poster() -> bool:
+        mine = 0
+        while True:
+            if until is not None and mine and time.monotonic() >= until:
+                return pending.exists()
+            n = _post_next_batch(imp, mfi, actor, batch_size)
+            if not n:
                 return False
-            try:
-                with transaction.atomic():  # savepoint: the set-based posting of the whole batch, or none of it
-                    _post_batch(imp, mfi, batch, actor)
-            except IntegrityError as exc:
-                # not expected (rows are checked under the loans' locks); if the database still refuses the batch,
-                # post it row by row, each in its own savepoint, so that only the offending row is rejected
-                log.warning("payroll batch fell back to row-by-row posting",
-                            extra={"payroll_import": imp.pk, "constraint": _constraint(exc)})
-                loans = {loan.pk: loan for loan in Loan.objects.select_for_update(of=("self",))
-                         .filter(pk__in={r.loan_id for r in batch}).order_by("pk")}
-                _release_reversed(imp.month, list(loans))
-                for row in batch:
-                    _post_row(imp, row, loans[row.loan_id], actor)
-        done += len(batch)
-        if progress:
-            progress(done, total)
+            mine += n
+            with lock:
+                done[0] += n
+                if progress:
+                    progress(done[0], total)
+
+    workers = 1 if connection.in_atomic_block else max(1, workers)
+    if workers == 1 or total <= batch_size:
+        return poster()
+    with ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="payroll-post") as pool:
+        others = [pool.submit(_in_own_connection, poster) for _ in range(workers - 1)]
+        more = poster()
+        return any([more] + [f.result() for f in others])
+
+
+def _in_own_connection(fn: Callable[[], bool]) -> bool:
+    try:
+        return fn()
+    finally:
+        connection.close()  # this thread's connection
+
+
+def _post_next_batch(imp: PayrollImport, mfi: Mfi, actor: User, batch_size: int) -> int:
+    """Claim the next ``batch_size`` pending rows (``FOR UPDATE SKIP LOCKED``: posters running side by side never
+    take the same rows — a file never has two rows for one loan, so their loans differ too) and post them in one
+    transaction. Answers how many rows it took (0: none left to take)."""
+    with transaction.atomic():
+        batch = list(PayrollImportRow.objects.select_for_update(skip_locked=True)
+                     .filter(payroll_import_id=imp.pk, outcome=RowOutcome.PENDING)
+                     .order_by("row_number")[:batch_size])
+        if not batch:
+            return 0
+        try:
+            with transaction.atomic():  # savepoint: the set-based posting of the whole batch, or none of it
+                _post_batch(imp, mfi, batch, actor)
+        except IntegrityError as exc:
+            # not expected (rows are checked under the loans' locks); if the database still refuses the batch,
+            # post it row by row, each in its own savepoint, so that only the offending row is rejected
+            log.warning("payroll batch fell back to row-by-row posting",
+                        extra={"payroll_import": imp.pk, "constraint": _constraint(exc)})
+            loans = {loan.pk: loan for loan in Loan.objects.select_for_update(of=("self",))
+                     .filter(pk__in={r.loan_id for r in batch}).order_by("pk")}
+            _release_reversed(imp.month, list(loans))
+            for row in batch:
+                _post_row(imp, row, loans[row.loan_id], actor)
+    return len(batch)
 
 
 def _release_reversed(month: dt.date, loan_ids: list[int]) -> int:

@@ -26,12 +26,16 @@ class Command(BaseCommand):
         parser.add_argument("--user", help="post as this MFI admin (default: the MFI's only active MFI admin)")
         parser.add_argument("--payment-date", help="date of the repayments (default: the month's last day, or today)")
         parser.add_argument("--batch-size", type=int, default=services.DEFAULT_BATCH, help="rows per transaction")
+        parser.add_argument("--workers", type=int, default=None,
+                            help="batches posted side by side (default: LETSEMA_PAYROLL_POST_WORKERS, 2)")
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     def handle(self, *args, **o):
         path = Path(o["file"])
         if not path.is_file():
             raise CommandError(f"no such file: {path}", returncode=EXIT_ERROR)
+        if o["workers"] is not None and not 1 <= o["workers"] <= 8:
+            raise CommandError("--workers must be 1-8", returncode=EXIT_ERROR)
         try:
             payment_date = date.fromisoformat(o["payment_date"]) if o["payment_date"] else None
         except ValueError:
@@ -50,7 +54,8 @@ class Command(BaseCommand):
             actor = selectors.command_actor(employer=employer, username=o["user"], roles=frozenset({Role.MFI_ADMIN}))
             result = services.payroll_import(actor=actor, employer=employer, month=services.parse_month(o["month"]),
                                              content=path.read_bytes(), file_name=path.name,
-                                             payment_date=payment_date, batch_size=o["batch_size"], progress=progress)
+                                             payment_date=payment_date, batch_size=o["batch_size"], progress=progress,
+                                             workers=o["workers"])
         except ApplicationError as exc:
             if tty:
                 sys.stderr.write("\n")
