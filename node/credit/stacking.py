@@ -10,6 +10,7 @@ reach a quorum, reserving fails closed (``CreditNetworkUnavailable``) and nothin
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -65,8 +66,9 @@ def policy_get() -> Policy:
 
 
 def policy_request() -> Callable[[], Policy]:
-    """Send the policy read now and answer a function that waits for it: the caller can do another ring round trip
-    (the borrower's SERIAL read) while this one is in flight. Raises ``RingUnavailable`` (now or when called)."""
+    """Send the policy read now and answer a function that waits for it (and, called again, answers the same): the
+    caller can do another ring round trip (the borrower's SERIAL read) while this one is in flight. Raises
+    ``RingUnavailable`` (now or when called)."""
     session, cl = get_session()
     try:
         future = session.execute_async(SimpleStatement(
@@ -75,6 +77,7 @@ def policy_request() -> Callable[[], Policy]:
     except Exception as exc:
         raise RingUnavailable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
 
+    @functools.cache
     def result() -> Policy:
         try:
             row = future.result().one()
@@ -144,12 +147,10 @@ def _check(policy: Policy, others: Holds, x: Exposure) -> None:
 def _settle(x: Exposure, state: str) -> None:
     try:
         # the policy read and the borrower's SERIAL read (in holds_change) travel at the same time
-        pending_policy, read = policy_request(), []
+        policy_of_network = policy_request()
 
         def change(holds: Holds) -> Holds:
-            if not read:
-                read.append(pending_policy())
-            policy = read[0]
+            policy = policy_of_network()
             now = datetime.now(UTC)
             live = {k: v for k, v in holds.items() if _is_live(v, now)}
             mine = live.pop(x.loan_key, None)
