@@ -199,7 +199,7 @@ LETSEMA_SHIP_BUDGET_S = float(os.environ.get("LETSEMA_SHIP_BUDGET_S", "20"))
 # by a Celery task (answer 202), LETSEMA_PAYROLL_TASK_S seconds of batches per run (docs/payroll.md)
 LETSEMA_PAYROLL_SYNC_ROWS = int(os.environ.get("LETSEMA_PAYROLL_SYNC_ROWS", "500"))
 LETSEMA_PAYROLL_TASK_S = float(os.environ.get("LETSEMA_PAYROLL_TASK_S", "10"))
-# batches of one payroll import posted side by side (threads, each with its own connection; their loans differ)
+# batches of one payroll import posted side by side (forked processes, each with its own connection; their loans differ)
 LETSEMA_PAYROLL_POST_WORKERS = int(os.environ.get("LETSEMA_PAYROLL_POST_WORKERS", "2"))
 CELERY_BEAT_SCHEDULE = {
     "ship-outbox": {"task": "replication.tasks.ship_outbox", "schedule": float(os.environ.get("LETSEMA_SHIP_EVERY", "5"))},

@@ -39,6 +39,7 @@ from node.ledger.models import JournalEntry
 from node.ledger.selectors import trial_balance
 from node.loans.models import Loan, LoanInstallment
 from node.payroll.models import Employer, PayrollExport, PayrollImport, PayrollImportRow
+from node.payroll import services as P
 from node.payroll.services import payroll_import
 from node.repayments.models import Repayment
 from node.users.models import User
@@ -411,8 +412,6 @@ def test_a_large_upload_is_validated_in_the_request_and_posted_in_the_background
     """More rows to post than LETSEMA_PAYROLL_SYNC_ROWS: the request validates and stores the file and answers 202
     (nothing posted, so it holds no loan or audit-chain lock for the posting); the task posts it in time slices, each
     batch its own transaction, and the report shows the progress."""
-    from node.payroll import services as P
-
     settings.LETSEMA_PAYROLL_SYNC_ROWS = 2
     w = world()
     shop, L = w.shop, w.loans
@@ -463,12 +462,22 @@ def test_a_large_upload_is_validated_in_the_request_and_posted_in_the_background
 
 
 @pytest.mark.django_db(transaction=True)
-def test_batches_posted_side_by_side_take_every_row_exactly_once():
+@pytest.mark.parametrize("parent", ["command", "celery pool process"])
+def test_batches_posted_side_by_side_take_every_row_exactly_once(parent, monkeypatch):
     """LETSEMA_PAYROLL_POST_WORKERS > 1 (outside a transaction, e.g. the command or the Celery task): posters in
-    threads, each with its own connection, claim batches with SKIP LOCKED; every row is posted once, the ledger
-    balances and the audit chain verifies."""
+    forked processes, each with its own connection, claim batches with SKIP LOCKED; every row is posted once, the
+    ledger balances and the audit chain verifies. A Celery pool process is daemonic, which multiprocessing would
+    refuse children: the posters start anyway and the flag is put back."""
+    import multiprocessing
+
     from node.audit.selectors import audit_verify_chain
 
+    if parent == "celery pool process":
+        monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
+    forked = []
+    real_fork = multiprocessing.get_context("fork").Process.start
+    monkeypatch.setattr(multiprocessing.get_context("fork").Process, "start",
+                        lambda self: (forked.append(self.name), real_fork(self))[1])
     w = world()
     shop, L = w.shop, w.loans
     content = result_csv(*(f"GOV-00{i},{L[f'L{i}'].reference},{40 + i}.00,deducted," for i in range(1, 6)))
@@ -485,6 +494,44 @@ def test_batches_posted_side_by_side_take_every_row_exactly_once():
     assert sorted(r.amount for r in reps) == [D(f"{40 + i}.00") for i in range(1, 6)]
     assert JournalEntry.objects.filter(source_key__in=[f"repayment:{r.pk}" for r in reps]).count() == 5
     assert audit_verify_chain().ok
+    assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
+    assert len(forked) == 2
+    assert multiprocessing.current_process().daemon is (parent == "celery pool process")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["raises", "dies"])
+def test_a_failed_poster_process_leaves_its_rows_pending_and_the_import_resumes(how, monkeypatch):
+    """A poster process that fails mid-batch (an exception, or killed without a word) rolls that batch back; the
+    other poster finishes, the parent raises, the import is left resumable (its rows pending), and importing the
+    same file again posts them, once."""
+    w = world()
+    shop, L = w.shop, w.loans
+    content = result_csv(*(f"GOV-00{i},{L[f'L{i}'].reference},{40 + i}.00,deducted," for i in range(1, 6)))
+    real = P._post_batch
+
+    def failing(imp, mfi, batch, actor):
+        if any(r.row_number == 3 for r in batch):
+            real(imp, mfi, batch, actor)  # the writes happen, then the transaction is rolled back
+            if how == "dies":
+                os._exit(9)
+            raise RuntimeError("poster killed")
+        return real(imp, mfi, batch, actor)
+
+    monkeypatch.setattr(P, "_post_batch", failing)
+    kwargs = dict(actor=shop.admin, employer=_employer(w.gov), month=date(2026, 7, 1), content=content,
+                  file_name="flaky.csv", batch_size=1, workers=2)
+    with pytest.raises(P.PosterFailed, match="poster killed" if how == "raises" else "exited with code 9"):
+        payroll_import(**kwargs)
+    imp = PayrollImport.objects.get(file_name="flaky.csv")
+    assert imp.status == "posting"
+    assert dict(PayrollImportRow.objects.filter(payroll_import=imp).values_list("row_number", "outcome"))[3] == "pending"
+    assert not Repayment.objects.filter(reference=f"payroll:{imp.pk}:3").exists()
+
+    monkeypatch.setattr(P, "_post_batch", real)
+    result = payroll_import(**kwargs)
+    assert result.resumed and (result.payroll_import.status, result.payroll_import.posted) == ("completed", 5)
+    assert Repayment.objects.filter(reference__startswith=f"payroll:{imp.pk}:").count() == 5
     assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
 
 

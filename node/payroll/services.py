@@ -37,18 +37,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import multiprocessing
+import multiprocessing.connection
+import os
 import re
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from node.audit.services import audit_record
@@ -494,17 +495,16 @@ def payroll_import_continue(*, import_id: int, seconds: float | None = None, bat
 def _post_pending(imp: PayrollImport, actor: User, batch_size: int, progress: Progress | None, *,
                   until: float | None = None, workers: int = 1) -> bool:
     """Post the pending rows batch by batch; answers True when it stopped at ``until`` (``time.monotonic()``) with
-    rows still pending. ``workers`` > 1 posts that many batches side by side (threads, each with its own database
-    connection), which only works once the import's rows are committed — inside a caller's transaction one poster
-    is used."""
+    rows still pending. ``workers`` > 1 posts that many batches side by side, in forked processes (each with its own
+    database connection and its own interpreter, so their Python runs on every core), which only works once the
+    import's rows are committed — inside a caller's transaction one poster is used."""
     pending = PayrollImportRow.objects.filter(payroll_import_id=imp.pk, outcome=RowOutcome.PENDING)
     total = pending.count()
     mfi = Mfi.objects.get(pk=imp.mfi_id)
-    done, lock = [0], threading.Lock()
     if progress:
         progress(0, total)
 
-    def poster() -> bool:
+    def poster(report: Callable[[int], None]) -> bool:
         mine = 0
         while True:
             if until is not None and mine and time.monotonic() >= until:
@@ -513,25 +513,112 @@ def _post_pending(imp: PayrollImport, actor: User, batch_size: int, progress: Pr
             if not n:
                 return False
             mine += n
-            with lock:
-                done[0] += n
-                if progress:
-                    progress(done[0], total)
+            report(n)
 
     workers = 1 if connection.in_atomic_block else max(1, workers)
     if workers == 1 or total <= batch_size:
-        return poster()
-    with ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="payroll-post") as pool:
-        others = [pool.submit(_in_own_connection, poster) for _ in range(workers - 1)]
-        more = poster()
-        return any([more] + [f.result() for f in others])
+        done = [0]
+
+        def report(n: int) -> None:
+            done[0] += n
+            if progress:
+                progress(done[0], total)
+        return poster(report)
+    return _post_in_processes(poster, min(workers, -(-total // batch_size)), total, progress)
 
 
-def _in_own_connection(fn: Callable[[], bool]) -> bool:
+def _post_in_processes(poster: Callable[[Callable[[int], None]], bool], workers: int, total: int,
+                       progress: Progress | None) -> bool:
+    """Run ``poster`` in ``workers`` forked processes and relay their progress. Each child opens its own database
+    connection (the parent's are closed before the fork, so no socket is shared) and leaves with ``os._exit``.
+    A child that fails or dies loses only its uncommitted batch (its rows stay ``pending``, the import resumable);
+    the others finish theirs, then :class:`PosterFailed` is raised.
+
+    A Celery pool process is *daemonic*, and ``multiprocessing`` refuses children to daemonic processes because
+    they could be orphaned when it exits. Here the parent waits for every child before it returns, and a child
+    whose parent has gone (killed by a time limit) stops after its current batch, so the flag is lifted for the
+    ``start()`` calls."""
+    ctx = multiprocessing.get_context("fork")
+    parent = os.getpid()
+    reader, writer = ctx.Pipe(duplex=False)
+    write_lock = ctx.Lock()
+
+    def send(message: tuple) -> None:
+        with write_lock:
+            writer.send(message)
+
+    def child(k: int) -> None:
+        reader.close()
+
+        def report(n: int) -> None:
+            if os.getppid() != parent:
+                raise PosterOrphaned("the importing process has gone")
+            send(("rows", k, n))
+        try:
+            more = poster(report)
+            send(("done", k, more))
+        except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
+            log.exception("payroll poster process failed")
+            send(("failed", k, f"{type(exc).__name__}: {str(exc)[:300]}"))
+        finally:
+            connections.close_all()
+
+    connections.close_all()
+    procs = [ctx.Process(target=child, args=(k,), name=f"payroll-poster-{k}", daemon=True) for k in range(workers)]
+    me = multiprocessing.current_process()
+    daemonic = me._config.get("daemon", False)
+    me._config["daemon"] = False
     try:
-        return fn()
+        for p in procs:
+            p.start()
     finally:
-        connection.close()  # this thread's connection
+        me._config["daemon"] = daemonic
+    writer.close()  # the children hold their copies
+    try:
+        done, more, failures, finished, eof = 0, False, [], set(), False
+        while len(finished) < workers:
+            while not eof and reader.poll():
+                try:
+                    kind, k, value = reader.recv()
+                except EOFError:  # every child has closed its end
+                    eof = True
+                    break
+                if kind == "rows":
+                    done += value
+                    if progress:
+                        progress(done, total)
+                else:
+                    finished.add(k)
+                    if kind == "done":
+                        more = more or value
+                    else:
+                        failures.append(value)
+            for k, p in enumerate(procs):  # a child killed without a word (OOM, SIGKILL); its messages are read above
+                if k not in finished and p.exitcode is not None and (eof or not reader.poll()):
+                    finished.add(k)
+                    failures.append(f"poster process exited with code {p.exitcode}")
+            if len(finished) < workers:
+                waiting = [p.sentinel for p in procs if p.exitcode is None] + ([] if eof else [reader])
+                multiprocessing.connection.wait(waiting, timeout=1.0)
+    except BaseException:  # interrupted (Ctrl-C, a task time limit): the children must not outlive the parent
+        for p in procs:
+            p.terminate()
+        raise
+    finally:
+        for p in procs:
+            p.join()
+        reader.close()
+    if failures:
+        raise PosterFailed("; ".join(failures))
+    return more
+
+
+class PosterOrphaned(RuntimeError):
+    """Raised in a poster process whose importing process has died: it stops after its committed batch."""
+
+
+class PosterFailed(RuntimeError):
+    """A poster process failed: the rows it had not committed stay pending; importing the same file resumes."""
 
 
 def _post_next_batch(imp: PayrollImport, mfi: Mfi, actor: User, batch_size: int) -> int:
