@@ -501,7 +501,7 @@ def test_batches_posted_side_by_side_take_every_row_exactly_once(parent, monkeyp
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("how", ["raises", "dies"])
-def test_a_failed_poster_process_leaves_its_rows_pending_and_the_import_resumes(how, monkeypatch):
+def test_a_failed_poster_process_leaves_its_rows_pending_and_the_import_resumes(how, monkeypatch, tmp_path):
     """A poster process that fails mid-batch (an exception, or killed without a word) rolls that batch back; the
     other poster finishes, the parent raises, the import is left resumable (its rows pending), and importing the
     same file again posts them, once."""
@@ -527,6 +527,14 @@ def test_a_failed_poster_process_leaves_its_rows_pending_and_the_import_resumes(
     assert imp.status == "posting"
     assert dict(PayrollImportRow.objects.filter(payroll_import=imp).values_list("row_number", "outcome"))[3] == "pending"
     assert not Repayment.objects.filter(reference=f"payroll:{imp.pk}:3").exists()
+    if how == "raises":  # the command resumes it, fails the same way: exit 4, and says how to go on
+        f = tmp_path / "flaky.csv"
+        f.write_bytes(content)
+        with pytest.raises(CommandError) as exc:
+            call_command("payroll_import", str(f), "--mfi", shop.mfi.code, "--employer", "gov-ls", "--month",
+                         "2026-07", "--batch-size", "1", "--workers", "2", "--user", shop.admin.username)
+        assert exc.value.returncode == 4 and "run the same command with the same file again" in str(exc.value)
+        assert PayrollImportRow.objects.get(payroll_import=imp, row_number=3).outcome == "pending"
 
     monkeypatch.setattr(P, "_post_batch", real)
     result = payroll_import(**kwargs)
@@ -666,3 +674,21 @@ def test_import_command_progress_summary_and_exit_codes(tmp_path, capsys):
     assert '"posted": 1, "skipped": 0, "rejected": 0, "total_posted": "707.06", "rejected_by_code": {}' in out
     assert paid(L["L2"]) == {1: D("353.53"), 2: D("353.53"), 3: D("0.00")}
     assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
+
+
+def test_the_background_task_retries_when_a_poster_process_fails(monkeypatch):
+    """A poster process dying inside the Celery task is not the end of the import: the task is retried (5 s later,
+    up to 5 times) and goes on from the rows still pending. Run eagerly here, so the retries run at once; a failure
+    that persists ends as the task's error (the import stays resumable by uploading the file again)."""
+    from node.payroll import tasks
+
+    calls = []
+
+    def failing(**kwargs):
+        calls.append(kwargs["import_id"])
+        raise P.PosterFailed("poster process exited with code -9")
+
+    monkeypatch.setattr(P, "payroll_import_continue", failing)
+    result = tasks.payroll_import_continue.apply(args=(42,))
+    assert calls == [42] * 6  # the first run and 5 retries
+    assert result.state == "FAILURE" and isinstance(result.result, P.PosterFailed)

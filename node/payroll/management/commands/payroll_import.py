@@ -9,7 +9,7 @@ from node.core.errors import ApplicationError
 from node.payroll import selectors, services
 from node.users.models import Role
 
-EXIT_REJECTED, EXIT_ERROR, EXIT_ALREADY_IMPORTED = 1, 2, 3
+EXIT_REJECTED, EXIT_ERROR, EXIT_ALREADY_IMPORTED, EXIT_INTERRUPTED = 1, 2, 3, 4
 
 
 class Command(BaseCommand):
@@ -56,6 +56,12 @@ class Command(BaseCommand):
                                              content=path.read_bytes(), file_name=path.name,
                                              payment_date=payment_date, batch_size=o["batch_size"], progress=progress,
                                              workers=o["workers"])
+        except services.PosterFailed as exc:
+            if tty:
+                sys.stderr.write("\n")
+            raise CommandError(f"posting stopped: {exc}. The batches committed so far stay posted; run the same "
+                               "command with the same file again to post the rest.",
+                               returncode=EXIT_INTERRUPTED) from None
         except ApplicationError as exc:
             if tty:
                 sys.stderr.write("\n")
