@@ -195,6 +195,9 @@ _REMINDERS_AT = os.environ.get("LETSEMA_REMINDERS_AT", "07:00")  # local time in
 # keeps shipping full batches for up to this many seconds per run (a backlog after a ring outage drains at once).
 LETSEMA_SHIP_CONCURRENCY = int(os.environ.get("LETSEMA_SHIP_CONCURRENCY", "16"))
 LETSEMA_SHIP_BUDGET_S = float(os.environ.get("LETSEMA_SHIP_BUDGET_S", "20"))
+# A transaction that wrote outbox events asks for a shipping run this many ms after its commit (coalesced across the
+# node's processes; 0: only the beat ships). replication/outbox.py; docs/credit-network.md (lag).
+LETSEMA_SHIP_WAKE_MS = int(os.environ.get("LETSEMA_SHIP_WAKE_MS", "200"))
 # Payroll uploads over HTTP: at most this many rows to post are posted inside the request; a larger file is posted
 # by a Celery task (answer 202), LETSEMA_PAYROLL_TASK_S seconds of batches per run (docs/payroll.md)
 LETSEMA_PAYROLL_SYNC_ROWS = int(os.environ.get("LETSEMA_PAYROLL_SYNC_ROWS", "500"))

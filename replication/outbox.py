@@ -5,16 +5,25 @@ The shipper (``ship_batch``) moves unshipped events to the ring in ``seq`` order
 several workers never ship one event twice at the same time; the ring insert is keyed by ``event_id`` and so is
 idempotent if a crash repeats it. An event that fails blocks the later events of the same partition key (order per
 borrower) but not the others. When the ring is down, events wait and drain when it returns.
+
+Wake-up on commit: the beat ships every few seconds (``LETSEMA_SHIP_EVERY``, the safety net); a transaction that
+wrote events also asks for a shipping run ``LETSEMA_SHIP_WAKE_MS`` after it commits, coalesced across the node's
+processes with one Redis key (``SET NX PX``): the first commit of a window queues one ``ship_outbox`` task due at
+the window's end, which ships whatever committed meanwhile; a commit after the window opens the next one. So an event
+reaches the ring within about that window plus one shipping run, with at most ``1000 / LETSEMA_SHIP_WAKE_MS``
+broker messages a second however many transactions commit. If Redis cannot be reached the beat still ships.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, F, Min, Q
 from django.utils import timezone
@@ -23,14 +32,43 @@ from node.core.bulk import insert_columns
 from replication.models import OutboxEvent
 
 
+log = logging.getLogger("letsema.replication")
+WAKE_KEY = "letsema:outbox:ship-wake"
+_redis = None
+
+
 class OutboxOutsideTransaction(RuntimeError):
     pass
+
+
+def _wake_shipper_after_commit() -> None:
+    if settings.LETSEMA_SHIP_WAKE_MS > 0:
+        transaction.on_commit(_wake_shipper, robust=True)
+
+
+def _wake_shipper() -> None:
+    """After commit: make sure a shipping run is due within ``LETSEMA_SHIP_WAKE_MS`` (see the module docstring)."""
+    global _redis
+    from replication import tasks
+
+    window_ms = settings.LETSEMA_SHIP_WAKE_MS
+    try:
+        if _redis is None:
+            import redis
+
+            _redis = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+        if _redis.set(WAKE_KEY, "1", nx=True, px=window_ms):
+            tasks.ship_outbox.apply_async(countdown=window_ms / 1000, expires=60)
+    except Exception as exc:  # noqa: BLE001 - the beat ships anyway, a few seconds later
+        log.warning("could not wake the outbox shipper; the periodic run will ship the events",
+                    extra={"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
 
 
 def outbox_enqueue(*, event_type: str, partition_key: str, payload: dict, occurred_at: datetime | None = None) -> OutboxEvent:
     if not connection.in_atomic_block:
         raise OutboxOutsideTransaction("outbox_enqueue must run inside the transaction of the change it describes")
     json.dumps(payload, default=str)  # fail early on a payload that cannot travel
+    _wake_shipper_after_commit()
     return OutboxEvent.objects.create(event_type=event_type, partition_key=partition_key, payload=payload,
                                       occurred_at=occurred_at or timezone.now())
 
@@ -43,6 +81,8 @@ def outbox_enqueue_many(events: list[tuple[str, str, dict]]) -> int:
     # one INSERT of plain columns (node.core.bulk): no model instance per event; event_id etc. take their defaults
     insert_columns(OutboxEvent, {"event_type": [t for t, _, _ in events], "partition_key": [k for _, k, _ in events],
                                  "payload": [p for _, _, p in events], "occurred_at": [now] * len(events)})
+    if events:
+        _wake_shipper_after_commit()
     return len(events)
 
 

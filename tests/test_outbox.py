@@ -131,3 +131,51 @@ def test_ship_outbox_command(capsys):
         outbox_enqueue(event_type="loan.applied", partition_key=_key(), payload={})
     call_command("ship_outbox")
     assert "shipped 1, failed 0, held back 0; pending 0" in capsys.readouterr().out
+
+
+def test_a_commit_with_events_wakes_the_shipper_once_per_window(django_capture_on_commit_callbacks, monkeypatch,
+                                                                settings):
+    """After a commit that wrote events, one shipping run is queued, due at the end of the window
+    (LETSEMA_SHIP_WAKE_MS); further commits in that window queue nothing (that run ships them); the next window
+    queues again. Coalesced through the node's Redis, so it holds across processes. Redis unreachable: logged,
+    nothing raised (the beat ships)."""
+    import time
+
+    import redis
+
+    from replication import outbox, tasks
+    from replication.outbox import outbox_enqueue_many
+
+    sent = []
+    monkeypatch.setattr(tasks.ship_outbox, "apply_async", lambda **kw: sent.append(kw))
+    settings.LETSEMA_SHIP_WAKE_MS = 300
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(outbox.WAKE_KEY)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        outbox_enqueue(event_type="loan.disbursed", partition_key=_key(), payload={})
+    assert sent == [{"countdown": 0.3, "expires": 60}]
+    with django_capture_on_commit_callbacks(execute=True):
+        outbox_enqueue_many([("loan.repaid", _key(), {}), ("loan.repaid", _key(), {})])
+    assert len(sent) == 1  # same window: the queued run ships these too
+    time.sleep(0.4)
+    with django_capture_on_commit_callbacks(execute=True):
+        outbox_enqueue(event_type="loan.disbursed", partition_key=_key(), payload={})
+    assert len(sent) == 2
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:  # nothing written: no wake-up
+        outbox_enqueue_many([])
+    assert callbacks == [] and len(sent) == 2
+    settings.LETSEMA_SHIP_WAKE_MS = 0  # only the beat
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        outbox_enqueue(event_type="loan.disbursed", partition_key=_key(), payload={})
+    assert callbacks == []
+
+    settings.LETSEMA_SHIP_WAKE_MS = 300
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    monkeypatch.setattr(outbox, "_redis", None)
+    warned = []
+    monkeypatch.setattr(outbox.log, "warning", lambda msg, **kw: warned.append(msg))
+    with django_capture_on_commit_callbacks(execute=True):
+        outbox_enqueue(event_type="loan.disbursed", partition_key=_key(), payload={})
+    assert len(sent) == 2 and warned and "could not wake the outbox shipper" in warned[0]
+    monkeypatch.setattr(outbox, "_redis", None)  # the next use connects to the real broker again
