@@ -48,7 +48,9 @@ def start_web(p: Profile, code: str, workers: int = 2) -> None:
     pid = spawn(
         [PY, "-m", "gunicorn", "config.wsgi:application", "--bind", f"{d.bind_host}:{d.port}",
          "--workers", str(workers), "--threads", "4", "--timeout", "60", "--graceful-timeout", "10",
-         "--name", f"letsema-{code}"],
+         # idle keep-alive connections stay open 75 s (gunicorn's default is 2 s): a client pausing 2 s between
+         # requests would otherwise often reuse a connection the server is just closing (a reset, not an answer)
+         "--keep-alive", "75", "--name", f"letsema-{code}"],
         log=web_log(p, code), pidfile=web_pidfile(p, code), env=p.env_for(code), cwd=REPO_ROOT,
     )
     wait_port(d.bind_host, d.port, 60, pid=pid, what=f"node {code} (gunicorn)", log=web_log(p, code))

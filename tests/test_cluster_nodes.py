@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -65,6 +66,31 @@ def test_api_docs_render_without_cdn(node_url):
     doc = schema.json()
     assert doc["openapi"].startswith("3.")
     assert "/api/v1/auth/token/" in doc["paths"] and "/api/v1/mfis/" in doc["paths"]
+
+
+def test_an_idle_keep_alive_connection_is_still_served_after_a_pause(node_url):
+    """A client that pauses a few seconds between requests (a loan officer reading the screen) reuses its connection:
+    gunicorn's default 2 s keep-alive would close it under the client's feet, and the next request on it would be
+    reset instead of answered (what the soak bench saw)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    u = urlsplit(node_url("maseru"))
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    try:
+        conn.request("GET", "/healthz")
+        first = conn.getresponse()
+        first.read()
+        assert first.status == 200 and not first.will_close
+        sock = conn.sock
+        time.sleep(4)
+        conn.request("GET", "/healthz")  # on the same socket: http.client only reconnects when it has none
+        second = conn.getresponse()
+        second.read()
+        assert second.status == 200
+        assert conn.sock is sock
+    finally:
+        conn.close()
 
 
 def test_json_logs_carry_district_and_request_id(test_cluster, node_url):
