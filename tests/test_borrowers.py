@@ -185,6 +185,35 @@ def test_staff_assisted_registration_links_to_the_officers_mfi(officer_a, mfi_a,
     assert_error(unknown, 404, "not_found")
 
 
+def test_the_borrower_list_comes_a_page_at_a_time(officer_a, mfi_a):
+    ids = [staff_register(officer_a).json()["id"] for _ in range(5)]
+    c = client_for(officer_a)
+    r = c.get("/api/v1/borrowers/?limit=2")
+    assert r.status_code == 200 and [x["id"] for x in r.json()] == ids[:2]
+    assert r["X-Total-Count"] == "5"
+    assert r["Link"] == '<http://testserver/api/v1/borrowers/?limit=2&offset=2>; rel="next"'
+    r = c.get("/api/v1/borrowers/?limit=2&offset=2")
+    assert [x["id"] for x in r.json()] == ids[2:4]
+    assert 'offset=4>; rel="next"' in r["Link"] and 'offset=0>; rel="prev"' in r["Link"]
+    r = c.get("/api/v1/borrowers/?limit=2&offset=4")
+    assert [x["id"] for x in r.json()] == ids[4:] and r["Link"].endswith('offset=2>; rel="prev"')
+    assert "rel=\"next\"" not in r["Link"]
+    r = c.get("/api/v1/borrowers/")  # default: 100 a page
+    assert [x["id"] for x in r.json()] == ids and r["X-Total-Count"] == "5" and not r.has_header("Link")
+    for bad in ("limit=0", "limit=501", "limit=ten", "offset=-1", "offset=1.5"):
+        body = assert_error(c.get(f"/api/v1/borrowers/?{bad}"), 400, "validation_error")
+        assert set(body["details"]["fields"]) == {bad.split("=")[0]}
+
+
+def test_the_loan_list_refuses_an_unknown_status_or_page(officer_a):
+    c = client_for(officer_a)
+    body = assert_error(c.get("/api/v1/loans/?status=happy"), 400, "validation_error")
+    assert "active" in body["details"]["fields"]["status"]
+    assert_error(c.get("/api/v1/loans/?limit=1000"), 400, "validation_error")
+    r = c.get("/api/v1/loans/?status=active&limit=10")
+    assert r.status_code == 200 and r.json() == [] and r["X-Total-Count"] == "0"
+
+
 def test_only_officers_register_at_the_branch(mfi_a):
     for role in (Role.ANALYST, Role.BORROWER, Role.OPERATOR):
         u = user(role, mfi_a if role == Role.ANALYST else None)

@@ -19,6 +19,7 @@ from node.borrowers.identity import LESOTHO_DISTRICTS, IdentityFormatError, norm
 from node.borrowers.models import Borrower, Channel
 from node.core.errors import Forbidden, NotFound
 from node.core.fields import MoneyField, StrictSerializer
+from node.core.paging import page_parameters, paged_response
 from node.users.models import MFI_STAFF_ROLES, Role
 from node.users.permissions import role_required
 
@@ -163,10 +164,10 @@ class BorrowerListApi(APIView):
             return [role_required(*OFFICERS)()]
         return [role_required(*MFI_STAFF_ROLES)()]
 
-    @extend_schema(responses=BorrowerOutputSerializer(many=True))
+    @extend_schema(parameters=page_parameters(), responses=BorrowerOutputSerializer(many=True))
     def get(self, request):
-        qs = selectors.borrower_list_for(actor=request.user).order_by("id")[:500]
-        return Response([_borrower(b) for b in qs])
+        """Oldest first, a page at a time (``limit``/``offset``; ``X-Total-Count`` and ``Link`` headers)."""
+        return paged_response(request, selectors.borrower_list_for(actor=request.user).order_by("id"), _borrower)
 
     @extend_schema(request=RegistrationSerializer, responses={201: BorrowerOutputSerializer})
     def post(self, request):

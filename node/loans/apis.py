@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -14,10 +13,11 @@ from node.borrowers.selectors import access_borrower_by_id
 from node.core.errors import NotFound, ValidationFailed
 from node.core.fields import MoneyField, StrictSerializer
 from node.core.idempotency import idempotent
+from node.core.paging import page_parameters, paged_response
 from node.credit.apis import assessment_json
 from node.loans import products as product_services
 from node.loans import selectors, services
-from node.loans.models import DisbursementChannel, Loan, RejectionReason
+from node.loans.models import DisbursementChannel, Loan, LoanStatus, RejectionReason
 from node.loans.schedule import ScheduleInputError, generate_schedule, parse_schedule_input, schedule_to_json
 from node.users.models import Role
 from node.users.permissions import role_required
@@ -149,12 +149,17 @@ class LoanListApi(APIView):
     def get_permissions(self):
         return [role_required(*OWNER_OR_OFFICERS, Role.ANALYST)()]
 
-    @extend_schema(parameters=[OpenApiParameter("status", str)], responses=LoanSerializer(many=True))
+    @extend_schema(parameters=[OpenApiParameter("status", str, enum=LoanStatus.values), *page_parameters()],
+                   responses=LoanSerializer(many=True))
     def get(self, request):
+        """Oldest first, a page at a time (``limit``/``offset``; ``X-Total-Count`` and ``Link`` headers)."""
         qs = selectors.loan_list_for(actor=request.user)
-        if request.query_params.get("status"):
-            qs = qs.filter(status=request.query_params["status"])
-        return Response([_loan(x) for x in qs[:500]])
+        status_ = request.query_params.get("status")
+        if status_:
+            if status_ not in LoanStatus.values:
+                raise ValidationFailed("Unknown loan status.", details={"fields": {"status": list(LoanStatus.values)}})
+            qs = qs.filter(status=status_)
+        return paged_response(request, qs.order_by("id"), _loan)
 
     @extend_schema(request=LoanApplySerializer, responses={201: LoanSerializer})
     def post(self, request):
