@@ -91,6 +91,86 @@ def test_three_districts_racing_for_one_borrower_cannot_pass_the_policy(network_
     assert len({k.split("/")[0] for k in held}) >= 1  # whoever won, each hold names its district
 
 
+# --- the first read is at QUORUM: a stale answer never decides --------------------------------------
+class StaleFirstRead:
+    """Wraps ``holds_read``: the first QUORUM read answers ``stale`` (a replica behind the Paxos commits, as a QUORUM
+    read may be); every read is recorded as "quorum" or "serial" and goes to the real ring otherwise."""
+
+    def __init__(self, monkeypatch, stale=None):
+        from replication import holds
+
+        self.real, self.stale, self.reads = holds.holds_read, stale, []
+        monkeypatch.setattr(holds, "holds_read", self)
+
+    def __call__(self, key, *, serial=True):
+        self.reads.append("serial" if serial else "quorum")
+        if not serial and self.stale is not None:
+            stale, self.stale = self.stale, None
+            return stale
+        return self.real(key, serial=serial)
+
+
+def _with(name):
+    return lambda holds: {**holds, name: {"n": name}}
+
+
+def _without(name):
+    return lambda holds: {k: v for k, v in holds.items() if k != name}
+
+
+def test_a_change_on_an_uncontended_borrower_takes_one_quorum_read_and_one_compare_and_set(test_cluster, monkeypatch):
+    from replication.holds import holds_change
+
+    pk = f"v1:{uuid.uuid4().hex}"
+    reads = StaleFirstRead(monkeypatch)
+    first = holds_change(pk, _with("A"))
+    second = holds_change(pk, _with("B"))
+    assert (first.written, first.attempts, second.written, second.attempts) == (True, 1, True, 1)
+    assert reads.reads == ["quorum", "quorum"]  # no SERIAL read (a Paxos round) on the way
+    assert reads.real(pk).version == 2 and set(reads.real(pk).holds) == {"A", "B"}
+
+
+def test_a_stale_first_read_never_decides(test_cluster, monkeypatch):
+    from replication.holds import HoldsState, holds_change
+
+    pk = f"v1:{uuid.uuid4().hex}"
+    holds_change(pk, _with("A"))
+    holds_change(pk, _with("B"))  # the ring: version 2 {A, B}
+    v1 = HoldsState(1, {"A": {"n": "A"}})
+
+    # stale version: the compare-and-set computed from it loses, the SERIAL re-read decides
+    reads = StaleFirstRead(monkeypatch, stale=v1)
+    r = holds_change(pk, _with("C"))
+    assert r.written and r.attempts == 2 and reads.reads == ["quorum", "serial"]
+    assert reads.real(pk) == HoldsState(3, {"A": {"n": "A"}, "B": {"n": "B"}, "C": {"n": "C"}})
+
+    # a stale map that already looks like the wanted one (B missing) is not taken for "nothing to do"
+    reads = StaleFirstRead(monkeypatch, stale=v1)
+    r = holds_change(pk, _without("B"))
+    assert r.written and reads.reads == ["quorum", "serial"]
+    assert set(reads.real(pk).holds) == {"A", "C"}
+
+    # a refusal computed from a stale map (holding B, released since) is not trusted either
+    def at_most_two_then_d(holds):
+        if len(holds) >= 3:
+            raise ValueError("full")
+        return {**holds, "D": {"n": "D"}}
+
+    reads = StaleFirstRead(monkeypatch, stale=HoldsState(3, {k: {"n": k} for k in "ABC"}))
+    r = holds_change(pk, at_most_two_then_d)
+    assert r.written and reads.reads == ["quorum", "serial"]
+    assert set(reads.real(pk).holds) == {"A", "C", "D"}
+
+    # ... while a refusal from the SERIAL read stands, and a real no-op writes nothing
+    reads = StaleFirstRead(monkeypatch, stale=HoldsState(4, {k: {"n": k} for k in "AC"}))
+    with pytest.raises(ValueError, match="full"):
+        holds_change(pk, at_most_two_then_d)
+    assert reads.reads == ["quorum", "serial"]
+    reads = StaleFirstRead(monkeypatch)
+    r = holds_change(pk, _with("A"))
+    assert not r.written and reads.reads == ["quorum", "serial"] and reads.real(pk).version == 5
+
+
 # --- over the API: two MFIs approving the same borrower at once -------------------------------------
 @pytest.mark.django_db(transaction=True)
 def test_two_mfis_approving_at_once_one_wins_and_a_withdrawal_frees_the_room(network_policy):

@@ -67,7 +67,7 @@ def policy_get() -> Policy:
 
 def policy_request() -> Callable[[], Policy]:
     """Send the policy read now and answer a function that waits for it (and, called again, answers the same): the
-    caller can do another ring round trip (the borrower's SERIAL read) while this one is in flight. Raises
+    caller can do another ring round trip (the borrower's holds read) while this one is in flight. Raises
     ``RingUnavailable`` (now or when called)."""
     session, cl = get_session()
     try:
@@ -146,7 +146,7 @@ def _check(policy: Policy, others: Holds, x: Exposure) -> None:
 
 def _settle(x: Exposure, state: str) -> None:
     try:
-        # the policy read and the borrower's SERIAL read (in holds_change) travel at the same time
+        # the policy read and the borrower's holds read (in holds_change) travel at the same time
         policy_of_network = policy_request()
 
         def change(holds: Holds) -> Holds:
