@@ -389,8 +389,11 @@ def test_node_status_for_operators_and_letsema_admins(shop):
     assert web(shop.admin).get("/network/").status_code == 403
 
 
-def test_district_nodes_page_pings_every_peer_and_shows_the_portfolio_to_letsema_admins(shop):
+def test_district_nodes_page_pings_every_peer_and_shows_the_portfolio_to_letsema_admins(shop, settings):
     from node.peers.selectors import network_figures
+
+    # what this page shows, not how fast the peers are: on a busy 2-core machine a ping can outlast the 0.3 s deadline
+    settings.LETSEMA_FEDERATION = {**settings.LETSEMA_FEDERATION, "peer_timeout_seconds": 5.0}
 
     r = web(make_user(Role.OPERATOR)).get("/network/districts/")
     html = text(r)
