@@ -29,6 +29,35 @@ def step_up(user):
 
 
 # --- products ------------------------------------------------------------------------------------
+def test_the_loan_list_costs_the_same_queries_for_one_loan_or_many():
+    from django.test.utils import CaptureQueriesContext
+
+    shop = open_shop()
+
+    def listed() -> tuple[int, list]:
+        with CaptureQueriesContext(connection) as q:
+            r = client_for(shop.officer).get("/api/v1/loans/")
+        assert r.status_code == 200
+        return len(q.captured_queries), r.json()
+
+    def disbursed_one(n: int) -> None:
+        lid = apply(shop)
+        to_approved(shop, lid)
+        assert post(shop.officer2, f"/api/v1/loans/{lid}/disbursement/initiate", {"channel": "cash"},
+                    idem=key()).status_code == 200
+        assert post(shop.admin, f"/api/v1/loans/{lid}/disbursement/confirm", {"disbursement_date": "2026-12-01"},
+                    idem=key()).status_code == 200
+
+    disbursed_one(1)
+    one, body = listed()
+    assert body[0]["approved_by"] == shop.officer.username and body[0]["disbursed_by"] == shop.admin.username
+    for n in (2, 3):
+        disbursed_one(n)
+    three, body = listed()
+    assert len(body) == 3 and {x["disbursement_initiated_by"] for x in body} == {shop.officer2.username}
+    assert three == one, f"{one} queries for one loan, {three} for three"
+
+
 def test_product_rate_above_cap_is_refused():
     shop = open_shop()
     r = post(shop.admin, "/api/v1/products/", {**PRODUCT, "code": "greedy", "annual_interest_rate": "60.5"})

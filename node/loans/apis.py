@@ -159,6 +159,8 @@ class LoanListApi(APIView):
             if status_ not in LoanStatus.values:
                 raise ValidationFailed("Unknown loan status.", details={"fields": {"status": list(LoanStatus.values)}})
             qs = qs.filter(status=status_)
+        # the serializer names the staff who approved and disbursed: joined here, not one query per loan and field
+        qs = qs.select_related("approved_by", "disbursement_initiated_by", "disbursed_by")
         return paged_response(request, qs.order_by("id"), _loan)
 
     @extend_schema(request=LoanApplySerializer, responses={201: LoanSerializer})
