@@ -3,24 +3,15 @@ replay nonces and per-peer backoff. Short socket timeouts: a slow Redis must not
 
 from __future__ import annotations
 
-import threading
-
 import redis
 
 from federation import conf
 from federation.errors import NonceStoreUnavailable
-
-_lock = threading.Lock()
-_client: redis.Redis | None = None
+from node.core import redis_client as shared
 
 
 def redis_client() -> redis.Redis:
-    global _client
-    with _lock:
-        if _client is None:
-            _client = redis.Redis.from_url(conf.get("redis_url"), socket_timeout=0.5, socket_connect_timeout=0.5,
-                                           health_check_interval=30)
-        return _client
+    return shared.redis_client(conf.get("redis_url"))
 
 
 def key(*parts: str) -> str:

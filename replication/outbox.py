@@ -29,12 +29,11 @@ from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from node.core.bulk import insert_columns
+from node.core.redis_client import redis_client
 from replication.models import OutboxEvent
-
 
 log = logging.getLogger("letsema.replication")
 WAKE_KEY = "letsema:outbox:ship-wake"
-_redis = None
 
 
 class OutboxOutsideTransaction(RuntimeError):
@@ -48,16 +47,11 @@ def _wake_shipper_after_commit() -> None:
 
 def _wake_shipper() -> None:
     """After commit: make sure a shipping run is due within ``LETSEMA_SHIP_WAKE_MS`` (see the module docstring)."""
-    global _redis
     from replication import tasks
 
     window_ms = settings.LETSEMA_SHIP_WAKE_MS
     try:
-        if _redis is None:
-            import redis
-
-            _redis = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
-        if _redis.set(WAKE_KEY, "1", nx=True, px=window_ms):
+        if redis_client(settings.CELERY_BROKER_URL).set(WAKE_KEY, "1", nx=True, px=window_ms):
             tasks.ship_outbox.apply_async(countdown=window_ms / 1000, expires=60)
     except Exception as exc:  # noqa: BLE001 - the beat ships anyway, a few seconds later
         log.warning("could not wake the outbox shipper; the periodic run will ship the events",

@@ -171,11 +171,9 @@ def test_a_commit_with_events_wakes_the_shipper_once_per_window(django_capture_o
     assert callbacks == []
 
     settings.LETSEMA_SHIP_WAKE_MS = 300
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens there
-    monkeypatch.setattr(outbox, "_redis", None)
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens there (a client of its own: by URL)
     warned = []
     monkeypatch.setattr(outbox.log, "warning", lambda msg, **kw: warned.append(msg))
     with django_capture_on_commit_callbacks(execute=True):
         outbox_enqueue(event_type="loan.disbursed", partition_key=_key(), payload={})
     assert len(sent) == 2 and warned and "could not wake the outbox shipper" in warned[0]
-    monkeypatch.setattr(outbox, "_redis", None)  # the next use connects to the real broker again

@@ -19,9 +19,9 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 
 
-def page_parameters(default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> list[OpenApiParameter]:
+def page_parameters() -> list[OpenApiParameter]:
     """For ``extend_schema(parameters=...)`` of a paged list."""
-    return [OpenApiParameter("limit", int, description=f"rows per page: 1 to {maximum}, default {default}"),
+    return [OpenApiParameter("limit", int, description=f"rows per page: 1 to {MAX_LIMIT}, default {DEFAULT_LIMIT}"),
             OpenApiParameter("offset", int, description="rows to skip (default 0); follow the Link header's "
                                                         "rel=\"next\" for the next page; X-Total-Count gives the total")]
 
@@ -40,12 +40,12 @@ def _int(request, name: str, default: int, low: int, high: int | None) -> int:
     return value
 
 
-def paged_response(request, qs: QuerySet, render, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> Response:
+def paged_response(request, qs: QuerySet, render) -> Response:
     """A page of ``qs`` (already ordered by a unique key, so pages never overlap or skip) as a list of ``render(row)``,
     with ``X-Total-Count`` and ``Link`` headers."""
     if not qs.ordered:
         raise TypeError("paged_response needs an ordered queryset (order_by a unique key)")
-    limit = _int(request, "limit", default, 1, maximum)
+    limit = _int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = _int(request, "offset", 0, 0, None)
     total = qs.count()
     response = Response([render(x) for x in qs[offset:offset + limit]])
