@@ -187,6 +187,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes the database connections around every task unless told to reuse them; a task
+# instead treats its connection like a request does (config/celery.py): this only bounds how long one lives.
+CELERY_DB_REUSE_MAX = 10_000
 # Periodic jobs (run by the worker's embedded beat in the local cluster). The outbox shipper is idempotent and
 # safe to overlap (SKIP LOCKED), so a short interval only costs an empty query when nothing is pending.
 _COB_AT = os.environ.get("LETSEMA_COB_AT", "00:15")  # local time the previous business day is closed
@@ -198,6 +201,9 @@ LETSEMA_SHIP_BUDGET_S = float(os.environ.get("LETSEMA_SHIP_BUDGET_S", "20"))
 # A transaction that wrote outbox events asks for a shipping run this many ms after its commit (coalesced across the
 # node's processes; 0: only the beat ships). replication/outbox.py; docs/credit-network.md (lag).
 LETSEMA_SHIP_WAKE_MS = int(os.environ.get("LETSEMA_SHIP_WAKE_MS", "200"))
+# The same for notifications: a commit that recorded some asks for a delivery run this many ms later (coalesced;
+# 0: one run queued per commit). node/notifications/services.py
+LETSEMA_NOTIFY_WAKE_MS = int(os.environ.get("LETSEMA_NOTIFY_WAKE_MS", "200"))
 # Payroll uploads over HTTP: at most this many rows to post are posted inside the request; a larger file is posted
 # by a Celery task (answer 202), LETSEMA_PAYROLL_TASK_S seconds of batches per run (docs/payroll.md)
 LETSEMA_PAYROLL_SYNC_ROWS = int(os.environ.get("LETSEMA_PAYROLL_SYNC_ROWS", "500"))

@@ -8,7 +8,7 @@ borrower) but not the others. When the ring is down, events wait and drain when 
 
 Wake-up on commit: the beat ships every few seconds (``LETSEMA_SHIP_EVERY``, the safety net); a transaction that
 wrote events also asks for a shipping run ``LETSEMA_SHIP_WAKE_MS`` after it commits, coalesced across the node's
-processes with one Redis key (``SET NX PX``): the first commit of a window queues one ``ship_outbox`` task due at
+processes with one Redis key (``SET NX PX``, ``node.core.wakeup``): the first commit of a window queues one ``ship_outbox`` task due at
 the window's end, which ships whatever committed meanwhile; a commit after the window opens the next one. So an event
 reaches the ring within about that window plus one shipping run, with at most ``1000 / LETSEMA_SHIP_WAKE_MS``
 broker messages a second however many transactions commit. If Redis cannot be reached the beat still ships.
@@ -29,7 +29,7 @@ from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from node.core.bulk import insert_columns
-from node.core.redis_client import redis_client
+from node.core.wakeup import wake_after_commit
 from replication.models import OutboxEvent
 
 log = logging.getLogger("letsema.replication")
@@ -41,21 +41,12 @@ class OutboxOutsideTransaction(RuntimeError):
 
 
 def _wake_shipper_after_commit() -> None:
-    if settings.LETSEMA_SHIP_WAKE_MS > 0:
-        transaction.on_commit(_wake_shipper, robust=True)
-
-
-def _wake_shipper() -> None:
-    """After commit: make sure a shipping run is due within ``LETSEMA_SHIP_WAKE_MS`` (see the module docstring)."""
+    """After commit: make sure a shipping run is due within ``LETSEMA_SHIP_WAKE_MS`` (0: only the beat ships)."""
     from replication import tasks
 
-    window_ms = settings.LETSEMA_SHIP_WAKE_MS
-    try:
-        if redis_client(settings.CELERY_BROKER_URL).set(WAKE_KEY, "1", nx=True, px=window_ms):
-            tasks.ship_outbox.apply_async(countdown=window_ms / 1000, expires=60)
-    except Exception as exc:  # noqa: BLE001 - the beat ships anyway, a few seconds later
-        log.warning("could not wake the outbox shipper; the periodic run will ship the events",
-                    extra={"error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+    if settings.LETSEMA_SHIP_WAKE_MS > 0:
+        wake_after_commit(key=WAKE_KEY, window_ms=settings.LETSEMA_SHIP_WAKE_MS, task=tasks.ship_outbox, log=log,
+                          what="the outbox shipper")
 
 
 def outbox_enqueue(*, event_type: str, partition_key: str, payload: dict, occurred_at: datetime | None = None) -> OutboxEvent:

@@ -73,6 +73,7 @@ def channels(settings, tmp_path):
 
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = True  # what on_commit queues runs here, not on the shared broker's workers
+    settings.LETSEMA_NOTIFY_WAKE_MS = 0  # each commit queues its delivery run (no shared window: deterministic)
     yield
     app.conf.task_always_eager = eager
 
@@ -119,9 +120,9 @@ def test_repayment_sends_one_sms_only_when_the_transaction_commits(django_captur
     assert n.status == "pending" and n.kind == "repayment_received" and n.mfi_id == shop.mfi.pk
     assert sms_for(shop) == []  # recorded in the transaction, nothing sent before the commit
     assert callbacks, "delivery is queued with transaction.on_commit"
-    for cb in callbacks:  # the commit
+    for cb in callbacks:  # the commit: one delivery run, which sends whatever is due (the disbursement notice too)
         cb()
-    (text,) = sms_for(shop)
+    (text,) = [t for t in sms_for(shop) if "we received" in t]
     assert text == (f"{shop.mfi.name}: we received LSL 100.00 on loan {Loan.objects.get(pk=lid).reference}. "
                     f"Receipt {body['receipt_number']}. Outstanding: LSL 960.59. Thank you.")
     n.refresh_from_db()
@@ -134,8 +135,8 @@ def test_repayment_sends_one_sms_only_when_the_transaction_commits(django_captur
     for cb in callbacks:
         cb()
     assert tasks.deliver_notification(n.pk) is None
-    services.deliver_pending()  # sends the disbursement notice, which was still pending
-    assert len([t for t in sms_for(shop) if "we received" in t]) == 1
+    assert services.deliver_pending() == {}
+    assert len([t for t in sms_for(shop) if "we received" in t]) == 1 and len(sms_for(shop)) == 2
     (disb,) = [t for t in sms_for(shop) if "paid out" in t]
     assert "LSL 1000.00" in disb and "First installment LSL 353.53 due on 2026-02-01" in disb
     assert_no_national_id(shop, *sms_for(shop))
@@ -469,3 +470,38 @@ def test_beat_runs_the_delivery_sweep_every_minute_and_the_daily_reminders(setti
     assert {"node.notifications.tasks.deliver_pending", "node.notifications.tasks.send_reminders",
             "node.notifications.tasks.deliver_notification"} <= set(app.tasks)
     assert settings.NOTIFY_DAYS_BEFORE_DUE == 3
+
+
+def test_a_burst_of_commits_queues_one_delivery_run_per_window(settings, monkeypatch,
+                                                               django_capture_on_commit_callbacks):
+    """Notifications recorded by many commits in one window (LETSEMA_NOTIFY_WAKE_MS) cost one delivery run, due at
+    the window's end, which sends them all; the next window queues again. The window is shared by the node's
+    processes through its Redis. Redis unreachable: logged, the commit stands, the minute sweep sends them."""
+    import redis
+
+    shop = open_shop()
+    lid = disbursed(shop)
+    queued = []
+    monkeypatch.setattr(tasks.deliver_pending, "apply_async", lambda **kw: queued.append(kw))
+    settings.LETSEMA_NOTIFY_WAKE_MS = 300
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(services.WAKE_KEY)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(3):
+            repay(shop.officer, lid, "10.00")
+    assert queued == [{"countdown": 0.3, "expires": 60}]
+    assert Notification.objects.filter(kind="repayment_received", loan_id=lid, status="pending").count() == 3
+    time.sleep(0.4)
+    with django_capture_on_commit_callbacks(execute=True):
+        repay(shop.officer, lid, "10.00")
+    assert len(queued) == 2
+    assert services.deliver_pending() == {"sent": 5}  # the run sends all four receipts (and the disbursement notice)
+
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    warned = []
+    monkeypatch.setattr(services.log, "warning", lambda msg, **kw: warned.append(msg))
+    with django_capture_on_commit_callbacks(execute=True):
+        body = repay(shop.officer, lid, "10.00")
+    assert body["receipt_number"] and len(queued) == 2
+    assert warned and "could not wake notification delivery" in warned[0]
+    assert services.deliver_pending() == {"sent": 1}

@@ -8,8 +8,9 @@ from node.loans.models import Loan, LoanProduct
 from node.users.models import MFI_STAFF_ROLES, Role, User
 
 
-def loan_list_for(*, actor: User) -> QuerySet[Loan]:
-    qs = Loan.objects.select_related("product", "borrower", "mfi")
+def loan_list_for(*, actor: User, related: bool = True) -> QuerySet[Loan]:
+    """The loans ``actor`` may see (with their product, borrower and MFI unless ``related=False``)."""
+    qs = Loan.objects.select_related("product", "borrower", "mfi") if related else Loan.objects.all()
     if actor.role == Role.BORROWER:
         return qs.filter(borrower__user=actor)
     if actor.role in MFI_STAFF_ROLES and actor.mfi_id is not None:
@@ -17,13 +18,15 @@ def loan_list_for(*, actor: User) -> QuerySet[Loan]:
     return qs.none()
 
 
-def access_loan_by_id(actor: User, loan_id, *, roles: frozenset[str] | None = None) -> Loan:
-    """The loan if ``actor`` may see it, else NotFound exactly as for a missing id (and an audit event)."""
+def access_loan_by_id(actor: User, loan_id, *, roles: frozenset[str] | None = None, related: bool = True) -> Loan:
+    """The loan if ``actor`` may see it, else NotFound exactly as for a missing id (and an audit event).
+    ``related=False``: the loan's own row only, for a write whose service locks and reloads the loan anyway (the
+    joins cost a repayment more Python than any other statement of its request)."""
     try:
         pk = int(loan_id)
     except (TypeError, ValueError):
         raise NotFound("No such loan.") from None
-    loan = loan_list_for(actor=actor).filter(pk=pk).first()
+    loan = loan_list_for(actor=actor, related=related).filter(pk=pk).first()
     if loan is None:
         if Loan.objects.filter(pk=pk).exists():
             audit_access_denied(actor=actor, target_type="loan", target_id=pk)

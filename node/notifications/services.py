@@ -1,9 +1,10 @@
 """Writes for borrower notifications: recording events, delivering them, reminders, preferences.
 
 Recording (``notify``) runs inside the domain transaction, like ``replication.outbox.outbox_enqueue``: the
-notification row exists if and only if the change committed, and ``transaction.on_commit`` then queues its
-delivery (nothing talks to Celery inside a domain transaction). A beat job (``tasks.deliver_pending``, every
-minute) picks up whatever is still pending, so a lost broker message delays a notification but never loses it.
+notification row exists if and only if the change committed, and after the commit a delivery run is queued
+within ``LETSEMA_NOTIFY_WAKE_MS``, coalesced across the node's processes (``node.core.wakeup``; nothing talks to
+Celery inside a domain transaction). A beat job (``tasks.deliver_pending``, every minute) picks up whatever is
+still pending, so a lost broker message delays a notification but never loses it.
 
 Delivery (``deliver_one``) claims one due row with ``SELECT ... FOR UPDATE SKIP LOCKED`` and records the result
 of its attempt — sent, or the error and the next attempt time — in that same transaction, so two workers never
@@ -23,7 +24,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import partial
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -35,6 +35,7 @@ from django.utils import timezone
 from node.audit.services import audit_record
 from node.borrowers.models import Borrower
 from node.core.errors import ValidationFailed
+from node.core.wakeup import wake_after_commit
 from node.notifications import texts
 from node.notifications.models import (
     Language,
@@ -49,6 +50,7 @@ from node.notifications.models import (
 from node.notifications.sms import send_sms
 
 log = logging.getLogger("letsema.notifications")
+WAKE_KEY = "letsema:notifications:deliver-wake"
 K = NotificationKind
 S = NotificationStatus
 INSTALLMENT_KINDS = (K.INSTALLMENT_DUE, K.INSTALLMENT_OVERDUE)
@@ -103,23 +105,19 @@ def notify(*, kind: str, event_key: str, borrower_id: int, context: dict, mfi_id
         if Notification.objects.filter(event_key=event_key).exists():
             return None
         raise
-    transaction.on_commit(partial(_queue_delivery, n.pk), robust=True)
+    _deliver_after_commit()
     return n
 
 
-def _queue_delivery(notification_id: int | None = None) -> None:
-    """After commit: ask a worker to deliver now. A broker failure only delays it (the minute job picks it up)."""
+def _deliver_after_commit() -> None:
+    """After commit: make sure a delivery run is due within ``LETSEMA_NOTIFY_WAKE_MS``, coalesced across the node's
+    processes (``node.core.wakeup``): a burst of repayments costs a worker one delivery task per window, not one per
+    notification (a task each was a third of a worker's time per repayment). A broker failure only delays the
+    notification until the minute job."""
     from node.notifications import tasks
 
-    policy = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
-    try:
-        if notification_id is None:
-            tasks.deliver_pending.apply_async(retry=True, retry_policy=policy)
-        else:
-            tasks.deliver_notification.apply_async((notification_id,), retry=True, retry_policy=policy)
-    except Exception as exc:  # noqa: BLE001 - the beat job is the safety net
-        log.warning("could not queue notification delivery; the periodic job will send it",
-                    extra={"notification": notification_id, "error": f"{type(exc).__name__}"})
+    wake_after_commit(key=WAKE_KEY, window_ms=settings.LETSEMA_NOTIFY_WAKE_MS, task=tasks.deliver_pending, log=log,
+                      what="notification delivery")
 
 
 def notify_repayment_received(rep) -> Notification | None:
@@ -173,10 +171,8 @@ def notify_repayments_received(reps) -> int:
             RETURNING id
         """, [kind, S.PENDING, keys, borrowers, mfis, loans, contexts])
         ids = [row[0] for row in cur.fetchall()]
-    if len(ids) == 1:
-        transaction.on_commit(partial(_queue_delivery, ids[0]), robust=True)
-    elif ids:
-        transaction.on_commit(_queue_delivery, robust=True)
+    if ids:
+        _deliver_after_commit()
     return len(ids)
 
 
@@ -252,7 +248,7 @@ def reminders_create(*, day: date, days_before: int | None = None, by: str = "",
         run.last_run_at, run.last_run_by = timezone.now(), by[:60]
         run.save()
         if upcoming or overdue:
-            transaction.on_commit(_queue_delivery, robust=True)
+            _deliver_after_commit()
     log.info("reminders created", extra={"business_date": day.isoformat(), "upcoming": upcoming, "overdue": overdue})
     return ReminderResult(day, upcoming, overdue)
 

@@ -126,7 +126,7 @@ class LoanRepaymentsApi(APIView):
     @extend_schema(request=RepaymentPostSerializer, responses={201: dict})
     @idempotent
     def post(self, request, loan_id):
-        loan = access_loan_by_id(request.user, loan_id, roles=OFFICERS)
+        loan = access_loan_by_id(request.user, loan_id, roles=OFFICERS, related=False)  # locked and reloaded
         s = RepaymentPostSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         v = s.validated_data
