@@ -18,7 +18,7 @@ import json
 import re
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.response import Response
 
@@ -63,12 +63,14 @@ def idempotent(view_method):
                 "Send an Idempotency-Key header (8-100 characters: letters, digits, '_', '.', ':', '-').")
         digest = _request_hash(request, kwargs)
         endpoint = f"{request.method} {request.path}"
-        try:
-            with transaction.atomic():
-                record = IdempotencyRecord.objects.create(user=request.user, key=key, endpoint=endpoint,
-                                                          request_hash=digest)
-        except IntegrityError:
-            existing = IdempotencyRecord.objects.get(user=request.user, key=key)
+        record = claim_key(request.user, key, endpoint, digest)
+        if record is None:
+            existing = IdempotencyRecord.objects.filter(user=request.user, key=key).first()
+            if existing is None:  # the first request failed and released the key just now: claim it again
+                record = claim_key(request.user, key, endpoint, digest)
+                if record is None:
+                    raise RequestInProgress("The first request with this Idempotency-Key is still running.")
+                return _run(self, request, args, kwargs, record, view_method)
             if existing.request_hash != digest:
                 raise IdempotencyKeyReused("This Idempotency-Key was used for a different request.",
                                            details={"first_used_for": existing.endpoint}) from None
@@ -87,6 +89,24 @@ def idempotent(view_method):
         return _run(self, request, args, kwargs, record, view_method)
 
     return wrapper
+
+
+def claim_key(user, key: str, endpoint: str, digest: str) -> IdempotencyRecord | None:
+    """Claim ``key`` for ``user`` (the API's keys here, the web forms' in ``node.web.once``): insert the claim row,
+    committed at once (its own statement; the caller is not in a transaction), or None if
+    the user already has a row with this key. One statement (``ON CONFLICT DO NOTHING``), not a transaction that
+    catches a unique violation: a write request's bookkeeping should not cost more round trips than its work."""
+    now = timezone.now()
+    with connection.cursor() as cur:
+        cur.execute(f"""
+            INSERT INTO {IdempotencyRecord._meta.db_table} (user_id, key, endpoint, request_hash, created_at)
+            VALUES (%s, %s, %s, %s, %s)
+            ON CONFLICT ON CONSTRAINT one_record_per_user_key DO NOTHING
+            RETURNING id""", [user.pk, key, endpoint, digest, now])
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return IdempotencyRecord(pk=row[0], user=user, key=key, endpoint=endpoint, request_hash=digest, created_at=now)
 
 
 def _run(self, request, args, kwargs, record: IdempotencyRecord, view_method):

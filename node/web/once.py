@@ -13,9 +13,9 @@ import json
 import re
 import uuid
 
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from node.core.idempotency import claim_key
 from node.core.models import IdempotencyRecord
 
 KEY_RE = re.compile(r"^[a-f0-9]{32}$")
@@ -42,15 +42,17 @@ def claim(request) -> IdempotencyRecord | None:
     key = request.POST.get("form_key", "")
     if not KEY_RE.match(key):
         return None
-    try:
-        with transaction.atomic():
-            return IdempotencyRecord.objects.create(user=request.user, key=f"web:{key}",
-                                                    endpoint=f"WEB {request.method} {request.path}",
-                                                    request_hash=_digest(request))
-    except IntegrityError:
-        existing = IdempotencyRecord.objects.get(user=request.user, key=f"web:{key}")
-        body = existing.response_body or {}
-        raise AlreadySubmitted(body.get("location") if existing.completed_at else None) from None
+    record = claim_key(request.user, f"web:{key}", f"WEB {request.method} {request.path}", _digest(request))
+    if record is not None:
+        return record
+    existing = IdempotencyRecord.objects.filter(user=request.user, key=f"web:{key}").first()
+    if existing is None:  # the first submission failed and released the key just now: this one may run
+        record = claim_key(request.user, f"web:{key}", f"WEB {request.method} {request.path}", _digest(request))
+        if record is not None:
+            return record
+        raise AlreadySubmitted(None)
+    body = existing.response_body or {}
+    raise AlreadySubmitted(body.get("location") if existing.completed_at else None)
 
 
 def complete(record: IdempotencyRecord, location: str) -> None:
