@@ -113,6 +113,20 @@ def ring_size(p: Profile) -> int:
         return 0
 
 
+def paxos_variant(p: Profile) -> str:
+    """The ring's Paxos implementation: ``v2`` (2 round trips per compare-and-set instead of v1's 4, 1-2 per SERIAL
+    read instead of 3) for every ring created since it was introduced; a ring created before keeps ``v1`` until its
+    operator switches it (docs/runbooks/paxos-v2.md) — every node of a ring must run the same variant."""
+    f = p.var_dir / "cassandra" / "paxos_variant"
+    try:
+        variant = f.read_text().strip()
+    except OSError:
+        return "v1"
+    if variant not in ("v1", "v2"):
+        raise StepFailed(f"{f} says {variant!r}; it must be v1 or v2")
+    return variant
+
+
 def write_config(p: Profile, i: int, n: int) -> None:
     home = node_dir(p, i)
     for sub in ("conf", "data", "commitlog", "hints", "saved_caches", "logs", "cdc_raw"):
@@ -169,6 +183,7 @@ range_request_timeout: 10000ms
 write_request_timeout: 5000ms
 request_timeout: 10000ms
 storage_compatibility_mode: NONE
+paxos_variant: {paxos_variant(p)}
 """
     (home / "conf" / "cassandra.yaml").write_text(yaml)
     (home / "conf" / "logback.xml").write_text(LOGBACK)
@@ -236,6 +251,8 @@ def start_ring(p: Profile, n: int, progress=None) -> None:
             f"the {p.name} ring was created with {existing} node(s); './letsema reset' to change it to {n}"
         )
     (p.var_dir / "cassandra").mkdir(parents=True, exist_ok=True)
+    if not existing:  # a new ring starts on Paxos v2; an existing one keeps what it was created with
+        (p.var_dir / "cassandra" / "paxos_variant").write_text("v2\n")
     (p.var_dir / "cassandra" / "ring_size").write_text(str(n))
     for i in range(1, n + 1):
         if progress:

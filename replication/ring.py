@@ -161,3 +161,22 @@ def ring_ping() -> None:
         session.execute(stmt, timeout=RingSettings.from_django().request_timeout)
     except Exception as exc:  # Unavailable, ReadTimeout, OperationTimedOut, NoHostAvailable
         raise RingUnavailable(_brief(exc)) from exc
+
+
+def node_setting(session: Session, name: str) -> dict[str, str | None]:
+    """One setting (``system_views.settings``) as every ring node reports it: ``{address: value}``.
+
+    Each node is asked directly (the virtual table is node-local); a node that does not answer maps to ``None``.
+    """
+    from cassandra.query import SimpleStatement
+
+    stmt = SimpleStatement("SELECT value FROM system_views.settings WHERE name = %s",
+                           consistency_level=ConsistencyLevel.ONE)
+    out: dict[str, str | None] = {}
+    for host in sorted(session.cluster.metadata.all_hosts(), key=lambda h: str(h.address)):
+        try:
+            row = session.execute(stmt, (name,), host=host, timeout=5).one()
+            out[str(host.address)] = row.value if row else None
+        except Exception:  # noqa: BLE001 - an unreachable node is reported as None, not raised
+            out[str(host.address)] = None
+    return out

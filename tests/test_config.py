@@ -141,3 +141,20 @@ def test_reset_of_the_demo_keeps_the_test_clusters_data(tmp_path):
     assert wipe(tmp_path, keep={tmp_path / "test"}) == ["test"]
     assert [c.name for c in tmp_path.iterdir()] == ["test"] and (tmp_path / "test" / "pg").is_dir()
     assert wipe(tmp_path / "test", keep=set()) == [] and not any((tmp_path / "test").iterdir())
+
+
+def test_paxos_variant_file(tmp_path):
+    """A ring without the file (created before v2) keeps v1; a bad value stops the start with the file named."""
+    from types import SimpleNamespace
+
+    from cluster.cassandra import paxos_variant
+    from cluster.procs import StepFailed
+
+    p = SimpleNamespace(var_dir=tmp_path)
+    assert paxos_variant(p) == "v1"
+    (tmp_path / "cassandra").mkdir()
+    (tmp_path / "cassandra" / "paxos_variant").write_text("v2\n")
+    assert paxos_variant(p) == "v2"
+    (tmp_path / "cassandra" / "paxos_variant").write_text("v3\n")
+    with pytest.raises(StepFailed, match="paxos_variant.*v3"):
+        paxos_variant(p)

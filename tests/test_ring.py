@@ -10,7 +10,7 @@ from cassandra.cluster import NoHostAvailable
 from cassandra.query import SimpleStatement
 
 from cluster import cassandra as ring_launcher
-from replication.ring import RingSettings, make_cluster
+from replication.ring import RingSettings, make_cluster, node_setting
 from tests.conftest import healthz, wait_for
 
 pytestmark = pytest.mark.cluster
@@ -50,6 +50,14 @@ def test_keyspace_has_rf3(session):
     assert dict(row.replication)["datacenter1"] == "3"
     peers = list(session.execute("SELECT peer FROM system.peers_v2"))
     assert len(peers) == 2
+
+
+def test_a_new_ring_runs_paxos_v2_on_every_node(test_cluster, session):
+    # the stacking guard's compare-and-set: 2 round trips on v2 instead of v1's 4 (docs/runbooks/paxos-v2.md)
+    assert ring_launcher.paxos_variant(test_cluster) == "v2"
+    reported = node_setting(session, "paxos_variant")
+    assert len(reported) == 3
+    assert set(reported.values()) == {"v2"}, reported
 
 
 def test_quorum_survives_one_node_down_and_reports_quorum_loss(test_cluster, session, node_url):
