@@ -210,14 +210,16 @@ LETSEMA_PAYROLL_SYNC_ROWS = int(os.environ.get("LETSEMA_PAYROLL_SYNC_ROWS", "500
 LETSEMA_PAYROLL_TASK_S = float(os.environ.get("LETSEMA_PAYROLL_TASK_S", "10"))
 # batches of one payroll import posted side by side (forked processes, each with its own connection; their loans differ)
 LETSEMA_PAYROLL_POST_WORKERS = int(os.environ.get("LETSEMA_PAYROLL_POST_WORKERS", "2"))
+# seconds between the notification sweeps (retries, lost broker messages); the commit itself wakes a delivery run
+_NOTIFY_SWEEP_S = float(os.environ.get("LETSEMA_NOTIFY_SWEEP_EVERY", "60"))
 CELERY_BEAT_SCHEDULE = {
     "ship-outbox": {"task": "replication.tasks.ship_outbox", "schedule": float(os.environ.get("LETSEMA_SHIP_EVERY", "5"))},
     "close-of-business": {"task": "node.cob.tasks.close_business_day",
                           "schedule": crontab(hour=int(_COB_AT.split(":")[0]), minute=int(_COB_AT.split(":")[1]))},
     # borrower notifications (docs/notifications.md): the sweep sends what is due (retries, lost broker messages);
     # the reminders run after close of business, at a decent hour for an SMS
-    "deliver-notifications": {"task": "node.notifications.tasks.deliver_pending", "schedule": 60.0,
-                              "options": {"expires": 55}},
+    "deliver-notifications": {"task": "node.notifications.tasks.deliver_pending", "schedule": _NOTIFY_SWEEP_S,
+                              "options": {"expires": max(1.0, _NOTIFY_SWEEP_S - 5)}},
     "notification-reminders": {"task": "node.notifications.tasks.send_reminders",
                                "schedule": crontab(hour=int(_REMINDERS_AT.split(":")[0]),
                                                    minute=int(_REMINDERS_AT.split(":")[1]))},

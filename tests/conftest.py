@@ -8,12 +8,15 @@ so a running demo cluster is never touched. Nothing here is mocked.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
 import requests
 
+from cluster import nodes
 from cluster.commands import down, up
+from cluster.procs import pid_alive, read_pid
 from cluster.profiles import TEST
 
 RING_NODES = int(os.environ.get("LETSEMA_TEST_RING", "3"))
@@ -51,6 +54,33 @@ def wait_for(predicate, timeout: float, interval: float = 0.5, what: str = "cond
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
+
+
+def wait_worker_ready(cluster, code: str, offset: int) -> None:
+    """Wait until district ``code``'s Celery worker log says ``ready.`` after byte ``offset`` (its size before the
+    start)."""
+    log = nodes.worker_log(cluster, code)
+
+    def ready() -> bool:
+        with open(log, "rb") as fh:
+            fh.seek(offset)
+            return b" ready." in fh.read()
+
+    wait_for(ready, 90, interval=0.1, what=f"worker-{code} ready")
+
+
+def kill_worker(cluster, code: str, *, must_run: bool = True) -> None:
+    """SIGKILL district ``code``'s Celery worker with its whole process group, as a crash would end it."""
+    pid = read_pid(nodes.worker_pidfile(cluster, code))
+    if pid is None and not must_run:
+        return
+    assert pid is not None, f"worker-{code} is not running"
+    os.killpg(os.getpgid(pid), signal.SIGKILL)  # the Celery main process, its pool child and its beat, mid-work
+    wait_for(lambda: not pid_alive(pid), 10, interval=0.1, what=f"worker-{code} gone")
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if this process started it (the test cluster fixture)
+    except ChildProcessError:
+        pass
 
 
 def healthz(base: str) -> tuple[int, dict]:

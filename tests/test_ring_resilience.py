@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -31,10 +30,9 @@ from cassandra.query import SimpleStatement
 
 from cluster import cassandra as ring_launcher
 from cluster import drills, nodes, pg_standby
-from cluster.procs import pid_alive, read_pid
 from replication.holds import holds_read
 from replication.ring import get_session
-from tests.conftest import wait_for
+from tests.conftest import kill_worker, wait_for, wait_worker_ready
 
 pytestmark = pytest.mark.cluster
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -145,35 +143,13 @@ def _shipped(cluster, code: str, keys: list[str]) -> tuple[int, int]:
     return int(rows[0][0]), int(rows[0][1])
 
 
-def _wait_ready(cluster, code: str, offset: int) -> None:
-    log = nodes.worker_log(cluster, code)
-
-    def ready() -> bool:
-        with open(log, "rb") as fh:
-            fh.seek(offset)
-            return b" ready." in fh.read()
-
-    wait_for(ready, 90, interval=0.1, what=f"worker-{code} ready")
-
-
-def _kill_worker(cluster, code: str) -> None:
-    pid = read_pid(nodes.worker_pidfile(cluster, code))
-    assert pid is not None, f"worker-{code} is not running"
-    os.killpg(os.getpgid(pid), signal.SIGKILL)  # the Celery main process, its pool child and its beat, mid-work
-    wait_for(lambda: not pid_alive(pid), 10, interval=0.1, what=f"worker-{code} gone")
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if this process started it (the test cluster fixture)
-    except ChildProcessError:
-        pass
-
-
 def test_worker_killed_20_times_while_2000_events_ship_each_arrives_exactly_once(test_cluster):
     code, total, kills = "leribe", 2000, 20
     keys = [f"v1:{uuid.uuid4().hex}{uuid.uuid4().hex}" for _ in range(40)]
     rng = random.Random(6)
     log = nodes.worker_log(test_cluster, code)
     offset = log.stat().st_size
-    _kill_worker(test_cluster, code)  # from a worker of known age: the loop below waits for each start's "ready."
+    kill_worker(test_cluster, code)  # from a worker of known age: the loop below waits for each start's "ready."
     nodes.start_worker(test_cluster, code)
     # 10 events every 0.5 s (20/s) for ~100 s: events keep arriving through all 20 lives of the worker
     feeder = subprocess.Popen(
@@ -182,11 +158,11 @@ def test_worker_killed_20_times_while_2000_events_ship_each_arrives_exactly_once
     lives_that_shipped = 0
     try:
         for _ in range(kills):
-            _wait_ready(test_cluster, code, offset)
+            wait_worker_ready(test_cluster, code, offset)
             before, _ = _shipped(test_cluster, code, keys)
             time.sleep(rng.uniform(0.2, 1.5))  # a random point of the worker's life while events ship
             offset = log.stat().st_size
-            _kill_worker(test_cluster, code)
+            kill_worker(test_cluster, code)
             after, _ = _shipped(test_cluster, code, keys)
             lives_that_shipped += after > before
             nodes.start_worker(test_cluster, code)
@@ -220,7 +196,11 @@ def _borrowers_with_approved_loans(n_borrowers: int, per_borrower: int):
     stacking guard reserved them in the ring) and initiated: ready for the checker to confirm. Made through the
     node's own services, as the branch would."""
     from node.borrowers.models import ConsentText
-    from node.borrowers.services import RegistrationData, borrower_register, consent_give
+    from node.borrowers.services import (
+        RegistrationData,
+        borrower_register,
+        consent_give,
+    )
     from node.loans import services as L
     from node.loans.models import LoanProduct
     from node.loans.products import product_create
@@ -229,7 +209,7 @@ def _borrowers_with_approved_loans(n_borrowers: int, per_borrower: int):
     from tests.factories import make_user
 
     mfi = Mfi.objects.create(code=f"r1-{uuid.uuid4().hex[:6]}", name="R1", home_district="maseru",
-                             interest_rate_cap=Decimal("60"), dual_control_threshold=Decimal("100000"))
+                             interest_rate_cap=Decimal(60), dual_control_threshold=Decimal(100000))
     admin, officer, officer2 = (make_user(Role.MFI_ADMIN, mfi), make_user(Role.LOAN_OFFICER, mfi),
                                 make_user(Role.LOAN_OFFICER, mfi))
     product = product_create(actor=admin, mfi=mfi, data={
