@@ -4,7 +4,7 @@ the outbox, resumable and safe to re-run; the business date moves on."""
 from __future__ import annotations
 
 import threading
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -79,6 +79,31 @@ def test_days_past_due_bucket_penalty_and_event(network_policy):
     assert inst(loan, 3).penalties == Decimal("0.00")  # 5 days late: not more than the grace
     cob_close(through=date(2026, 9, 7))
     assert inst(loan, 3).penalties == Decimal("50.00")
+
+
+@pytest.mark.parametrize("day, dpd, below, bucket", [
+    (date(2026, 7, 31), 30, "1-30", "1-30"), (date(2026, 8, 1), 31, "1-30", "31-60"),
+    (date(2026, 9, 29), 90, "61-90", "61-90"), (date(2026, 9, 30), 91, "61-90", "90+"),
+])
+def test_bucket_boundaries_on_days_30_31_90_91(network_policy, day, dpd, below, bucket):
+    """The oldest unpaid installment fell due on 07-01. Closed through the day before the boundary day, then the
+    boundary day itself: the bucket moves exactly on day 31 and day 91, and each move is one credit event."""
+    shop = open_shop(threshold="100000")
+    loan = disbursed(shop)
+    cob_close(through=day - timedelta(days=1))
+    loan.refresh_from_db()
+    assert (loan.days_past_due, loan.delinquency_bucket) == (dpd - 1, below)
+    before = len(events(loan, "loan.dpd_changed"))
+    r = cob_close(through=day)
+    assert r.completed and r.loans == 1 and not r.already_closed
+    loan.refresh_from_db()
+    assert (loan.days_past_due, loan.delinquency_bucket, loan.overdue_since) == (dpd, bucket, date(2026, 7, 1))
+    moved = events(loan, "loan.dpd_changed")[before:]
+    if bucket == below:
+        assert moved == [] and r.summary["bucket_moves"] == {}
+    else:
+        assert [e.payload["days_past_due"] for e in moved] == [dpd]
+        assert r.summary["bucket_moves"] == {f"{below}->{bucket}": 1}
 
 
 def test_percent_penalty_is_on_the_overdue_principal_and_interest(network_policy):
