@@ -574,6 +574,23 @@ def test_import_of_an_xlsx_result_file_and_file_level_refusals():
     assert PayrollImport.objects.count() == 1
 
 
+def test_wrong_encoding_and_malformed_dates_are_refused_whole_and_a_utf8_bom_is_read():
+    w = world(n_gov=2)
+    shop, L = w.shop, w.loans
+    rows = [f"GOV-001,{L['L1'].reference},607.06,deducted,", f"GOV-002,{L['L2'].reference},0,not_deducted,"]
+    # Excel's plain "CSV" on Windows: Windows-1252, here a curly apostrophe in a reason on the third line
+    cp1252 = (HEADER + rows[0] + "\r\n" + rows[1] + "Mokhethe\u2019s leave\r\n").encode("cp1252")
+    bad = err(upload(shop.admin, w.gov, cp1252), 400, "payroll_file_invalid")
+    assert "UTF-8" in bad["message"] and "line 3" in bad["message"] and bad["details"]["line"] == 3
+    for payment_date in ("31/07/2026", "2026-07-32", "yesterday"):
+        err(upload(shop.admin, w.gov, result_csv(*rows), payment_date=payment_date), 400, "validation_error")
+    assert PayrollImport.objects.count() == 0 and not Repayment.objects.filter(channel="payroll").exists()
+    # Excel's "CSV UTF-8" starts with a byte-order mark: read as any UTF-8 file
+    r = upload(shop.admin, w.gov, b"\xef\xbb\xbf" + result_csv(*rows))
+    assert r.status_code == 201, r.content
+    assert [x["outcome"] for x in r.json()["rows"]] == ["posted", "skipped"]
+
+
 def test_a_row_refused_at_posting_time_is_rolled_back_alone_and_its_batch_commits():
     """Rows are validated, stored, then posted; between the two, L2 is paid off (closed) and another import posts
     L3 for the month. Those two rows are rejected when posted; the rest of the same batch is posted."""

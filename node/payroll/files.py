@@ -134,8 +134,11 @@ def _csv_records(content: bytes):
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise PayrollFileInvalid("A CSV result file must be UTF-8 text.",
-                                 details={"byte_offset": exc.start}) from None
+        line = content[:exc.start].count(b"\n") + 1
+        raise PayrollFileInvalid(
+            f"A CSV result file must be UTF-8 text; line {line} is not (a spreadsheet saved as plain 'CSV' on "
+            "Windows writes Windows-1252). Save it as 'CSV UTF-8' and upload it again.",
+            details={"byte_offset": exc.start, "line": line}) from None
     if "\x00" in text:
         raise PayrollFileInvalid("This is not a CSV text file.")
     reader = csv.reader(io.StringIO(text, newline=""))
