@@ -231,6 +231,38 @@ def test_replay_with_the_same_key_returns_the_same_receipt_and_posts_once():
     assert Repayment.objects.filter(loan_id=lid).count() == 1
 
 
+def test_a_failing_audit_insert_rolls_the_repayment_back_and_the_same_key_posts_it_later(monkeypatch):
+    """Fail closed (reliability S12): the audit row is written in the money transaction; when PostgreSQL refuses it,
+    nothing of the repayment is kept, the client gets 500 ``internal_error``, and its retry with the same
+    Idempotency-Key posts it once."""
+    from node.repayments import services as R
+
+    shop = open_shop()
+    lid = small_loan(shop)
+    before = (AuditEvent.objects.count(), OutboxEvent.objects.count(), paid(lid))
+
+    def audit_insert_refused(**kw):
+        with connection.cursor() as cur:  # a real refusal by PostgreSQL, inside the service's transaction
+            cur.execute(f"INSERT INTO {AuditEvent._meta.db_table} (id) VALUES (NULL)")
+
+    monkeypatch.setattr(R, "audit_record_many", audit_insert_refused)
+    k = key()
+    client = client_for(shop.officer)
+    client.raise_request_exception = False
+    r = client.post(f"/api/v1/loans/{lid}/repayments", {"amount": "120.00", "payment_date": "2026-02-10",
+                                                         "channel": "cash"}, format="json", HTTP_IDEMPOTENCY_KEY=k)
+    assert r.status_code == 500 and r.json()["code"] == "internal_error"
+    assert Repayment.objects.count() == RepaymentAllocation.objects.count() == 0
+    assert JournalEntry.objects.filter(mfi=shop.mfi).count() == 1  # the disbursement's only
+    assert (AuditEvent.objects.count(), OutboxEvent.objects.count(), paid(lid)) == before
+
+    monkeypatch.undo()
+    again = repay(shop.officer, lid, "120.00", idem=k)
+    assert again.status_code == 201, again.content
+    assert Repayment.objects.filter(loan_id=lid).count() == 1
+    assert paid(lid)[1] == (D("90.00"), D("30.00"), D("0.00"), D("0.00"))
+
+
 def test_missing_idempotency_key_is_refused():
     shop = open_shop()
     lid = small_loan(shop)
