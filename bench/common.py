@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: percentiles and the one-line description of the machine they ran on."""
+"""Shared by the benchmark scripts: percentiles, the one-line description of the machine they ran on, and the bench
+keyspace on the ring."""
 
 from __future__ import annotations
 
@@ -21,3 +22,26 @@ def machine() -> str:
                    if ln.startswith("MemTotal"))) // 1024**2
     load = os.getloadavg()
     return f"{os.cpu_count()} cores ({cpu}), {mem} GiB RAM, load {load[0]:.1f}/{load[1]:.1f}"
+
+
+BENCH_KEYSPACE = "letsema_bench"
+
+
+def bench_ring(profile: str):
+    """Django for ``profile`` with the ring keyspace pointed at the bench keyspace (same CQL migrations and RF as
+    the node's, created if missing), and the node's shared ring session on it: ``(session, consistency level)``."""
+    os.environ["LETSEMA_CONFIG__cassandra__keyspace"] = BENCH_KEYSPACE
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.test_settings" if profile == "test" else "config.settings"
+    import django
+
+    django.setup()
+    from replication.migrations_cql import apply
+    from replication.ring import RingSettings, get_session, make_cluster
+
+    s = RingSettings.from_django()
+    admin = make_cluster(s)
+    try:
+        apply(admin.connect(), BENCH_KEYSPACE, s.replication_factor, s.local_dc, log=lambda m: None)
+    finally:
+        admin.shutdown()
+    return get_session()

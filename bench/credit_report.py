@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import statistics
 import sys
 import threading
@@ -27,17 +26,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from common import machine, pct  # noqa: E402  (bench/common.py, next to this script)
-BENCH_KEYSPACE = "letsema_bench"
+from common import BENCH_KEYSPACE, bench_ring, machine, pct  # noqa: E402  (bench/common.py, next to this script)
 HOT = 20  # borrowers with 50 events each
-
-
-def setup_django(profile: str) -> None:
-    os.environ["LETSEMA_CONFIG__cassandra__keyspace"] = BENCH_KEYSPACE
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.test_settings" if profile == "test" else "config.settings"
-    import django
-
-    django.setup()
 
 
 def bkey(i: int) -> str:
@@ -108,23 +98,16 @@ def main() -> None:
     ap.add_argument("--borrowers", type=int, default=1_000_000)
     ap.add_argument("--reads", type=int, default=3000)
     args = ap.parse_args()
-    setup_django(args.profile)
+    session, cl = bench_ring(args.profile)
 
     from django.conf import settings
 
     from node.credit.report import RingRow, fold
     from node.credit.score import score_report, scorecard_from_settings
     from replication.events import event_insert, events_read
-    from replication.migrations_cql import apply
-    from replication.ring import RingSettings, get_session, make_cluster
+    from replication.ring import RingSettings
 
     s = RingSettings.from_django()
-    admin = make_cluster(s)
-    try:
-        apply(admin.connect(), BENCH_KEYSPACE, s.replication_factor, s.local_dc, log=lambda m: None)
-    finally:
-        admin.shutdown()
-    session, cl = get_session()
     load(session, cl, args.borrowers)
     card = scorecard_from_settings()
     keys = [hot_key(args.borrowers, i) for i in range(HOT)]

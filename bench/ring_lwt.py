@@ -13,7 +13,6 @@ lost races). Prints the ring's ``paxos_variant`` and the machine it ran on.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
@@ -22,10 +21,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from common import machine, pct  # noqa: E402  (bench/common.py, next to this script)
-
-BENCH_KEYSPACE = "letsema_bench"
-
+from common import bench_ring, machine, pct  # noqa: E402  (bench/common.py, next to this script)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,22 +29,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=300, help="keys per client")
     ap.add_argument("--clients", type=int, default=8)
     args = ap.parse_args()
-    os.environ["LETSEMA_CONFIG__cassandra__keyspace"] = BENCH_KEYSPACE
-    os.environ["DJANGO_SETTINGS_MODULE"] = "config.test_settings" if args.profile == "test" else "config.settings"
-    import django
-
-    django.setup()
+    session, _ = bench_ring(args.profile)
     from replication.holds import holds_change, holds_read
-    from replication.migrations_cql import apply
-    from replication.ring import RingSettings, get_session, make_cluster, node_setting
+    from replication.ring import RingSettings, node_setting
 
     s = RingSettings.from_django()
-    admin = make_cluster(s)
-    try:
-        apply(admin.connect(), BENCH_KEYSPACE, s.replication_factor, s.local_dc, log=lambda m: None)
-    finally:
-        admin.shutdown()
-    session, _ = get_session()
     variants = node_setting(session, "paxos_variant")
     answered = [v for v in variants.values() if v is not None]
     if answered and len(set(answered)) == 1:
@@ -95,7 +80,7 @@ def main() -> None:
         results.append((f"{clients} client{'s' if clients > 1 else ''}", times, time.perf_counter() - t0))
 
     print(f"\nring: {len(variants)} node(s), paxos_variant={variant}, RF {s.replication_factor}; {machine()}")
-    print(f"\n| clients | operation | n | p50 ms | p95 ms | p99 ms | changes/s |")
+    print("\n| clients | operation | n | p50 ms | p95 ms | p99 ms | changes/s |")
     print("|---|---|---|---|---|---|---|")
     for label, times, wall in results:
         for n in names:
