@@ -18,6 +18,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -39,7 +40,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # --- R4: 500 trials, two districts, one borrower each, policy max one loan ---------------------------
 TRIALS = r"""
-import json, sys, threading, time
+import json, sys, time
+sys.setswitchinterval(0.0005)  # the driver's I/O thread hands the GIL back quickly at the start line
 import django
 django.setup()
 from decimal import Decimal
@@ -47,51 +49,74 @@ from django.conf import settings
 from node.credit.errors import CreditNetworkUnavailable, StackingLimitReached
 from node.credit.stacking import Exposure, stacking_reserve
 from replication.ring import get_session
-keys, start, slot, lanes = json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-get_session()  # connected before the first start line
+get_session()  # connected before the first trial
 code = settings.DISTRICT.code
-out = {}
-def lane(j):
-    for k in range(j, len(keys), lanes):
-        x = Exposure(borrower_key=keys[k], loan_key=f"{code}/TRIAL-{k}", mfi=f"trial-{code}", district=code,
-                     principal=Decimal("1000.00"), monthly_installment=Decimal("100.00"),
-                     monthly_income=Decimal("10000.00"))
-        time.sleep(max(0.0, start + (k // lanes) * slot - time.time()))
-        t0 = time.time()
-        try:
-            stacking_reserve(x); r = "ok"
-        except StackingLimitReached:
-            r = "limit"
-        except CreditNetworkUnavailable as exc:
-            r = "unavailable: " + exc.details.get("reason", "")
-        out[k] = (r, t0, time.time())
-threads = [threading.Thread(target=lane, args=(j,)) for j in range(lanes)]
-[t.start() for t in threads]
-[t.join(600) for t in threads]
-print(json.dumps(out))
+print("ready", flush=True)
+for line in sys.stdin:  # "k key at": trial k for borrower key, starting at the instant at (both processes get it)
+    k, key, at = line.split()
+    k, at = int(k), float(at)
+    x = Exposure(borrower_key=key, loan_key=f"{code}/TRIAL-{k}", mfi=f"trial-{code}", district=code,
+                 principal=Decimal("1000.00"), monthly_installment=Decimal("100.00"), monthly_income=Decimal("10000.00"))
+    time.sleep(max(0.0, at - 0.002 - time.time()))
+    while time.time() < at:  # the last 2 ms spun, not slept: a sleeping thread wakes late on a busy machine
+        pass
+    t0 = time.time()
+    try:
+        stacking_reserve(x); r = "ok"
+    except StackingLimitReached:
+        r = "limit"
+    except CreditNetworkUnavailable as exc:
+        r = "unavailable: " + exc.details.get("reason", "")
+    print(json.dumps([k, r, t0, time.time()]), flush=True)
 """
+
+
+def _tail(f) -> str:
+    f.seek(0)
+    return f.read()[-2000:]
+
+
+def _answer(p: subprocess.Popen, err) -> list:
+    while True:
+        line = p.stdout.readline()
+        assert line, f"a trial process ended early: {_tail(err)}"
+        if line.startswith("["):
+            return json.loads(line)
 
 
 def test_500_trials_of_two_districts_reserving_at_once_never_let_two_through(network_policy):
     network_policy(max_active_loans=1)
-    n, lanes, slot = 500, 5, 0.3
+    n = 500
     keys = [f"v1:{uuid.uuid4().hex}{uuid.uuid4().hex}" for _ in range(n)]
-    start = time.time() + 12  # both processes connected to the ring before the first trial
+    errs = {code: tempfile.TemporaryFile("w+") for code in ("maseru", "leribe")}  # a pipe could fill and block
     procs = {
         code: subprocess.Popen(
-            [sys.executable, "-c", TRIALS, json.dumps(keys), str(start), str(slot), str(lanes)], cwd=REPO,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-c", TRIALS], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=errs[code], text=True, bufsize=1,
             env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", "LETSEMA_DISTRICT": code})
         for code in ("maseru", "leribe")
     }
-    results = {}
-    for code, p in procs.items():
-        out, errs = p.communicate(timeout=600)
-        assert p.returncode == 0, errs[-2000:]
-        results[code] = {int(k): v for k, v in json.loads(out.strip().splitlines()[-1]).items()}
+    results: dict[str, dict[int, list]] = {code: {} for code in procs}
+    try:
+        for code, p in procs.items():
+            while (line := p.stdout.readline()) and line.strip() != "ready":
+                pass
+            assert line, _tail(errs[code])
+        for k, key in enumerate(keys):  # in lock step: trial k starts in both processes 5 ms after it is sent
+            at = time.time() + 0.005
+            for p in procs.values():
+                p.stdin.write(f"{k} {key} {at}\n")
+            for code, p in procs.items():
+                got = _answer(p, errs[code])
+                assert got[0] == k
+                results[code][k] = got[1:]
+    finally:
+        for p in procs.values():
+            p.stdin.close()
+            p.wait(60)
     assert all(len(r) == n for r in results.values())
 
-    two_won, undecided, overlapping = [], [], 0
+    two_won, undecided, overlapping, skews = [], [], 0, []
     for k in range(n):
         (ra, a0, a1), (rb, b0, b1) = results["maseru"][k], results["leribe"][k]
         if ra == rb == "ok":
@@ -99,8 +124,10 @@ def test_500_trials_of_two_districts_reserving_at_once_never_let_two_through(net
         if sorted((ra, rb)) != ["limit", "ok"]:
             undecided.append((k, ra, rb))
         overlapping += a0 < b1 and b0 < a1  # the two compare-and-sets were in flight at the same time
-    print(f"\n500 trials: {overlapping} raced (calls overlapping in time), {len(two_won)} let two through, "
-          f"{len(undecided)} undecided")
+        skews.append(abs(a0 - b0) * 1000)
+    skews.sort()
+    print(f"\n500 trials: {overlapping} raced (calls overlapping in time; start skew p50 {skews[n // 2]:.2f} ms, "
+          f"p90 {skews[n * 9 // 10]:.2f} ms), {len(two_won)} let two through, {len(undecided)} undecided")
     assert two_won == []  # the invariant: never two loans past a policy of one
     assert undecided == []  # and on a healthy ring every trial is decided: one reservation, one refusal
     assert overlapping >= 0.8 * n, f"only {overlapping}/{n} trials raced; the trial is not testing concurrency"
