@@ -69,6 +69,14 @@ def wait_worker_ready(cluster, code: str, offset: int) -> None:
     wait_for(ready, 90, interval=0.1, what=f"worker-{code} ready")
 
 
+def district_sql(cluster, code: str, sql: str, params=()) -> list[tuple]:
+    """Rows of ``sql`` on district ``code``'s own database (its primary), as the node sees it — not the test
+    process's test database."""
+    from cluster import drills, pg_standby
+
+    return pg_standby.query(drills._primary(cluster, code), sql, params, dbname=cluster.district(code).pg_name)
+
+
 def kill_worker(cluster, code: str, *, must_run: bool = True) -> None:
     """SIGKILL district ``code``'s Celery worker with its whole process group, as a crash would end it."""
     pid = read_pid(nodes.worker_pidfile(cluster, code))

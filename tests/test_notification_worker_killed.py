@@ -19,8 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from cluster import drills, nodes, pg_standby
-from tests.conftest import kill_worker, wait_for, wait_worker_ready
+from cluster import drills, nodes
+from tests.conftest import district_sql, kill_worker, wait_for, wait_worker_ready
 
 pytestmark = pytest.mark.cluster
 CODE = "mohales_hoek"
@@ -65,8 +65,7 @@ class Gateway:
 
 
 def _sql(cluster, sql: str, params=()):
-    d = cluster.district(CODE)
-    return pg_standby.query(drills._primary(cluster, CODE), sql, params, dbname=d.pg_name)
+    return district_sql(cluster, CODE, sql, params)
 
 
 def _restart_worker(cluster, env: dict[str, str]) -> None:

@@ -30,10 +30,10 @@ from cassandra import ConsistencyLevel
 from cassandra.query import SimpleStatement
 
 from cluster import cassandra as ring_launcher
-from cluster import drills, nodes, pg_standby
+from cluster import nodes
 from replication.holds import holds_read
 from replication.ring import get_session
-from tests.conftest import kill_worker, wait_for, wait_worker_ready
+from tests.conftest import district_sql, kill_worker, wait_for, wait_worker_ready
 
 pytestmark = pytest.mark.cluster
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -148,7 +148,7 @@ from django.db import transaction
 from replication.models import OutboxEvent
 from replication.outbox import outbox_enqueue_many
 keys, per_batch, every = json.loads(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-ids, i, total = [], 0, int(sys.argv[4])
+i, total = 0, int(sys.argv[4])
 while i < total:
     with transaction.atomic():
         outbox_enqueue_many([("test.worker_kill", keys[(i + j) % len(keys)], {"n": i + j})
@@ -163,11 +163,19 @@ print(json.dumps([[str(e), k, p["n"]] for e, k, p in events]))
 
 def _shipped(cluster, code: str, keys: list[str]) -> tuple[int, int]:
     """(shipped, pending) of this test's events in the district's own database."""
-    d = cluster.district(code)
-    rows = pg_standby.query(drills._primary(cluster, code),
-                            "SELECT count(shipped_at), count(*) - count(shipped_at) FROM replication_outboxevent "
-                            "WHERE partition_key = ANY(%s)", (keys,), dbname=d.pg_name)
-    return int(rows[0][0]), int(rows[0][1])
+    ((shipped, pending),) = district_sql(cluster, code, "SELECT count(shipped_at), count(*) - count(shipped_at) "
+                                         "FROM replication_outboxevent WHERE partition_key = ANY(%s)", (keys,))
+    return int(shipped), int(pending)
+
+
+def _ring_events(keys, event_type: str, cl=ConsistencyLevel.QUORUM, host=None) -> list[tuple[str, str]]:
+    """(event id, partition key) of every ``event_type`` row in the ring's partitions ``keys`` — read at ``cl``,
+    through ``host`` alone when given."""
+    session, _ = get_session()
+    stmt = SimpleStatement("SELECT event_id, event_type FROM credit_events WHERE borrower_key = %s",
+                           consistency_level=cl)
+    return [(str(r.event_id), key) for key in keys for r in session.execute(stmt, (key,), host=host)
+            if r.event_type == event_type]
 
 
 def test_worker_killed_20_times_while_2000_events_ship_each_arrives_exactly_once(test_cluster):
@@ -207,22 +215,16 @@ def test_worker_killed_20_times_while_2000_events_ship_each_arrives_exactly_once
 
     # the restarted worker drains everything (the beat ships every few seconds even if no wake-up survived)
     wait_for(lambda: _shipped(test_cluster, code, keys)[1] == 0, 120, interval=1, what="the outbox drained")
-    session, _ = get_session()
-    read = SimpleStatement("SELECT event_id, event_type FROM credit_events WHERE borrower_key = %s",
-                           consistency_level=ConsistencyLevel.QUORUM)
-    in_ring = []
-    for key in keys:
-        in_ring += [(str(r.event_id), key) for r in session.execute(read, (key,)) if r.event_type == "test.worker_kill"]
+    in_ring = _ring_events(keys, "test.worker_kill")
     assert len(in_ring) == total  # none lost, none written twice (a second row would need a new event time or id)
     assert sorted(in_ring) == sorted((e, k) for e, k, _ in events)
 
 
 # --- R1: a ring node killed during 1,000 disbursements ---------------------------------------------------
 def _borrowers_with_approved_loans(n_borrowers: int, per_borrower: int):
-    """An MFI, its staff and ``n_borrowers`` consented borrowers, each with ``per_borrower`` loans approved (the
-    stacking guard reserved them in the ring) and initiated: ready for the checker to confirm. Made through the
-    node's own services, as the branch would."""
-    from node.borrowers.models import ConsentText
+    """A shop (tests.loan_fixtures: MFI, staff, product) and ``n_borrowers`` consented borrowers registered at its
+    branch, each with ``per_borrower`` loans approved (the stacking guard reserved them in the ring) and initiated:
+    ready for the checker to confirm. Made through the node's own services, as the branch would."""
     from node.borrowers.services import (
         RegistrationData,
         borrower_register,
@@ -230,41 +232,26 @@ def _borrowers_with_approved_loans(n_borrowers: int, per_borrower: int):
     )
     from node.loans import services as L
     from node.loans.models import LoanProduct
-    from node.loans.products import product_create
-    from node.mfis.models import Mfi
-    from node.users.models import Role
-    from tests.factories import make_user
+    from tests.borrower_factory import new_national_id, new_phone
+    from tests.loan_fixtures import open_shop
 
-    mfi = Mfi.objects.create(code=f"r1-{uuid.uuid4().hex[:6]}", name="R1", home_district="maseru",
-                             interest_rate_cap=Decimal(60), dual_control_threshold=Decimal(100000))
-    admin, officer, officer2 = (make_user(Role.MFI_ADMIN, mfi), make_user(Role.LOAN_OFFICER, mfi),
-                                make_user(Role.LOAN_OFFICER, mfi))
-    product = product_create(actor=admin, mfi=mfi, data={
-        "code": "R1", "name": "R1", "annual_interest_rate": Decimal("30.000000"),
-        "interest_method": "DECLINING_BALANCE", "amortization": "EQUAL_INSTALLMENTS", "repayment_frequency": "MONTHS",
-        "min_principal": Decimal("500.00"), "max_principal": Decimal("50000.00"), "min_repayments": 3,
-        "max_repayments": 36, "currency": "LSL", "currency_decimals": 2, "currency_in_multiples_of": 0,
-        "repayment_every": 1, "interest_calculation_period": "SAME_AS_REPAYMENT_PERIOD", "schedule_type": "CUMULATIVE",
-        "days_in_year": "ACTUAL", "days_in_month": "ACTUAL", "grace_on_principal_periods": 0,
-        "grace_on_interest_payment_periods": 0, "grace_on_interest_charged_periods": 0, "fees": []})
-    assert isinstance(product, LoanProduct)
-    ConsentText.objects.get_or_create(version=1, language="en", defaults={"title": "Consent v1", "body": "Consent."})
+    shop = open_shop("r1", threshold="100000")
+    product = LoanProduct.objects.get(pk=shop.product_id)
     loans = []
     for b in range(n_borrowers):
-        nid = str(uuid.uuid4().int)[:11]
-        borrower = borrower_register(actor=officer, channel="branch", mfi=mfi, data=RegistrationData(
-            national_id=nid, first_name="Ring", last_name=f"R1-{b}", date_of_birth=date(1990, 1, 1),
-            phone="+2665" + nid[:7], address="Maseru", residence_district="Maseru", employer="", employee_number="",
+        borrower = borrower_register(actor=shop.officer, channel="branch", mfi=shop.mfi, data=RegistrationData(
+            national_id=new_national_id(), first_name="Ring", last_name=f"R1-{b}", date_of_birth=date(1990, 1, 1),
+            phone=new_phone(), address="Maseru", residence_district="Maseru", employer="", employee_number="",
             monthly_income=Decimal("90000.00"), next_of_kin_name="K", next_of_kin_phone="+26662000001",
             next_of_kin_relationship="sibling"))
-        consent_give(actor=officer, borrower=borrower, version=1, language="en", channel="branch")
+        consent_give(actor=shop.officer, borrower=borrower, version=1, language="en", channel="branch")
         for _ in range(per_borrower):
-            loan = L.loan_apply(actor=officer, borrower=borrower, product=product, principal=Decimal("1000.00"),
+            loan = L.loan_apply(actor=shop.officer, borrower=borrower, product=product, principal=Decimal("1000.00"),
                                 number_of_repayments=6, expected_disbursement_date=date(2026, 12, 1))
-            loan = L.loan_start_review(actor=officer, loan=L.loan_submit(actor=officer, loan=loan))
-            loan = L.loan_approve(actor=officer, loan=loan)
-            loans.append(L.loan_initiate_disbursement(actor=officer2, loan=loan, channel="cash", reference="r1"))
-    return admin, loans
+            loan = L.loan_start_review(actor=shop.officer, loan=L.loan_submit(actor=shop.officer, loan=loan))
+            loan = L.loan_approve(actor=shop.officer, loan=loan)
+            loans.append(L.loan_initiate_disbursement(actor=shop.officer2, loan=loan, channel="cash", reference="r1"))
+    return shop.admin, loans
 
 
 @pytest.mark.django_db
@@ -310,21 +297,14 @@ def test_a_ring_node_killed_during_1000_disbursements_loses_and_duplicates_nothi
     disbursed = {str(e): k for e, k in OutboxEvent.objects.filter(event_type="loan.disbursed", payload__mfi=loans[0].mfi.code)
                  .values_list("event_id", "partition_key")}
     assert len(disbursed) == 1000  # one event per disbursement, each shipped
-    session, _ = get_session()
-
-    def ring_events(cl, host=None):
-        stmt = SimpleStatement("SELECT event_id, event_type FROM credit_events WHERE borrower_key = %s",
-                               consistency_level=cl)
-        found = []
-        for key in sorted(set(disbursed.values())):
-            found += [str(r.event_id) for r in session.execute(stmt, (key,), host=host) if r.event_type == "loan.disbursed"]
-        return found
-
-    at_quorum = ring_events(ConsistencyLevel.QUORUM)
+    borrowers = sorted(set(disbursed.values()))
+    at_quorum = [e for e, _ in _ring_events(borrowers, "loan.disbursed")]
     assert len(at_quorum) == 1000 and set(at_quorum) == set(disbursed)  # all there, none twice
 
     # the node that was down got what it missed (hinted handoff): read at ONE from it alone
+    session, _ = get_session()
     node3 = next(h for h in session.cluster.metadata.all_hosts() if str(h.address) == test_cluster.ring_ip(3))
     wait_for(lambda: node3.is_up, 60, interval=1, what="the driver sees node 3 up")
-    wait_for(lambda: sorted(ring_events(ConsistencyLevel.ONE, node3)) == sorted(disbursed), 120, interval=3,
+    wait_for(lambda: sorted(e for e, _ in _ring_events(borrowers, "loan.disbursed", ConsistencyLevel.ONE, node3))
+             == sorted(disbursed), 120, interval=3,
              what="node 3 to hold all 1,000 disbursement events")
