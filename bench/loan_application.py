@@ -38,10 +38,10 @@ STEPS = ("apply", "submit", "review", "credit_report", "approve")
 WARMUP = 3  # applications before the measurement
 
 
-def setup(profile: str, borrowers_wanted: int):
+def setup(profile: str, borrowers_wanted: int, users: int):
     django_setup(profile)
     from django.conf import settings
-    from rest_framework_simplejwt.tokens import AccessToken
+    from node.users.tokens import access_token_for
 
     from node.users.models import Role
 
@@ -54,7 +54,10 @@ def setup(profile: str, borrowers_wanted: int):
     while len(made) < borrowers_wanted:
         made.append(consented_borrower(officer, mfi, last_name="Applicant", income=Decimal("40000.00")).pk)
         progress("set-up: borrowers", len(made), borrowers_wanted)
-    return made, prod.pk, str(AccessToken.for_user(officer)), settings
+    # one loan officer per simulated user: the node allows each staff member LETSEMA_CREDIT_REPORTS_PER_HOUR
+    # credit look-ups an hour (docs/auth.md), as a real branch's officers each have their own account
+    officers = [officer] + [staff(mfi, f"bench-apply-officer-{u}", Role.LOAN_OFFICER) for u in range(1, users)]
+    return made, prod.pk, [access_token_for(o) for o in officers], settings
 
 
 def main() -> None:
@@ -64,7 +67,7 @@ def main() -> None:
     ap.add_argument("--applications", type=int, default=4, help="applications per user (each for a new borrower)")
     ap.add_argument("--think", type=float, default=1.0, help="mean pause between steps in seconds (0: none)")
     args = ap.parse_args()
-    borrowers, product_id, token, settings = setup(args.profile, args.users * args.applications + WARMUP)
+    borrowers, product_id, tokens, settings = setup(args.profile, args.users * args.applications + WARMUP, args.users)
     borrowers, extra = borrowers[:-WARMUP], borrowers[-WARMUP:]
     base = settings.DISTRICT.public_url + "/api/v1"
     lat: dict[str, list[float]] = {s: [] for s in STEPS}
@@ -92,7 +95,7 @@ def main() -> None:
 
     def user(u: int) -> None:
         sess = requests.Session()
-        sess.headers["Authorization"] = f"Bearer {token}"
+        sess.headers["Authorization"] = f"Bearer {tokens[u]}"
         if args.think:
             time.sleep(random.uniform(0, args.think))  # users do not all start in the same instant
         for bid in borrowers[u * args.applications:(u + 1) * args.applications]:
@@ -116,7 +119,7 @@ def main() -> None:
 
     # warm-up, not counted: the first requests after a reload import and compile lazily (seconds, not ms)
     warm = requests.Session()
-    warm.headers["Authorization"] = f"Bearer {token}"
+    warm.headers["Authorization"] = f"Bearer {tokens[0]}"
     for bid in extra:
         r = warm.post(f"{base}/loans/", json={"borrower": bid, "product": product_id, "principal": "6000.00",
                                               "number_of_repayments": 12, "expected_disbursement_date": when,

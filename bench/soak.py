@@ -46,14 +46,14 @@ WEIGHTS = (("read", 70), ("repayment", 20), ("application", 10))
 READS = ("loan", "schedule", "balance", "history", "loan_list", "borrower")
 
 
-def setup(profile: str, loans_wanted: int, borrowers_wanted: int):
+def setup(profile: str, loans_wanted: int, borrowers_wanted: int, users: int):
     django_setup(profile)
     from django.conf import settings
-    from rest_framework_simplejwt.tokens import AccessToken
 
     from node.borrowers.models import Borrower
     from node.loans.models import Loan
     from node.users.models import Role
+    from node.users.tokens import access_token_for
 
     mfi = bench_mfi("bench-soak", "Bench Soak", officer_approval_limit=None)
     admin = staff(mfi, "bench-soak-admin", Role.MFI_ADMIN)
@@ -74,7 +74,10 @@ def setup(profile: str, loans_wanted: int, borrowers_wanted: int):
     while len(fresh) < borrowers_wanted:
         fresh.append(consented_borrower(officer, mfi, last_name="Applicant", income=Decimal("40000.00")).pk)
         progress("set-up: borrowers for applications", len(fresh), borrowers_wanted)
-    return loans[:loans_wanted], fresh, prod.pk, lambda: str(AccessToken.for_user(officer)), settings
+    # one loan officer per simulated user: the node allows each staff member LETSEMA_CREDIT_REPORTS_PER_HOUR
+    # credit look-ups an hour (docs/auth.md), as a real branch's officers each have their own account
+    officers = [officer] + [staff(mfi, f"bench-soak-officer-u{u}", Role.LOAN_OFFICER) for u in range(1, users)]
+    return loans[:loans_wanted], fresh, prod.pk, lambda u: access_token_for(officers[u]), settings
 
 
 def node_pids(district: str) -> list[int]:
@@ -109,9 +112,9 @@ def main() -> None:
     seconds = args.minutes * 60
     # applications expected: users x tasks per user x 10 %, with a margin
     apps_wanted = int(args.users * seconds / (args.think + 0.2) * 0.1 * 1.25) + 10
-    loans, fresh, product_id, new_token, settings = setup(args.profile, args.users * 2, apps_wanted)
-    # access tokens live 15 minutes: the officer's client renews its token every 5 (as an app with a refresh token)
-    token = [new_token()]
+    loans, fresh, product_id, new_token, settings = setup(args.profile, args.users * 2, apps_wanted, args.users)
+    # access tokens live 15 minutes: each officer's client renews its token every 5 (as an app with a refresh token)
+    token = [new_token(u) for u in range(args.users)]
     from django.utils import timezone
 
     from replication.models import OutboxEvent
@@ -144,8 +147,8 @@ def main() -> None:
                     samples.append(f"{k}: {str(r)[:200] if isinstance(r, Exception) else r.text[:200]}")
         return good
 
-    def call(sess, kind, name, method, url, ok=200, **kw):
-        headers = {**kw.pop("headers", {}), "Authorization": f"Bearer {token[0]}"}
+    def call(sess, kind, name, method, url, ok=200, u=0, **kw):
+        headers = {**kw.pop("headers", {}), "Authorization": f"Bearer {token[u]}"}
         t0 = time.perf_counter()
         try:
             r = sess.request(method, url, timeout=60, headers=headers, **kw)
@@ -167,17 +170,17 @@ def main() -> None:
                 if nb is None:
                     task = "read"  # out of fresh borrowers: counted under reads
                 else:
-                    r = call(sess, "write", "apply", "POST", f"{api}/loans/", ok=201, json={
+                    r = call(sess, "write", "apply", "POST", f"{api}/loans/", ok=201, u=u, json={
                         "borrower": nb, "product": product_id, "principal": "6000.00", "number_of_repayments": 12,
                         "expected_disbursement_date": when, "purpose": "soak"})
                     if r is not None:
                         new = r.json()["id"]
                         for step, path in (("submit", "submit"), ("review", "review"),
                                            ("credit_report", "credit-report"), ("approve", "approve")):
-                            if call(sess, "write", step, "POST", f"{api}/loans/{new}/{path}", json={}) is None:
+                            if call(sess, "write", step, "POST", f"{api}/loans/{new}/{path}", u=u, json={}) is None:
                                 break
             if task == "repayment":
-                call(sess, "write", "repayment", "POST", f"{api}/loans/{lid}/repayments", ok=201,
+                call(sess, "write", "repayment", "POST", f"{api}/loans/{lid}/repayments", ok=201, u=u,
                      json={"amount": "1.00", "payment_date": date.today().isoformat(), "channel": "cash"},
                      headers={"Idempotency-Key": uuid.uuid4().hex})
             elif task == "read":
@@ -185,7 +188,7 @@ def main() -> None:
                 url = {"loan": f"{api}/loans/{lid}/", "schedule": f"{api}/loans/{lid}/schedule",
                        "balance": f"{api}/loans/{lid}/balance", "history": f"{api}/loans/{lid}/repayments",
                        "loan_list": f"{api}/loans/?status=active", "borrower": f"{api}/borrowers/{bid}/"}[what]
-                call(sess, "read", what, "GET", url)
+                call(sess, "read", what, "GET", url, u=u)
             time.sleep(rng.uniform(0.5, 1.5) * args.think)
 
     # the health monitor: memory every 30 s, the oldest pending outbox event every 5 s
@@ -200,7 +203,8 @@ def main() -> None:
             if n % 6 == 0:
                 mem.append((time.monotonic() - started, rss_mib(pids)))
             if n % 60 == 59:
-                token[0] = new_token()
+                for u in range(args.users):
+                    token[u] = new_token(u)
             try:
                 oldest.append(float(h.get(f"{base}/healthz", timeout=10).json()["outbox"]["oldest_pending_seconds"]))
             except Exception:  # noqa: BLE001 - a missed sample is not a failure of the node

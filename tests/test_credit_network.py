@@ -5,6 +5,7 @@ draining (and reconciling) after the ring returns. Nothing is mocked."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -318,6 +319,37 @@ def test_credit_report_needs_consent_a_lender_and_a_known_purpose(test_cluster):
     other = open_shop("other")
     err(client_for(other.officer).post(f"/api/v1/borrowers/{shop.borrower.pk}/credit-report", {}, format="json"),
         404, "not_found")
+
+
+@pytest.mark.django_db
+def test_credit_look_ups_past_the_hourly_limit_per_officer_are_refused_and_raise_an_alert(test_cluster, settings):
+    """Reliability notes S4: a rogue or stolen officer account cannot harvest credit histories."""
+    settings.LETSEMA_CREDIT_REPORTS_PER_HOUR = 3
+    shop = open_shop()
+    apply(shop)
+    c = client_for(shop.officer)
+    url = f"/api/v1/borrowers/{shop.borrower.pk}/credit-report"
+    for _ in range(3):
+        assert c.post(url, {}, format="json").status_code == 200
+    alert: list[logging.LogRecord] = []
+    handler = logging.Handler(level=logging.ERROR)
+    handler.emit = lambda rec: alert.append(rec) if rec.getMessage() == "credit enquiry limit reached" else None
+    logging.getLogger("letsema.credit").addHandler(handler)
+    try:
+        r = c.post(url, {}, format="json")
+        body = err(r, 429, "enquiry_limit_reached")
+        err(c.post(url, {}, format="json"), 429, "enquiry_limit_reached")  # still refused, alerted once
+    finally:
+        logging.getLogger("letsema.credit").removeHandler(handler)
+    assert 3590 <= int(r["Retry-After"]) <= 3600 and body["details"] == {"limit": 3,
+                                                                         "retry_after_seconds": int(r["Retry-After"])}
+    assert len(alert) == 1 and alert[0].alert is True and alert[0].actor == shop.officer.pk
+    assert AuditEvent.objects.filter(action="credit.enquiry_limit_reached", actor_id=shop.officer.pk).count() == 1
+    assert AuditEvent.objects.filter(action="credit.report", actor_id=shop.officer.pk).count() == 3
+    # the refused look-ups are not enquiries: the borrower's file shows the three that were made
+    assert post(shop.officer2, url).json()["summary"]["enquiries_30_days"] == 3  # another officer has their own count
+    settings.LETSEMA_CREDIT_REPORTS_PER_HOUR = 0  # 0: no limit
+    assert c.post(url, {}, format="json").status_code == 200
 
 
 @pytest.mark.django_db

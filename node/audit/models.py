@@ -46,6 +46,8 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
             models.Index(fields=["mfi", "occurred_at"], name="audit_mfi_occurred_idx"),
+            # a staff member's recent events of one kind (the credit enquiry limit)
+            models.Index(fields=["actor", "action", "occurred_at"], name="audit_actor_action_idx"),
         ]
 
     def __str__(self) -> str:

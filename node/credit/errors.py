@@ -1,4 +1,4 @@
-from node.core.errors import Conflict, ServiceUnavailable
+from node.core.errors import ApplicationError, Conflict, ServiceUnavailable
 
 
 class StackingLimitReached(Conflict):
@@ -11,3 +11,10 @@ class CreditNetworkUnavailable(ServiceUnavailable):
     """The ring cannot answer at quorum: cross-network credit decisions fail closed."""
 
     code = "credit_network_unavailable"
+
+
+class EnquiryLimitReached(ApplicationError):
+    """The staff member has made as many credit look-ups this hour as the node allows (a harvesting guard)."""
+
+    code = "enquiry_limit_reached"
+    status = 429

@@ -3,20 +3,23 @@ audited locally, before the borrower's partition is read. Without a ring quorum 
 
 from __future__ import annotations
 
+import logging
+import math
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
 
+from node.audit.models import AuditEvent
 from node.audit.services import audit_record
 from node.borrowers.models import Borrower
 from node.borrowers.selectors import borrower_partition_keys
 from node.borrowers.services import consent_require
 from node.core.errors import ValidationFailed
-from node.credit.errors import CreditNetworkUnavailable
+from node.credit.errors import CreditNetworkUnavailable, EnquiryLimitReached
 from node.credit.report import ENQUIRY, CreditReport, RingRow, fold
 from node.credit.score import Score, score_report, scorecard_from_settings
 from node.users.models import User
@@ -25,6 +28,8 @@ from replication.ring import RingUnavailable
 
 # why an MFI may look (a bureau's permissible purposes)
 PURPOSES = ("loan_application", "account_review", "collections")
+ENQUIRY_WINDOW = timedelta(hours=1)
+log = logging.getLogger("letsema.credit")
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ def credit_assess(*, actor: User, borrower: Borrower, purpose: str, loan_key: st
     if purpose not in PURPOSES:
         raise ValidationFailed("Unknown enquiry purpose.", details={"fields": {"purpose": list(PURPOSES)}})
     consent_require(actor=actor, borrower=borrower, purpose="credit_report")
+    enquiry_quota_check(actor=actor)
     now = datetime.now(UTC)
     enquiry_id = uuid.uuid4()
     keys = borrower_partition_keys(borrower)
@@ -64,6 +70,37 @@ def credit_assess(*, actor: User, borrower: Borrower, purpose: str, loan_key: st
                      mfi=actor.mfi, after={"purpose": purpose, "enquiry_id": str(enquiry_id), "loan": loan_key,
                                            "grade": score.grade, "points": score.points})
     return Assessment(report, score, enquiry_id, new_monthly_installment)
+
+
+def enquiry_quota_check(*, actor: User) -> None:
+    """At most ``LETSEMA_CREDIT_REPORTS_PER_HOUR`` credit reports per staff member in any hour (0: no limit): a
+    stolen or rogue officer account must not be able to harvest the network's credit histories. Past it: 429
+    ``enquiry_limit_reached`` with ``Retry-After`` (until the oldest report of the hour leaves the window), and an
+    alert — an ERROR log line ``credit enquiry limit reached`` with ``alert: true`` and a
+    ``credit.enquiry_limit_reached`` audit row, once per window. Counted from the ``credit.report`` audit rows,
+    so the limit holds across web processes and restarts."""
+    limit = int(getattr(settings, "LETSEMA_CREDIT_REPORTS_PER_HOUR", 0))
+    if limit <= 0 or actor is None or actor.pk is None:
+        return
+    now = datetime.now(UTC)
+    recent = list(AuditEvent.objects.filter(actor_id=actor.pk, action="credit.report",
+                                            occurred_at__gte=now - ENQUIRY_WINDOW)
+                  .order_by("-occurred_at").values_list("occurred_at", flat=True)[:limit])
+    if len(recent) < limit:
+        return
+    retry_after = max(1, math.ceil((recent[-1] + ENQUIRY_WINDOW - now).total_seconds()))
+    alerted = AuditEvent.objects.filter(actor_id=actor.pk, action="credit.enquiry_limit_reached",
+                                        occurred_at__gte=now - ENQUIRY_WINDOW).exists()
+    if not alerted:
+        with transaction.atomic():
+            audit_record(actor=actor, action="credit.enquiry_limit_reached", target_type="user", target_id=actor.pk,
+                         mfi=actor.mfi, after={"limit": limit, "window_minutes": 60})
+        log.error("credit enquiry limit reached", extra={"alert": True, "actor": actor.pk, "mfi": actor.mfi_id,
+                                                        "limit": limit})
+    raise EnquiryLimitReached(
+        f"You have made {limit} credit look-ups in the last hour, the most this node allows; "
+        f"try again in {math.ceil(retry_after / 60)} minute(s).",
+        details={"limit": limit, "retry_after_seconds": retry_after}, retry_after=retry_after)
 
 
 def network_policy_set(*, actor: User | None, max_active_loans: int | None, max_dti: Decimal | None,
