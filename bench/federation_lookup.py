@@ -74,7 +74,7 @@ def machine() -> str:
 def staff_token() -> str:
     from decimal import Decimal
 
-    from rest_framework_simplejwt.tokens import AccessToken
+    from node.users.tokens import access_token_for
 
     from node.mfis.models import Mfi
     from node.mfis.services import mfi_onboard
@@ -84,7 +84,7 @@ def staff_token() -> str:
         mfi_onboard(actor=None, code="bench-fed", name="Bench Federation MFI", registration_number="R-BENCH-FED",
                     interest_rate_cap=Decimal(60), admin_username="bench-fed.admin", admin_first_name="Bench",
                     admin_last_name="Admin")
-    return str(AccessToken.for_user(User.objects.get(username="bench-fed.admin")))
+    return access_token_for(User.objects.get(username="bench-fed.admin"))
 
 
 def crypto_costs(n: int) -> dict[str, float]:

@@ -33,7 +33,7 @@ from fixtures import bench_mfi, consented_borrower, disbursed_loan, django_setup
 def setup(profile: str, loans_wanted: int):
     django_setup(profile)
     from django.conf import settings
-    from rest_framework_simplejwt.tokens import AccessToken
+    from node.users.tokens import access_token_for
 
     from node.loans.models import Loan
     from node.users.models import Role
@@ -49,7 +49,7 @@ def setup(profile: str, loans_wanted: int):
         for _ in range(3):  # the stacking guard allows 3 active loans per borrower
             loans.append(disbursed_loan(officer=officer, officer2=officer2, admin=admin, borrower=b, product=prod).pk)
         progress("set-up: disbursed loans", min(len(loans), loans_wanted), loans_wanted)
-    return loans[:loans_wanted], str(AccessToken.for_user(officer)), settings
+    return loans[:loans_wanted], access_token_for(officer), settings
 
 
 def main() -> None:

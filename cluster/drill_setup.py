@@ -31,7 +31,7 @@ def main() -> None:
 
     django.setup()
     from django.conf import settings
-    from rest_framework_simplejwt.tokens import AccessToken
+    from node.users.tokens import access_token_for
 
     from node.borrowers.models import ConsentText
     from node.borrowers.services import (
@@ -102,7 +102,7 @@ def main() -> None:
             loan = L.loan_start_review(actor=officer, loan=loan)
             review.append(loan.pk)
     print(json.dumps({"mfi_id": mfi.pk, "mfi": mfi.code, "loans": loans[:args.loans], "review_loans": review,
-                      "token": str(AccessToken.for_user(officer)), "url": settings.DISTRICT.public_url}))
+                      "token": access_token_for(officer), "url": settings.DISTRICT.public_url}))
     sys.stdout.flush()
 
 

@@ -82,6 +82,8 @@ MIDDLEWARE = [
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 AUTH_USER_MODEL = "users.User"
+# passwords go through the throttled, audited check (node/users/tokens.py), for the web log-in and the admin too
+AUTHENTICATION_BACKENDS = ["node.users.authentication.ThrottledModelBackend"]
 
 TEMPLATES = [
     {
@@ -149,7 +151,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["node.users.authentication.SessionJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -158,12 +160,20 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
+# password guessing (docs/auth.md): failures per account within the window before its password is not checked
+LETSEMA_LOGIN_FAILURE_LIMIT = int(os.environ.get("LETSEMA_LOGIN_FAILURE_LIMIT", "10"))
+LETSEMA_LOGIN_FAILURE_WINDOW_MINUTES = int(os.environ.get("LETSEMA_LOGIN_FAILURE_WINDOW_MINUTES", "15"))
+
+# credit look-ups per staff member in any hour before 429 enquiry_limit_reached and an alert (0: no limit)
+LETSEMA_CREDIT_REPORTS_PER_HOUR = int(os.environ.get("LETSEMA_CREDIT_REPORTS_PER_HOUR", "60"))
+
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=1),
     "ALGORITHM": "HS256",
     "SIGNING_KEY": _JWT_KEY,
     "ISSUER": f"letsema:{DISTRICT.code}",
+    "AUDIENCE": f"letsema:{DISTRICT.code}:api",  # a token without it, or for another audience, is refused
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": True,
 }

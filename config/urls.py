@@ -4,11 +4,20 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from node.health.views import healthz
 from node.mfis.apis import MfiApi
-from node.users.apis import MeApi, NodeInfoApi, StaffDetailApi, StaffListApi, TokenObtainApi, TokenRefreshApi
+from node.users.apis import (
+    LogoutApi,
+    MeApi,
+    NodeInfoApi,
+    StaffDetailApi,
+    StaffListApi,
+    TokenObtainApi,
+    TokenRefreshApi,
+)
 
 api_v1 = [
     path("auth/token/", TokenObtainApi.as_view(), name="token-obtain"),
     path("auth/token/refresh/", TokenRefreshApi.as_view(), name="token-refresh"),
+    path("auth/logout", LogoutApi.as_view(), name="logout"),
     path("me/", MeApi.as_view(), name="me"),
     path("node/", NodeInfoApi.as_view(), name="node-info"),
     path("mfis/", MfiApi.as_view(), name="mfis"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
 
 from node.users.models import User
+from node.users.tokens import access_token_for
 
 PASSWORD = "Strong-Pass-2026!"
 
@@ -21,5 +21,5 @@ def make_user(role, mfi=None, username=None) -> User:
 
 def client_for(u: User) -> APIClient:
     c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(u)}")
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token_for(u)}")
     return c

@@ -10,6 +10,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from node.mfis.models import Mfi
 from node.users.models import Role, User
+from node.users.tokens import access_token_for
 
 PASSWORD = "Correct-Horse-42"
 pytestmark = pytest.mark.django_db
@@ -121,7 +122,7 @@ def test_no_token(make_user):
 
 def _client_for(user: User) -> APIClient:
     c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token_for(user)}")
     return c
 
 

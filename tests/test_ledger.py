@@ -22,7 +22,6 @@ from django.db import IntegrityError, InternalError, connection, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import AccessToken
 
 from node.audit.models import AuditEvent
 from node.core.errors import ApplicationError
@@ -39,6 +38,7 @@ from node.ledger.services import (
 )
 from node.mfis.models import Mfi
 from node.users.models import Role, User
+from node.users.tokens import access_token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -707,7 +707,7 @@ def api_user(role, mfi=None) -> User:
 
 def client_for(user) -> APIClient:
     c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token_for(user)}")
     return c
 
 

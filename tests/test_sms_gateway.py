@@ -57,7 +57,7 @@ def test_http_gateway_errors_raise(gateway, settings):
 @pytest.mark.django_db
 def test_otp_send_reports_a_gateway_failure_and_leaves_no_live_code(gateway, tmp_path, settings):
     from rest_framework.test import APIClient
-    from rest_framework_simplejwt.tokens import AccessToken
+    from node.users.tokens import access_token_for
 
     from node.borrowers.models import PhoneOtp
     from node.mfis.models import Mfi
@@ -67,7 +67,7 @@ def test_otp_send_reports_a_gateway_failure_and_leaves_no_live_code(gateway, tmp
     mfi = Mfi.objects.create(code="gw-mfi", name="GW", home_district="maseru")
     officer = User.objects.create(username="gw.officer", role=Role.LOAN_OFFICER, mfi=mfi)
     c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(officer)}")
+    c.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token_for(officer)}")
     bid = c.post("/api/v1/borrowers/", payload(), format="json").json()["id"]
     gateway.status = 500
     r = c.post(f"/api/v1/borrowers/{bid}/phone/otp")

@@ -24,10 +24,12 @@ class ApplicationError(Exception):
     code = "application_error"
     status = 400
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None, code: str | None = None):
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None, code: str | None = None,
+                 retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        self.retry_after = retry_after  # seconds; answered as the Retry-After header
         if code:
             self.code = code
 
@@ -70,6 +72,8 @@ def _drf_code(exc: drf.APIException) -> str:
         codes = exc.get_codes()
         if isinstance(codes, dict) and codes.get("code") == "token_not_valid" or detail_code == "token_not_valid":
             return "token_invalid"
+        if codes in ("token_revoked", "user_inactive"):
+            return codes
         if codes == "no_active_account" or (isinstance(codes, dict) and "no_active_account" in str(codes)):
             return "invalid_credentials"
         return "authentication_failed"
@@ -111,7 +115,10 @@ def _message_and_details(exc: drf.APIException) -> tuple[str, dict[str, Any]]:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        if exc.retry_after:
+            response["Retry-After"] = str(int(exc.retry_after))
+        return response
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -30,9 +30,9 @@ from node.peers.services import (
     borrower_federated_authenticate,
     borrower_visitor_sign_in,
 )
-from node.users.apis import LetsemaTokenObtainPairSerializer
 from node.users.models import Role
 from node.users.permissions import role_required
+from node.users.tokens import token_pair_issue
 
 log = logging.getLogger("letsema.federation")
 BORROWER_STATUS_PATH = "/_federation/v1/borrowers/status"
@@ -108,11 +108,10 @@ class VisitorTokenApi(APIView):
         s = self.InputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         user = borrower_visitor_sign_in(**s.validated_data)
-        refresh = LetsemaTokenObtainPairSerializer.get_token(user)
         borrower = user.borrower
-        return Response({"access": str(refresh.access_token), "refresh": str(refresh), "role": user.role,
-                         "district": settings.DISTRICT.code, "home_district": borrower.home_district or settings.DISTRICT.code,
-                         "access_expires_in": int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())})
+        return Response({**token_pair_issue(user=user, channel="visitor"), "role": user.role,
+                         "district": settings.DISTRICT.code,
+                         "home_district": borrower.home_district or settings.DISTRICT.code})
 
 
 def _parse_status(borrower_key: str):

@@ -33,6 +33,8 @@ from node.borrowers.models import Borrower, Channel, Consent
 from node.core.errors import ApplicationError, ServiceUnavailable
 from node.peers.schemas import BorrowerAuthRequest, BorrowerAuthResult
 from node.users.models import Role, User
+from node.users.tokens import InvalidCredentials as PasswordRefused
+from node.users.tokens import password_check
 from replication.ring import RingUnavailable
 
 log = logging.getLogger("letsema.federation")
@@ -116,9 +118,13 @@ def borrower_visitor_sign_in(*, national_id: str, password: str) -> User:
         raise InvalidCredentials("Wrong national ID or password.") from None
     local = Borrower.objects.select_related("user").filter(borrower_key__in=keys, home_district="").first()
     if local is not None:
-        if local.user is None or not local.user.is_active or not local.user.check_password(password):
+        if local.user is None:
+            User().set_password(password)
             raise InvalidCredentials("Wrong national ID or password.")
-        return local.user
+        try:  # the same throttled, audited check as the username log-in (the account's own counter)
+            return password_check(username=local.user.username, password=password, user=local.user, channel="visitor")
+        except PasswordRefused:
+            raise InvalidCredentials("Wrong national ID or password.") from None
     try:
         entry = directory.directory_get(keys)
     except RingUnavailable:

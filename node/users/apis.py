@@ -4,44 +4,67 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from node.core.fields import StrictSerializer
 from node.mfis.models import Mfi
 from node.users import selectors as user_selectors
 from node.users import services as user_services
+from node.users import tokens
 from node.users.models import Role
 from node.users.permissions import role_required
 
 
-class LetsemaTokenObtainPairSerializer(TokenObtainPairSerializer):
-    default_error_messages = {"no_active_account": "Wrong username or password, or the account is disabled."}
+class TokenObtainApi(APIView):
+    """Log in with username and password; returns a short-lived access token and a refresh token (one token
+    session). After 10 failed passwords for an account within 15 minutes the account is throttled: 429
+    ``login_throttled`` with ``Retry-After``."""
 
-    @classmethod
-    def get_token(cls, user):
-        token = super().get_token(user)
-        token["role"] = user.role
-        token["district"] = settings.DISTRICT.code
-        token["mfi"] = user.mfi.code if user.mfi_id else None
-        return token
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
 
-    def validate(self, attrs):
-        data = super().validate(attrs)
-        data["role"] = self.user.role
-        data["district"] = settings.DISTRICT.code
-        data["access_expires_in"] = int(settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())
-        return data
+    class InputSerializer(StrictSerializer):
+        username = serializers.CharField(max_length=150)
+        password = serializers.CharField(max_length=256, trim_whitespace=False)
 
-
-class TokenObtainApi(TokenObtainPairView):
-    """Log in with username and password; returns a short-lived access token and a refresh token."""
-
-    serializer_class = LetsemaTokenObtainPairSerializer
+    @extend_schema(request=InputSerializer, responses=dict)
+    def post(self, request):
+        s = self.InputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        user = tokens.password_sign_in(**s.validated_data)
+        return Response({**tokens.token_pair_issue(user=user), "role": user.role, "district": settings.DISTRICT.code})
 
 
-class TokenRefreshApi(TokenRefreshView):
-    """Exchange a refresh token for a new access token."""
+class TokenRefreshApi(APIView):
+    """Exchange the session's newest refresh token for a new access token and a new refresh token (rotation:
+    the one sent is spent; sending a spent one again signs the whole session out)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(StrictSerializer):
+        refresh = serializers.CharField(max_length=2048)
+
+    @extend_schema(request=InputSerializer, responses=dict)
+    def post(self, request):
+        s = self.InputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        return Response(tokens.token_refresh(raw=s.validated_data["refresh"]))
+
+
+class LogoutApi(APIView):
+    """Sign out: the session of the access token used ends now (its access and refresh tokens are refused from
+    the next request); ``{"everywhere": true}`` ends every session of your account."""
+
+    class InputSerializer(StrictSerializer):
+        everywhere = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(request=InputSerializer, responses=dict)
+    def post(self, request):
+        s = self.InputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        n = tokens.token_sessions_revoke(actor=request.user, sid=request.auth.get("sid"),
+                                         everywhere=s.validated_data["everywhere"])
+        return Response({"revoked_sessions": n})
 
 
 class MeApi(APIView):

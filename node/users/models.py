@@ -26,3 +26,25 @@ class User(AbstractUser):
                 condition=~models.Q(role__in=["loan_officer", "mfi_admin", "analyst"]) | models.Q(mfi__isnull=False),
             ),
         ]
+
+
+class TokenSession(models.Model):
+    """One sign-in over the API: the chain of refresh tokens it started and every access token minted from them
+    (each token carries the session id as ``sid``). Revoking the session (log-out, a refresh token used twice)
+    refuses all of them at once, before they expire. Only the newest refresh token of the chain (``generation``)
+    may be exchanged; using an older one means it was copied, and revokes the session."""
+
+    id = models.CharField(primary_key=True, max_length=32, editable=False)  # 128 random bits, hex
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="token_sessions")
+    created_at = models.DateTimeField(auto_now_add=True)
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    generation = models.PositiveIntegerField(default=0)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=20, blank=True)  # logout | logout_all | refresh_reused
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "revoked_at"], name="token_session_user_idx")]
+
+    def __str__(self) -> str:
+        return f"session {self.id[:8]}… of user {self.user_id}"

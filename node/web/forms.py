@@ -56,7 +56,16 @@ class LoginForm(AuthenticationForm):
             phone = None
         if phone and User.objects.filter(username=phone).exists():
             self.cleaned_data["username"] = phone
-        return super().clean()
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            throttled = getattr(self.request, "login_throttled", None)  # set by node.users.authentication
+            if throttled is None:
+                raise
+            minutes = max(1, -(-(throttled.retry_after or 60) // 60))
+            raise forms.ValidationError(
+                _("Too many failed sign-ins for this account. Try again in %(minutes)s minute(s)."),
+                code="throttled", params={"minutes": minutes}) from None
 
 
 def _district_field():

@@ -47,7 +47,7 @@ def register(request):
             except ApplicationError as exc:
                 service_error_on(form, exc)
             else:
-                login(request, b.user, backend="django.contrib.auth.backends.ModelBackend")
+                login(request, b.user, backend="node.users.authentication.ThrottledModelBackend")
                 _send_code(request, b)
                 return redirect("web:me-phone")
     return render(request, "web/borrower/register.html", {"form": form})
