@@ -33,7 +33,7 @@ from node.borrowers.models import Borrower, Channel, Consent
 from node.core.errors import ApplicationError, ServiceUnavailable
 from node.peers.schemas import BorrowerAuthRequest, BorrowerAuthResult
 from node.users.models import Role, User
-from node.users.tokens import InvalidCredentials as PasswordRefused
+from node.users.tokens import InvalidCredentials
 from node.users.tokens import password_check
 from replication.ring import RingUnavailable
 
@@ -41,11 +41,6 @@ log = logging.getLogger("letsema.federation")
 AUTHENTICATE_PATH = "/_federation/v1/borrowers/authenticate"
 #: failed federated sign-ins per borrower within the window before the home node stops checking passwords
 MAX_FAILURES, FAILURE_WINDOW = 5, timedelta(minutes=15)
-
-
-class InvalidCredentials(ApplicationError):
-    code = "invalid_credentials"
-    status = 401
 
 
 class SignInLocked(ApplicationError):
@@ -123,7 +118,7 @@ def borrower_visitor_sign_in(*, national_id: str, password: str) -> User:
             raise InvalidCredentials("Wrong national ID or password.")
         try:  # the same throttled, audited check as the username log-in (the account's own counter)
             return password_check(username=local.user.username, password=password, user=local.user, channel="visitor")
-        except PasswordRefused:
+        except InvalidCredentials:  # the same error, with the national-ID sign-in's wording
             raise InvalidCredentials("Wrong national ID or password.") from None
     try:
         entry = directory.directory_get(keys)
