@@ -77,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "node.web.middleware.WebSecurityHeadersMiddleware",  # CSP etc. on web pages only
+    "node.core.openapi.QueryParameterCheckMiddleware",  # API: only the query parameters the document lists
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -155,7 +156,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "node.core.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "node.core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -187,6 +188,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"RepaymentChannelEnum": ["cash", "bank", "mobile_money", "payroll"]},
 }
 
 # Celery: one Redis database per district on the shared broker.

@@ -284,8 +284,10 @@ def test_otp_resend_limits(officer_a):
     b = Borrower.objects.get(pk=staff_register(officer_a).json()["id"])
     c = client_for(officer_a)
     assert c.post(f"/api/v1/borrowers/{b.pk}/phone/otp").status_code == 202
-    body = assert_error(c.post(f"/api/v1/borrowers/{b.pk}/phone/otp"), 429, "otp_resend_too_soon")
+    r = c.post(f"/api/v1/borrowers/{b.pk}/phone/otp")
+    body = assert_error(r, 429, "otp_resend_too_soon")
     assert 0 < body["details"]["retry_after_seconds"] <= 60
+    assert r["Retry-After"] == str(body["details"]["retry_after_seconds"])
     for _ in range(4):
         PhoneOtp.objects.filter(borrower=b).update(created_at=timezone.now() - timedelta(minutes=5))
         assert c.post(f"/api/v1/borrowers/{b.pk}/phone/otp").status_code == 202

@@ -33,7 +33,7 @@ class AuditEvent(models.Model):
     mfi = models.ForeignKey("mfis.Mfi", null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events")
     action = models.CharField(max_length=64)  # e.g. "borrower.register", "access.denied"
     target_type = models.CharField(max_length=64)
-    target_id = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=150, blank=True)  # a username, for failed log-ins
     ip = models.GenericIPAddressField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     before = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)

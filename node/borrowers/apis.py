@@ -7,7 +7,7 @@ from datetime import date
 
 from django.conf import settings
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -15,10 +15,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from node.borrowers import selectors, services
-from node.borrowers.identity import LESOTHO_DISTRICTS, IdentityFormatError, normalise_national_id, normalise_phone
+from node.borrowers.identity import (
+    LESOTHO_DISTRICTS,
+    IdentityFormatError,
+    normalise_national_id,
+    normalise_phone,
+)
 from node.borrowers.models import Borrower, Channel
 from node.core.errors import Forbidden, NotFound
 from node.core.fields import MoneyField, StrictSerializer
+from node.core.openapi import error_responses
 from node.core.paging import page_parameters, paged_response
 from node.users.models import MFI_STAFF_ROLES, Role
 from node.users.permissions import role_required
@@ -242,6 +248,7 @@ class PhoneOtpSendApi(APIView):
     """Send a one-time code by SMS to the borrower's phone (expires in 5 minutes; resend limits apply)."""
 
     @extend_schema(request=None, responses={202: dict})
+    @error_responses({429: "A code was sent moments ago, or too many today (otp_resend_too_soon, otp_send_limit)."})
     def post(self, request, borrower_id):
         b = selectors.access_borrower_by_id(request.user, borrower_id, roles=SELF_OR_OFFICERS)
         otp = services.otp_send(actor=request.user, borrower=b)
@@ -257,6 +264,7 @@ class PhoneOtpVerifyApi(APIView):
         code = serializers.CharField(max_length=12)
 
     @extend_schema(request=InputSerializer, responses=BorrowerOutputSerializer)
+    @error_responses({429: "Too many wrong codes for this one (otp_attempts_exceeded): request a new one."})
     def post(self, request, borrower_id):
         b = selectors.access_borrower_by_id(request.user, borrower_id, roles=SELF_OR_OFFICERS)
         s = self.InputSerializer(data=request.data)
@@ -373,7 +381,10 @@ class ConsentTextApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
-    @extend_schema(parameters=[OpenApiParameter("language", str, enum=["en", "st"])])
+    @extend_schema(parameters=[OpenApiParameter("language", str, enum=["en", "st"])],
+                   responses=inline_serializer("ConsentText", {
+                       "version": serializers.IntegerField(), "language": serializers.CharField(),
+                       "title": serializers.CharField(), "body": serializers.CharField()}))
     def get(self, request):
         language = request.query_params.get("language", "en")
         if language not in ("en", "st"):

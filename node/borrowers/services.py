@@ -38,7 +38,6 @@ from node.borrowers.errors import (
     UploadRejected,
 )
 from node.borrowers.identity import borrower_keys_all_versions, normalise_national_id
-from node.borrowers.selectors import borrower_partition_keys
 from node.borrowers.models import (
     Borrower,
     Channel,
@@ -50,6 +49,7 @@ from node.borrowers.models import (
     MfiClient,
     PhoneOtp,
 )
+from node.borrowers.selectors import borrower_partition_keys
 from node.core.errors import Conflict, NotFound, ValidationFailed
 from node.core.logging import current_client_ip
 from node.mfis.models import Mfi
@@ -264,6 +264,7 @@ def otp_send(*, actor: User, borrower: Borrower) -> PhoneOtp:
                 raise OtpRateLimited(
                     "A code was sent moments ago; wait before asking for another.",
                     code="otp_resend_too_soon", details={"retry_after_seconds": int(wait) + 1},
+                    retry_after=int(wait) + 1,
                 )
         sent_today = PhoneOtp.objects.filter(borrower=b, created_at__gte=now - timedelta(days=1)).count()
         if sent_today >= settings.OTP_MAX_SENDS_PER_DAY:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from django.http import QueryDict
 from rest_framework import serializers
 
 
@@ -47,13 +48,42 @@ class MoneyField(serializers.Field):
         return f"{Decimal(value):.{self.places}f}"
 
 
+def _json_type_error(field: serializers.Field, value) -> str | None:
+    """DRF turns 0 into False, 12 into "12" and "12" into 12; the API takes each value only in its own JSON type,
+    as its OpenAPI document says (a client sending the wrong type has a bug it should hear about)."""
+    if isinstance(field, serializers.BooleanField) and not isinstance(value, bool):
+        return "Must be true or false."
+    if isinstance(field, serializers.CharField) and not isinstance(value, str):
+        return "Must be a string."
+    if isinstance(field, serializers.IntegerField) and (isinstance(value, bool) or not isinstance(value, int)):
+        return "Must be a whole number."
+    return None
+
+
 class StrictSerializer(serializers.Serializer):
-    """A serializer that refuses fields it does not know (a typo must not be silently ignored)."""
+    """An input serializer that refuses what it does not know or cannot take as it is: unknown fields (a typo must
+    not be silently ignored), JSON values of the wrong type, and empty query parameters (leave one out for its
+    default)."""
+
+    def _strict_errors(self, data) -> dict[str, list[str]]:
+        if not isinstance(data, dict):
+            return {}
+        errors = {f: ["Unknown field."] for f in sorted(set(data) - set(self.fields))}
+        if isinstance(data, QueryDict):  # query parameters or a multipart form: every value is a string
+            errors.update({name: ["Must not be empty: leave the parameter out for its default."]
+                           for name, field in self.fields.items()
+                           if data.get(name) == "" and not getattr(field, "allow_blank", False)
+                           and not field.read_only})
+            return errors
+        for name, field in self.fields.items():
+            if name in data and data[name] is not None and not field.read_only:
+                message = _json_type_error(field, data[name])
+                if message:
+                    errors[name] = [message]
+        return errors
 
     def to_internal_value(self, data):
-        errors = {}
-        if isinstance(data, dict):
-            errors = {f: ["Unknown field."] for f in sorted(set(data) - set(self.fields))}
+        errors = self._strict_errors(data)
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:

@@ -88,6 +88,7 @@ def idempotent(view_method):
             return response
         return _run(self, request, args, kwargs, record, view_method)
 
+    wrapper.idempotency_key_required = True  # the API document lists the header (node.core.openapi)
     return wrapper
 
 

@@ -26,6 +26,16 @@ def page_parameters() -> list[OpenApiParameter]:
                                                         "rel=\"next\" for the next page; X-Total-Count gives the total")]
 
 
+def query_flag(request, name: str) -> bool:
+    """A boolean query parameter: ``true`` or ``false`` (absent: false); anything else is a 400 naming it."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return False
+    if raw not in ("true", "false"):
+        raise ValidationFailed(f"{name} must be true or false.", details={"fields": {name: ["true or false"]}})
+    return raw == "true"
+
+
 def _int(request, name: str, default: int, low: int, high: int | None) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":

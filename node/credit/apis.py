@@ -11,9 +11,16 @@ from node.borrowers.models import Borrower
 from node.borrowers.selectors import access_borrower_by_id
 from node.core.errors import NotFound
 from node.core.fields import StrictSerializer
+from node.core.openapi import error_responses
 from node.credit.errors import CreditNetworkUnavailable
 from node.credit.report import CreditReport
-from node.credit.services import PURPOSES, Assessment, credit_assess, credit_history_own, network_policy_set
+from node.credit.services import (
+    PURPOSES,
+    Assessment,
+    credit_assess,
+    credit_history_own,
+    network_policy_set,
+)
 from node.credit.stacking import monthly_dti, policy_get
 from node.users.models import Role
 from node.users.permissions import role_required
@@ -77,6 +84,8 @@ class BorrowerCreditReportApi(APIView):
         purpose = serializers.ChoiceField(choices=PURPOSES, default="account_review")
 
     @extend_schema(request=InputSerializer, responses=dict)
+    @error_responses({429: "The caller's credit look-ups this hour reached LETSEMA_CREDIT_REPORTS_PER_HOUR "
+                           "(enquiry_limit_reached)."})
     def post(self, request, borrower_id):
         borrower = access_borrower_by_id(request.user, borrower_id)
         s = self.InputSerializer(data=request.data)

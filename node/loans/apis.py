@@ -13,12 +13,18 @@ from node.borrowers.selectors import access_borrower_by_id
 from node.core.errors import NotFound, ValidationFailed
 from node.core.fields import MoneyField, StrictSerializer
 from node.core.idempotency import idempotent
+from node.core.openapi import error_responses
 from node.core.paging import page_parameters, paged_response
 from node.credit.apis import assessment_json
 from node.loans import products as product_services
 from node.loans import selectors, services
 from node.loans.models import DisbursementChannel, Loan, LoanStatus, RejectionReason
-from node.loans.schedule import ScheduleInputError, generate_schedule, parse_schedule_input, schedule_to_json
+from node.loans.schedule import (
+    ScheduleInputError,
+    generate_schedule,
+    parse_schedule_input,
+    schedule_to_json,
+)
 from node.users.models import Role
 from node.users.permissions import role_required
 
@@ -111,13 +117,14 @@ class LoanSerializer(serializers.Serializer):
     annual_interest_rate = MoneyField(places=6)
     expected_disbursement_date = serializers.DateField()
     purpose = serializers.CharField()
-    approved_by = serializers.CharField(source="approved_by.username", default=None)
+    approved_by = serializers.CharField(source="approved_by.username", default=None, allow_null=True)
     approved_at = serializers.DateTimeField()
     rejection_reason = serializers.CharField()
     disbursement_channel = serializers.CharField()
     disbursement_reference = serializers.CharField()
-    disbursement_initiated_by = serializers.CharField(source="disbursement_initiated_by.username", default=None)
-    disbursed_by = serializers.CharField(source="disbursed_by.username", default=None)
+    disbursement_initiated_by = serializers.CharField(source="disbursement_initiated_by.username", default=None,
+                                                      allow_null=True)
+    disbursed_by = serializers.CharField(source="disbursed_by.username", default=None, allow_null=True)
     disbursement_date = serializers.DateField()
     rescheduled_from = serializers.IntegerField(source="rescheduled_from_id", allow_null=True)
     created_at = serializers.DateTimeField()
@@ -164,6 +171,7 @@ class LoanListApi(APIView):
         return paged_response(request, qs.order_by("id"), _loan)
 
     @extend_schema(request=LoanApplySerializer, responses={201: LoanSerializer})
+    @error_responses({404: "No such product or borrower (or not one the caller may lend to)."})
     def post(self, request):
         s = LoanApplySerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -222,6 +230,8 @@ class LoanCreditReportApi(APIView):
     application scored as the new debt). Logged as a ``loan_application`` enquiry by your MFI."""
 
     @extend_schema(request=None, responses=dict)
+    @error_responses({429: "The caller's credit look-ups this hour reached LETSEMA_CREDIT_REPORTS_PER_HOUR "
+                           "(enquiry_limit_reached)."})
     def post(self, request, loan_id):
         loan = selectors.access_loan_by_id(request.user, loan_id, roles=OFFICERS)
         a = services.loan_credit_assess(actor=request.user, loan=loan)

@@ -102,7 +102,7 @@ class NotificationLogApi(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("status", str, enum=NotificationStatus.values),
                                OpenApiParameter("limit", int, description=f"default 50, at most {MAX_LIMIT}")],
-                   responses=dict)
+                   responses=list[dict])
     def get(self, request, borrower_id):
         b = access_borrower_by_id(request.user, borrower_id, roles=READERS)
         status = request.query_params.get("status") or None

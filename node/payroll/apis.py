@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from node.borrowers.selectors import access_borrower_by_id
 from node.core.fields import StrictSerializer
 from node.core.idempotency import idempotent
+from node.core.paging import query_flag
 from node.payroll import files, selectors, services
 from node.payroll.errors import PayrollFileAlreadyImported, PayrollFileInvalid
 from node.payroll.models import Employer, PayrollEnrolment, PayrollImport
@@ -82,7 +83,7 @@ class EmployerCreateSerializer(StrictSerializer):
 class EmployerListApi(APIView):
     """``GET``: the MFI's payroll employers (its staff). ``POST`` (MFI admins): add one, ``{"code", "name"}``."""
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=list[dict])
     def get(self, request):
         return Response([employer_json(e) for e in selectors.employer_list_for(actor=request.user)])
 
@@ -111,10 +112,10 @@ class EnrolmentListApi(APIView):
     """``GET``: the employer's live enrolments (``?include_ended=true`` for all). ``POST`` (loan officers, MFI
     admins): enrol a client of the MFI, ``{"borrower": 12, "employee_number": "GOV-0042"}``."""
 
-    @extend_schema(parameters=[OpenApiParameter("include_ended", bool)], responses=dict)
+    @extend_schema(parameters=[OpenApiParameter("include_ended", bool)], responses=list[dict])
     def get(self, request, employer_id):
         employer = selectors.access_employer_by_id(request.user, employer_id)
-        include_ended = request.query_params.get("include_ended", "").lower() in ("1", "true", "yes")
+        include_ended = query_flag(request, "include_ended")
         return Response([enrolment_json(e) for e in selectors.enrolment_list(employer=employer,
                                                                                include_ended=include_ended)])
 
@@ -189,7 +190,7 @@ class ImportListApi(APIView):
 
     parser_classes = [MultiPartParser]
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=list[dict])
     def get(self, request, employer_id):
         employer = selectors.access_employer_by_id(request.user, employer_id)
         return Response([import_json(i, with_rows=False) for i in selectors.import_list(employer=employer)])

@@ -18,6 +18,7 @@ from federation.fanout import BadResponse, fanout
 from node.borrowers.identity import BORROWER_KEY_RE
 from node.core.errors import ValidationFailed
 from node.core.fields import StrictSerializer
+from node.core.openapi import error_responses
 from node.peers import selectors
 from node.peers.schemas import (
     SCHEMA,
@@ -104,6 +105,7 @@ class VisitorTokenApi(APIView):
         password = serializers.CharField(max_length=256, trim_whitespace=False)
 
     @extend_schema(request=InputSerializer, responses=dict)
+    @error_responses({429: "Too many failed sign-ins for this national ID or account (sign_in_locked, login_throttled)."})
     def post(self, request):
         s = self.InputSerializer(data=request.data)
         s.is_valid(raise_exception=True)

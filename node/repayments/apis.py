@@ -118,7 +118,7 @@ class LoanRepaymentsApi(APIView):
     """``GET``: the loan's payment history (allocations, reversal state). ``POST`` (loan officers and MFI admins;
     ``Idempotency-Key`` required): receive a repayment; answers the receipt (201)."""
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=list[dict])
     def get(self, request, loan_id):
         loan = access_loan_by_id(request.user, loan_id)
         return Response([repayment_json(r) for r in selectors.repayment_list(loan=loan)])
@@ -182,7 +182,7 @@ class LoanOverpaymentRefundsApi(APIView):
     """``GET``: the loan's overpayment refunds. ``POST`` (MFI admins; ``Idempotency-Key`` required): pay back part
     or all of the overpayment the loan holds (201); ``refund_exceeds_overpayment`` (409) beyond it."""
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=list[dict])
     def get(self, request, loan_id):
         loan = access_loan_by_id(request.user, loan_id)
         return Response([refund_json(r) for r in selectors.overpayment_refund_list(loan=loan)])

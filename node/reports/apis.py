@@ -10,7 +10,15 @@ from rest_framework.views import APIView
 from node.core.errors import ValidationFailed
 from node.peers.apis import _PeerApi
 from node.reports import selectors
-from node.reports.catalog import EXPORTS
+from node.reports.catalog import EXPORTS, REPORTS
+
+REPORT_PARAMETERS = {
+    "by": "mfi, product, officer or district (the reports that group)",
+    "period": "day, week or month (the reports over time)",
+    "from": "YYYY-MM-DD", "to": "YYYY-MM-DD",
+    "month": "YYYY-MM (month-end reports)",
+    "status": "a loan status (loan lists)",
+}
 from node.reports.exports import export_response
 from node.users.permissions import role_required
 
@@ -34,13 +42,23 @@ class ReportApi(APIView):
     xlsx or pdf returns a file instead of JSON."""
 
     permission_classes = [role_required(*selectors.REPORT_ROLES)]
+    checks_own_query_parameters = True  # unknown or empty ones: 400 invalid_report_parameter (report_query)
 
-    @extend_schema(responses=dict, parameters=[OpenApiParameter("export", str, enum=list(EXPORTS))])
+    @extend_schema(responses=dict, parameters=[
+        OpenApiParameter("export", str, enum=list(EXPORTS)),
+        OpenApiParameter("scope", str, enum=["node", "network"]),
+        OpenApiParameter("mfi", str, description="an MFI's code (Letsema administrators)"),
+        *(OpenApiParameter(name, str, description=REPORT_PARAMETERS[name])
+          for name in sorted({p for spec in REPORTS.values() for p in spec.params}))])
     def get(self, request, name):
         fmt = request.query_params.get("export") or ""
         if fmt and fmt not in EXPORTS:
             raise ValidationFailed(f"'export' must be one of {', '.join(EXPORTS)}.", code="invalid_report_parameter",
                                    details={"fields": {"export": list(EXPORTS)}})
+        empty = sorted(k for k, v in request.query_params.items() if v == "")
+        if empty:  # the API's rule (the web form's blank fields mean "the default")
+            raise ValidationFailed(f"Empty parameter(s): {', '.join(empty)}; leave one out for its default.",
+                                   code="invalid_report_parameter", details={"fields": {k: ["Empty."] for k in empty}})
         q = selectors.report_query(actor=request.user, name=name, data=request.query_params.dict())
         result = selectors.report_run(actor=request.user, q=q)
         return export_response(result, fmt) if fmt else Response(result.to_json())

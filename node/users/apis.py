@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from node.core.fields import StrictSerializer
+from node.core.openapi import error_responses
 from node.mfis.models import Mfi
 from node.users import selectors as user_selectors
 from node.users import services as user_services
@@ -27,6 +28,7 @@ class TokenObtainApi(APIView):
         password = serializers.CharField(max_length=256, trim_whitespace=False)
 
     @extend_schema(request=InputSerializer, responses=dict)
+    @error_responses({429: "Too many failed passwords for this account in 15 minutes (login_throttled)."})
     def post(self, request):
         s = self.InputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
