@@ -35,6 +35,20 @@ DEBUG = os.environ.get("LETSEMA_DEBUG") == "1"
 ALLOWED_HOSTS = ["*"] if DEBUG else ["127.0.0.1", "localhost", "testserver", *os.environ.get("LETSEMA_ALLOWED_HOSTS", "").split(",")]
 ALLOWED_HOSTS = [h for h in ALLOWED_HOSTS if h]
 
+# TLS. A node in production sits behind a TLS-terminating proxy (which sets X-Forwarded-Proto) and runs with
+# LETSEMA_HTTPS=1: plain HTTP is redirected (but /healthz, for the load balancer), cookies are secure-only and
+# browsers are told HSTS. Off by default: the local cluster and the tests talk plain HTTP on loopback.
+# `manage.py check --deploy --fail-level WARNING` with LETSEMA_HTTPS=1 reports no issue (tests/test_config.py).
+HTTPS = os.environ.get("LETSEMA_HTTPS") == "1"
+if HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(os.environ.get("LETSEMA_HSTS_SECONDS", str(365 * 24 * 3600)))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = os.environ.get("LETSEMA_HSTS_INCLUDE_SUBDOMAINS", "1") == "1"
+    SECURE_HSTS_PRELOAD = os.environ.get("LETSEMA_HSTS_PRELOAD", "1") == "1"
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

@@ -158,3 +158,39 @@ def test_paxos_variant_file(tmp_path):
     (tmp_path / "cassandra" / "paxos_variant").write_text("v3\n")
     with pytest.raises(StepFailed, match="paxos_variant.*v3"):
         paxos_variant(p)
+
+
+_HTTPS_PROBE = """
+import django
+django.setup()
+from django.test import Client
+c = Client()
+plain = c.get("/api/schema/")
+health = c.get("/healthz")
+proxied = c.get("/api/schema/", HTTP_X_FORWARDED_PROTO="https")
+print("PROBE", plain.status_code, plain.get("Location"), health.status_code, proxied.status_code,
+      proxied.get("Strict-Transport-Security"))
+"""
+
+
+def test_https_mode_passes_the_deployment_check_and_redirects_plain_http():
+    """Production runs behind a TLS proxy with LETSEMA_HTTPS=1 (reliability notes S11): Django's deployment check
+    finds nothing to warn about; plain HTTP is redirected, but /healthz (the load balancer's probe)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", "LETSEMA_HTTPS": "1"}
+    env.pop("LETSEMA_DEBUG", None)
+    check = [sys.executable, str(REPO / "manage.py"), "check", "--deploy", "--fail-level", "WARNING"]
+    res = subprocess.run(check, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "no issues" in res.stdout, res.stdout + res.stderr
+    # the same check fails without it (plain HTTP: the local cluster's mode), so the check above can fail
+    off = {k: v for k, v in env.items() if k != "LETSEMA_HTTPS"}
+    res = subprocess.run(check, env=off, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "security.W008" in res.stdout + res.stderr
+    res = subprocess.run([sys.executable, "-c", _HTTPS_PROBE], env=env, cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    probe = next(line for line in res.stdout.splitlines() if line.startswith("PROBE ")).split(maxsplit=5)
+    _, status, where, health_status, proxied_status, hsts = probe
+    assert status == "301" and where == "https://testserver/api/schema/"
+    assert health_status != "301"  # 200 or 503, whatever the services are: not sent away
+    assert proxied_status == "200"
+    assert hsts == "max-age=31536000; includeSubDomains; preload"
