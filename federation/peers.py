@@ -216,7 +216,7 @@ _COLUMNS = "district, public_url, keys, status, updated_at, updated_by"
 
 
 def ring_entries() -> dict[str, RingEntry]:
-    rows = _ring_execute(f"SELECT {_COLUMNS} FROM node_directory")
+    rows = _ring_execute(f"SELECT {_COLUMNS} FROM node_directory")  # nosec B608 -- constant columns, values bound
     out = {}
     for row in rows:
         entry = _entry_from_row(row)
@@ -226,7 +226,7 @@ def ring_entries() -> dict[str, RingEntry]:
 
 
 def ring_entry_get(district: str) -> RingEntry | None:
-    row = _ring_execute(f"SELECT {_COLUMNS} FROM node_directory WHERE district = %s", (district,)).one()
+    row = _ring_execute(f"SELECT {_COLUMNS} FROM node_directory WHERE district = %s", (district,)).one()  # nosec B608 -- constant columns, values bound
     return _entry_from_row(row) if row is not None else None
 
 

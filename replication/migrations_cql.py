@@ -111,7 +111,7 @@ def apply(session: Session, keyspace: str, desired_rf: int, local_dc: str, *, lo
     applied = {
         r.version: r.checksum
         for r in session.execute(
-            SimpleStatement(f"SELECT version, checksum FROM {keyspace}.schema_migrations", consistency_level=cl)
+            SimpleStatement(f"SELECT version, checksum FROM {keyspace}.schema_migrations", consistency_level=cl)  # nosec B608 -- configured keyspace, values bound
         )
     }
     done = []
@@ -130,7 +130,7 @@ def apply(session: Session, keyspace: str, desired_rf: int, local_dc: str, *, lo
         session.execute(
             SimpleStatement(
                 f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
-                "VALUES (%s, %s, %s, toTimestamp(now()))",
+                "VALUES (%s, %s, %s, toTimestamp(now()))",  # nosec B608 -- configured keyspace, values bound
                 consistency_level=cl,
             ),
             (mig.version, mig.name, mig.checksum),

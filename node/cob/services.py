@@ -199,7 +199,7 @@ def month_end_snapshot(*, month_end: date, as_of: date) -> int:
             ) ar ON ar.loan_id = l.id
             WHERE l.status = 'active'
             GROUP BY 3, 4, 5, 6
-        """, [month_end, as_of, *params, as_of])
+        """, [month_end, as_of, *params, as_of])  # nosec B608 -- SQL from code, values bound
         return cur.rowcount
 
 
@@ -240,7 +240,7 @@ def _chunk(run: CobRun, day: date, ids: list[int]) -> None:
                 RETURNING l.id, c.old_bucket, l.delinquency_bucket, c.dpd
             )
             SELECT id, old_bucket, delinquency_bucket, dpd FROM upd WHERE old_bucket <> delinquency_bucket
-        """, [locked, day, day, locked, *case_params])
+        """, [locked, day, day, locked, *case_params])  # nosec B608 -- SQL from code, values bound
         moved = cur.fetchall()
         cur.execute("""
             SELECT l.id FROM loans_loan l WHERE l.id = ANY(%s) AND NOT EXISTS (
@@ -286,7 +286,7 @@ def _apply_penalties(cur, day: date, ids: list[int]) -> tuple[int, Decimal]:
               AND i.principal + i.interest + i.fees > i.principal_paid + i.interest_paid + i.fees_paid
               AND {amount_sql} > 0
             RETURNING {amount_sql}
-        """, [*amount_params, day, ids, product.pk, day, spec["grace_days"], *amount_params, *amount_params])
+        """, [*amount_params, day, ids, product.pk, day, spec["grace_days"], *amount_params, *amount_params])  # nosec B608 -- SQL from code, values bound
         charged = [r[0] for r in cur.fetchall()]
         n += len(charged)
         total += sum(charged, Decimal(0))

@@ -76,7 +76,7 @@ def insert_columns(model: type[models.Model], columns: dict[str, Sequence[Any]],
     if unknown:
         raise ValueError(f"insert_columns: {meta.label} has no column {sorted(unknown)}")
     sql = (f'INSERT INTO "{meta.db_table}" ({", ".join(names)}) '
-           f'SELECT * FROM unnest({", ".join(f"%s::{t}[]" for t in types)})')
+           f'SELECT * FROM unnest({", ".join(f"%s::{t}[]" for t in types)})')  # nosec B608 -- model names, values bound
     if returning:
         sql += " RETURNING " + ", ".join(f'"{meta.get_field(r).column}"' for r in returning)
     with connection.cursor() as cursor:

@@ -103,7 +103,7 @@ def claim_key(user, key: str, endpoint: str, digest: str) -> IdempotencyRecord |
             INSERT INTO {IdempotencyRecord._meta.db_table} (user_id, key, endpoint, request_hash, created_at)
             VALUES (%s, %s, %s, %s, %s)
             ON CONFLICT ON CONSTRAINT one_record_per_user_key DO NOTHING
-            RETURNING id""", [user.pk, key, endpoint, digest, now])
+            RETURNING id""", [user.pk, key, endpoint, digest, now])  # nosec B608 -- model table name, values bound
         row = cur.fetchone()
     if row is None:
         return None

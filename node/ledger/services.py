@@ -353,7 +353,7 @@ def _insert_entries(rows: list[JournalEntry]) -> set[int]:
     with connection.cursor() as cursor:
         cursor.execute(
             f'INSERT INTO "{table}" ({columns}) SELECT * FROM unnest({arrays}) '
-            f'ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key',
+            f'ON CONFLICT (source_key) DO NOTHING RETURNING id, source_key',  # nosec B608 -- model names, values bound
             [[getattr(r, f) for r in rows] for f in fields],
         )
         returned = cursor.fetchall()

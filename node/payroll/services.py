@@ -699,7 +699,7 @@ def _post_batch(imp: PayrollImport, mfi: Mfi, batch: list[PayrollImportRow], act
             f"UPDATE {table} AS r SET outcome = v.outcome, repayment_id = v.repayment_id, "
             f"receipt_number = v.receipt_number, error_code = v.error_code, message = v.message "
             f"FROM unnest(%s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::text[]) "
-            f"AS v(id, outcome, repayment_id, receipt_number, error_code, message) WHERE r.id = v.id",
+            f"AS v(id, outcome, repayment_id, receipt_number, error_code, message) WHERE r.id = v.id",  # nosec B608 -- model table name, values bound
             [[r.pk for r in batch], [r.outcome for r in batch], [r.repayment_id for r in batch],
              [r.receipt_number for r in batch], [r.error_code for r in batch], [r.message for r in batch]])
 

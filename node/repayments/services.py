@@ -156,9 +156,9 @@ def _save_paid(installments: list) -> None:
     sets = ", ".join(f"{c}_paid = v.{c}" for c in COMPONENTS)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {table} AS i SET {sets} FROM unnest(%s::bigint[], "
+            f"UPDATE {table} AS i SET {sets} FROM unnest(%s::bigint[], "  # nosec B608 -- names from code constants
             + ", ".join("%s::numeric[]" for _ in COMPONENTS)
-            + f") AS v(id, {', '.join(COMPONENTS)}) WHERE i.id = v.id",
+            + f") AS v(id, {', '.join(COMPONENTS)}) WHERE i.id = v.id",  # nosec B608 -- values are %s parameters
             [[i.pk for i in installments]] + [[getattr(i, f"{c}_paid") for i in installments] for c in COMPONENTS],
         )
 
