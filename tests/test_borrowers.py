@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from datetime import date, timedelta
 
@@ -345,9 +346,41 @@ def test_forged_extension_is_refused(officer_a, content, name):
 def test_oversized_file_is_refused(officer_a, settings):
     settings.KYC_MAX_BYTES = 1024
     b = Borrower.objects.get(pk=staff_register(officer_a).json()["id"])
-    body = assert_error(_upload(client_for(officer_a), b.pk, PDF + b"0" * 2048), 400, "file_too_large")
+    body = assert_error(_upload(client_for(officer_a), b.pk, PDF + b"0" * 2048), 413, "file_too_large")
     assert body["details"]["max_bytes"] == 1024
     assert KycDocument.objects.count() == 0
+
+
+@pytest.mark.parametrize("name", ["../../settings.py", "..%2F..%2Fx.pdf", "/etc/passwd", "a.pdf\x00.py",
+                                  "..\\..\\boot.ini"])
+def test_hostile_file_names_never_place_or_name_the_stored_file(officer_a, name):
+    """Reliability notes S7: whatever the name, the file is stored under a random name inside KYC_STORAGE_DIR, typed
+    by its bytes, and served back only as an attachment that browsers must not sniff."""
+    b = Borrower.objects.get(pk=staff_register(officer_a).json()["id"])
+    c = client_for(officer_a)
+    r = _upload(c, b.pk, PDF, name=name)
+    assert r.status_code == 201, r.content
+    doc = KycDocument.objects.get(pk=r.json()["id"])
+    assert re.fullmatch(r"[0-9a-f]{32}\.pdf", doc.storage_name) and doc.content_type == "application/pdf"
+    root = os.path.realpath(settings.KYC_STORAGE_DIR)
+    stored = [os.path.realpath(p) for p in settings.KYC_STORAGE_DIR.rglob("*") if p.is_file()]
+    assert stored == [os.path.join(root, doc.storage_name)]
+    assert "/" not in doc.original_name and "\\" not in doc.original_name and "\x00" not in doc.original_name
+    got = c.get(f"/api/v1/borrowers/{b.pk}/documents/{doc.pk}/content", {"reason": "review"})
+    assert got.status_code == 200
+    assert got["Content-Disposition"] == f'attachment; filename="id_copy-{doc.pk}.pdf"'
+    assert got["X-Content-Type-Options"] == "nosniff" and got["Content-Type"] == "application/pdf"
+
+
+def test_a_pdf_html_polyglot_is_kept_as_a_pdf_and_never_served_inline(officer_a):
+    b = Borrower.objects.get(pk=staff_register(officer_a).json()["id"])
+    c = client_for(officer_a)
+    polyglot = b"%PDF-1.4\n<html><body><script>alert(document.cookie)</script></body></html>\n%%EOF\n"
+    r = _upload(c, b.pk, polyglot, name="statement.html")
+    assert r.status_code == 201 and r.json()["content_type"] == "application/pdf"
+    got = c.get(f"/api/v1/borrowers/{b.pk}/documents/{r.json()['id']}/content", {"reason": "review"})
+    assert got["Content-Type"] == "application/pdf" and got["Content-Disposition"].startswith("attachment;")
+    assert got["X-Content-Type-Options"] == "nosniff"
 
 
 def test_path_traversal_name_is_neutralised(officer_a, tmp_path):

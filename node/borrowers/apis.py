@@ -298,6 +298,7 @@ class KycDocumentListApi(APIView):
             "file": {"type": "string", "format": "binary"}}}},
         responses={201: KycDocumentOutputSerializer},
     )
+    @error_responses({413: "The file is larger than KYC_MAX_BYTES (file_too_large)."})
     def post(self, request, borrower_id):
         b = selectors.access_borrower_by_id(request.user, borrower_id, roles=SELF_OR_OFFICERS)
         uploaded = request.FILES.get("file")

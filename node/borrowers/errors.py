@@ -37,3 +37,8 @@ class NotVerifiable(Conflict):
 
 class UploadRejected(ApplicationError):
     status = 400
+
+
+class UploadTooLarge(UploadRejected):
+    code = "file_too_large"
+    status = 413

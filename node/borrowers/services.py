@@ -36,6 +36,7 @@ from node.borrowers.errors import (
     RingDown,
     SmsUnavailable,
     UploadRejected,
+    UploadTooLarge,
 )
 from node.borrowers.identity import borrower_keys_all_versions, normalise_national_id
 from node.borrowers.models import (
@@ -353,8 +354,8 @@ def kyc_upload(*, actor: User, borrower: Borrower, doc_type: str, uploaded) -> K
     if doc_type not in DocumentType.values:
         raise ValidationFailed("Unknown document type.", details={"fields": {"doc_type": [f"one of {', '.join(DocumentType.values)}"]}})
     if uploaded.size > settings.KYC_MAX_BYTES:
-        raise UploadRejected(
-            f"The file is larger than {settings.KYC_MAX_BYTES // (1024 * 1024)} MB.", code="file_too_large",
+        raise UploadTooLarge(
+            f"The file is larger than {settings.KYC_MAX_BYTES // (1024 * 1024)} MB.",
             details={"max_bytes": settings.KYC_MAX_BYTES, "size": uploaded.size},
         )
     if uploaded.size == 0:
