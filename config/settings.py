@@ -179,6 +179,9 @@ REST_FRAMEWORK = {
 LETSEMA_LOGIN_FAILURE_LIMIT = int(os.environ.get("LETSEMA_LOGIN_FAILURE_LIMIT", "10"))
 LETSEMA_LOGIN_FAILURE_WINDOW_MINUTES = int(os.environ.get("LETSEMA_LOGIN_FAILURE_WINDOW_MINUTES", "15"))
 
+# days a dead token session (revoked, or its refresh token expired) is kept before the daily prune deletes it
+LETSEMA_TOKEN_SESSION_RETENTION_DAYS = int(os.environ.get("LETSEMA_TOKEN_SESSION_RETENTION_DAYS", "30"))
+
 # credit look-ups per staff member in any hour before 429 enquiry_limit_reached and an alert (0: no limit)
 LETSEMA_CREDIT_REPORTS_PER_HOUR = int(os.environ.get("LETSEMA_CREDIT_REPORTS_PER_HOUR", "60"))
 
@@ -249,6 +252,8 @@ CELERY_BEAT_SCHEDULE = {
     "notification-reminders": {"task": "node.notifications.tasks.send_reminders",
                                "schedule": crontab(hour=int(_REMINDERS_AT.split(":")[0]),
                                                    minute=int(_REMINDERS_AT.split(":")[1]))},
+    # API sign-ins no token can use any more (docs/auth.md)
+    "prune-token-sessions": {"task": "node.users.tasks.prune_token_sessions", "schedule": crontab(hour=3, minute=40)},
 }
 # Delinquency buckets: (lowest days past due, name). Close of business moves loans between them.
 LETSEMA_DELINQUENCY_BUCKETS = [(0, "current"), (1, "1-30"), (31, "31-60"), (61, "61-90"), (91, "90+")]

@@ -18,6 +18,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.hashers import get_hasher
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from node.audit.models import AuditEvent
@@ -297,3 +298,33 @@ def test_the_national_id_sign_in_shares_the_throttle():
 def test_login_input_errors():
     body = assert_error(APIClient().post("/api/v1/auth/token/", {}, format="json"), 400, "validation_error")
     assert set(body["details"]["fields"]) == {"username", "password"}
+
+
+def test_dead_token_sessions_are_pruned_after_the_retention_and_live_ones_kept(user):
+    now = timezone.now()
+    lifetime = settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    live = login(user.username).json()
+    live_sid = _claims(live["access"])["sid"]
+
+    def session(name, **fields):
+        s = TokenSession.objects.create(id=name.ljust(32, "0"), user=user)
+        TokenSession.objects.filter(pk=s.pk).update(**fields)
+        return s.pk
+
+    keep = [
+        session("a1", created_at=now - timedelta(days=20)),  # refresh expired 19 days ago: inside retention
+        session("a2", created_at=now - timedelta(days=90), refreshed_at=now - timedelta(hours=2)),  # still usable
+        session("a3", created_at=now - timedelta(days=5), revoked_at=now - timedelta(days=29)),  # revoked 29 days ago
+    ]
+    gone = [
+        session("b1", created_at=now - lifetime - timedelta(days=31)),
+        session("b2", created_at=now - timedelta(days=90), refreshed_at=now - lifetime - timedelta(days=31)),
+        session("b3", created_at=now - timedelta(days=40), revoked_at=now - timedelta(days=31)),
+    ]
+    assert tokens.token_sessions_prune(batch=2) == 3
+    left = set(TokenSession.objects.values_list("pk", flat=True))
+    assert left == {live_sid, *keep} and not left & set(gone)
+    assert me(live["access"]).status_code == 200
+    from node.users.tasks import prune_token_sessions
+
+    assert prune_token_sessions.apply().get() == 0  # the beat task runs the same, nothing more to do

@@ -28,6 +28,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -185,3 +187,25 @@ def token_sessions_revoke(*, actor: User, sid: str | None, everywhere: bool = Fa
     audit_record(actor=actor, action="auth.logout", target_type="user", target_id=actor.pk, mfi=actor.mfi,
                  after={"sessions": n, "everywhere": everywhere})
     return n
+
+
+def token_sessions_prune(*, retention_days: int | None = None, batch: int = 5000) -> int:
+    """Delete the token sessions no token can use any more — revoked ones, and ones whose newest refresh token
+    has expired — once they have been dead ``retention_days`` (``LETSEMA_TOKEN_SESSION_RETENTION_DAYS``, 30).
+    Who signed in and out stays in the audit trail; this only keeps the table (read on every request) small.
+    Deletes in batches, each its own transaction, so sign-ins are never held up. Answers how many went."""
+    if retention_days is None:
+        retention_days = settings.LETSEMA_TOKEN_SESSION_RETENTION_DAYS
+    now = timezone.now()
+    dead_before = now - timedelta(days=retention_days)
+    last_usable = dead_before - settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"]
+    dead = (TokenSession.objects.annotate(last_refresh=Coalesce("refreshed_at", "created_at"))
+            .filter(Q(revoked_at__lt=dead_before) | Q(revoked_at__isnull=True, last_refresh__lt=last_usable)))
+    total = 0
+    while True:
+        ids = list(dead.values_list("pk", flat=True)[:batch])
+        if not ids:
+            break
+        total += TokenSession.objects.filter(pk__in=ids).delete()[0]
+    log.info("token sessions pruned", extra={"deleted": total, "retention_days": retention_days})
+    return total
