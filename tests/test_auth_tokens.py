@@ -273,6 +273,9 @@ def test_the_web_login_shares_the_throttle(user):
     r = web.post("/login/", {"username": user.username, "password": PASSWORD})
     assert r.status_code == 200 and "_auth_user_id" not in web.session
     assert "Too many failed sign-ins" in r.content.decode()
+    sesotho = Client(headers={"accept-language": "st"})  # the same refusal, in the borrower's language
+    r = sesotho.post("/login/", {"username": user.username, "password": PASSWORD})
+    assert r.status_code == 200 and "Leka hape ka mor" in r.content.decode()
     assert {e.after["channel"] for e in AuditEvent.objects.filter(action="auth.login_failed")} == {"web"}
     assert_error(login(user.username), 429, "login_throttled")  # and the API sees the same account state
 
