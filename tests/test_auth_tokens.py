@@ -188,6 +188,22 @@ def test_logout_everywhere_ends_every_session(user):
     assert_error(APIClient().post("/api/v1/auth/logout", {}, format="json"), 401, "not_authenticated")
 
 
+def test_logout_everywhere_ends_the_web_sessions_too(user):
+    browsers = [Client(), Client()]
+    for web in browsers:
+        web.post("/login/", {"username": user.username, "password": PASSWORD})
+        assert web.get("/").wsgi_request.user.is_authenticated
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {login(user.username).json()['access']}")
+    assert api.post("/api/v1/auth/logout", {}, format="json").status_code == 200  # one token session only
+    assert all(web.get("/").wsgi_request.user.is_authenticated for web in browsers)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {login(user.username).json()['access']}")
+    assert api.post("/api/v1/auth/logout", {"everywhere": True}, format="json").status_code == 200
+    assert not any(web.get("/").wsgi_request.user.is_authenticated for web in browsers)
+    browsers[0].post("/login/", {"username": user.username, "password": PASSWORD})  # signing in again works
+    assert browsers[0].get("/").wsgi_request.user.is_authenticated
+
+
 def test_refresh_rotates_and_a_reused_refresh_token_signs_the_session_out(user):
     first = login(user.username).json()
     second = refresh(first["refresh"])

@@ -1,5 +1,6 @@
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils.crypto import salted_hmac
 
 
 class Role(models.TextChoices):
@@ -18,6 +19,17 @@ MFI_STAFF_ROLES = frozenset({Role.LOAN_OFFICER, Role.MFI_ADMIN, Role.ANALYST})
 class User(AbstractUser):
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.BORROWER, db_index=True)
     mfi = models.ForeignKey("mfis.Mfi", null=True, blank=True, on_delete=models.PROTECT, related_name="staff")
+    # bumped by "log out everywhere": every web (Django) session of the account ends on its next request, as
+    # every token session does (node.users.tokens.token_sessions_revoke)
+    session_epoch = models.PositiveIntegerField(default=0)
+
+    def _get_session_auth_hash(self, secret=None):
+        # Django checks each web session's stored hash against this one on every request; mixing the epoch in
+        # (from the first bump on: sessions of accounts never signed out everywhere stay valid across upgrades)
+        if not self.session_epoch:
+            return super()._get_session_auth_hash(secret=secret)
+        return salted_hmac("node.users.models.User.session_auth_hash", f"{self.password}:{self.session_epoch}",
+                           secret=secret, algorithm="sha256").hexdigest()
 
     class Meta:
         constraints = [

@@ -28,7 +28,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
@@ -179,11 +179,14 @@ def token_refresh(*, raw: str) -> dict:
 
 @transaction.atomic
 def token_sessions_revoke(*, actor: User, sid: str | None, everywhere: bool = False) -> int:
-    """Log-out: revoke the session ``sid`` of ``actor`` (or all of their open sessions). Answers how many."""
+    """Log-out: revoke the session ``sid`` of ``actor`` (or all of their token sessions, and their web sessions
+    with them). Answers how many token sessions."""
     qs = TokenSession.objects.filter(user=actor, revoked_at__isnull=True)
     if not everywhere:
         qs = qs.filter(pk=sid or "")
     n = qs.update(revoked_at=timezone.now(), revoked_reason="logout_all" if everywhere else "logout")
+    if everywhere:  # the web sessions too (User._get_session_auth_hash)
+        User.objects.filter(pk=actor.pk).update(session_epoch=F("session_epoch") + 1)
     audit_record(actor=actor, action="auth.logout", target_type="user", target_id=actor.pk, mfi=actor.mfi,
                  after={"sessions": n, "everywhere": everywhere})
     return n
