@@ -205,7 +205,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"RepaymentChannelEnum": ["cash", "bank", "mobile_money", "payroll"]},
+    "ENUM_NAME_OVERRIDES": {"RepaymentChannelEnum": ["cash", "bank", "mobile_money", "payroll"],
+                            "AllocationStrategyEnum": ["penalties_fees_interest_principal",
+                                                       "principal_interest_penalties_fees"]},
 }
 
 # Celery: one Redis database per district on the shared broker.

@@ -16,7 +16,7 @@ from node.core.fields import MoneyField, StrictSerializer
 from node.core.idempotency import idempotent
 from node.loans.selectors import access_loan_by_id
 from node.repayments import allocation as A
-from node.repayments import selectors, services
+from node.repayments import schemas, selectors, services
 from node.repayments.models import AllocationStrategy, Repayment, RepaymentChannel
 from node.users.models import Role
 from node.users.permissions import role_required
@@ -118,12 +118,12 @@ class LoanRepaymentsApi(APIView):
     """``GET``: the loan's payment history (allocations, reversal state). ``POST`` (loan officers and MFI admins;
     ``Idempotency-Key`` required): receive a repayment; answers the receipt (201)."""
 
-    @extend_schema(responses=list[dict])
+    @extend_schema(responses=schemas.Receipt(many=True))
     def get(self, request, loan_id):
         loan = access_loan_by_id(request.user, loan_id)
         return Response([repayment_json(r) for r in selectors.repayment_list(loan=loan)])
 
-    @extend_schema(request=RepaymentPostSerializer, responses={201: dict})
+    @extend_schema(request=RepaymentPostSerializer, responses={201: schemas.Receipt})
     @idempotent
     def post(self, request, loan_id):
         loan = access_loan_by_id(request.user, loan_id, roles=OFFICERS, related=False)  # locked and reloaded
@@ -148,7 +148,7 @@ class LoanPayoffApi(APIView):
     as of that date is received, unearned interest and fees not yet due are waived, the loan closes. Answers the
     receipt with the waivers (201); ``payoff_amount_mismatch`` (409) when ``amount`` is not the payoff amount."""
 
-    @extend_schema(request=LoanPayoffSerializer, responses={201: dict})
+    @extend_schema(request=LoanPayoffSerializer, responses={201: schemas.PayoffReceipt})
     @idempotent
     def post(self, request, loan_id):
         loan = access_loan_by_id(request.user, loan_id, roles=OFFICERS)
@@ -182,12 +182,12 @@ class LoanOverpaymentRefundsApi(APIView):
     """``GET``: the loan's overpayment refunds. ``POST`` (MFI admins; ``Idempotency-Key`` required): pay back part
     or all of the overpayment the loan holds (201); ``refund_exceeds_overpayment`` (409) beyond it."""
 
-    @extend_schema(responses=list[dict])
+    @extend_schema(responses=schemas.Refund(many=True))
     def get(self, request, loan_id):
         loan = access_loan_by_id(request.user, loan_id)
         return Response([refund_json(r) for r in selectors.overpayment_refund_list(loan=loan)])
 
-    @extend_schema(request=OverpaymentRefundSerializer, responses={201: dict})
+    @extend_schema(request=OverpaymentRefundSerializer, responses={201: schemas.Refund})
     @idempotent
     def post(self, request, loan_id):
         loan = access_loan_by_id(request.user, loan_id, roles=ADMINS)
@@ -203,7 +203,7 @@ class LoanOverpaymentRefundsApi(APIView):
 class RepaymentDetailApi(APIView):
     """One receipt (anyone who may see the loan)."""
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=schemas.Receipt)
     def get(self, request, repayment_id):
         return Response(repayment_json(selectors.access_repayment_by_id(request.user, repayment_id)))
 
@@ -215,7 +215,7 @@ class RepaymentReverseSerializer(StrictSerializer):
 class RepaymentReverseApi(APIView):
     """Reverse a repayment (MFI admins; ``Idempotency-Key`` required; newest first)."""
 
-    @extend_schema(request=RepaymentReverseSerializer, responses=dict)
+    @extend_schema(request=RepaymentReverseSerializer, responses=schemas.Receipt)
     @idempotent
     def post(self, request, repayment_id):
         rep = selectors.access_repayment_by_id(request.user, repayment_id, roles=ADMINS)
@@ -229,7 +229,7 @@ class LoanBalanceApi(APIView):
     """Installments with due/paid/outstanding and status as of a date, totals and the payoff amount."""
 
     @extend_schema(parameters=[OpenApiParameter("as_of", str, description="YYYY-MM-DD; default today")],
-                   responses=dict)
+                   responses=schemas.Balance)
     def get(self, request, loan_id):
         loan = access_loan_by_id(request.user, loan_id)
         raw = request.query_params.get("as_of")
@@ -262,11 +262,11 @@ class ProductRepaymentConfigApi(APIView):
         return {"product": product.pk, "allocation_strategy": services.allocation_strategy_for(product),
                 "strategies": list(AllocationStrategy.values), "default": A.DEFAULT_STRATEGY}
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=schemas.RepaymentConfig)
     def get(self, request, product_id):
         return Response(self._json(selectors.access_product_by_id(request.user, product_id)))
 
-    @extend_schema(request=ProductRepaymentConfigSerializer, responses=dict)
+    @extend_schema(request=ProductRepaymentConfigSerializer, responses=schemas.RepaymentConfig)
     def put(self, request, product_id):
         product = selectors.access_product_by_id(request.user, product_id)
         s = ProductRepaymentConfigSerializer(data=request.data)

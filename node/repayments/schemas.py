@@ -1,0 +1,124 @@
+"""The repayments API's answers, described for its OpenAPI document (the JSON itself is built in
+``node.repayments.apis``; schemathesis checks every answer against these, ``tests/test_api_fuzz.py``)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from node.core.fields import MoneyField
+from node.repayments.models import AllocationStrategy, RepaymentChannel
+
+
+class Amounts(serializers.Serializer):
+    principal = MoneyField()
+    interest = MoneyField()
+    fees = MoneyField()
+    penalties = MoneyField()
+    total = MoneyField()
+
+
+class ReceiptInstallment(Amounts):
+    number = serializers.IntegerField()
+    due_date = serializers.DateField()
+
+
+class Receipt(serializers.Serializer):
+    id = serializers.IntegerField()
+    receipt_number = serializers.CharField(help_text="the MFI's receipt number, e.g. PIONEER-R-00000042")
+    loan = serializers.IntegerField()
+    loan_reference = serializers.CharField()
+    mfi = serializers.CharField()
+    amount = MoneyField()
+    payment_date = serializers.DateField()
+    channel = serializers.ChoiceField(choices=RepaymentChannel.values)
+    reference = serializers.CharField(allow_blank=True)
+    allocation_strategy = serializers.ChoiceField(choices=AllocationStrategy.values)
+    allocation = Amounts(help_text="what the payment paid, by component")
+    installments = ReceiptInstallment(many=True, help_text="what it paid on each installment, oldest first")
+    overpayment = MoneyField(help_text="held for the borrower (a liability), refundable")
+    outstanding_after = Amounts()
+    closed_loan = serializers.BooleanField()
+    journal_entry = serializers.IntegerField()
+    posted_by = serializers.CharField()
+    posted_at = serializers.DateTimeField()
+    reversed = serializers.BooleanField()
+    reversed_at = serializers.DateTimeField(allow_null=True)
+    reversed_by = serializers.CharField(allow_null=True)
+    reversal_reason = serializers.CharField(allow_null=True)
+    reversal_journal_entry = serializers.IntegerField(allow_null=True)
+
+
+class Waiver(serializers.Serializer):
+    number = serializers.IntegerField()
+    interest = MoneyField()
+    fees = MoneyField()
+    penalties = MoneyField()
+
+
+class PayoffReceipt(Receipt):
+    waived = Waiver(many=True, help_text="unearned interest and fees not yet due, waived by the payoff")
+
+
+class Refund(serializers.Serializer):
+    id = serializers.IntegerField()
+    loan = serializers.IntegerField()
+    amount = MoneyField()
+    refund_date = serializers.DateField()
+    channel = serializers.ChoiceField(choices=RepaymentChannel.values)
+    reference = serializers.CharField(allow_blank=True)
+    journal_entry = serializers.IntegerField()
+    refunded_by = serializers.CharField()
+    refunded_at = serializers.DateTimeField()
+
+
+class BalanceInstallment(serializers.Serializer):
+    number = serializers.IntegerField()
+    due_date = serializers.DateField()
+    status = serializers.CharField(help_text="paid, partially_paid, overdue, due or upcoming, as of the date")
+    due = Amounts()
+    paid = Amounts()
+    outstanding = Amounts()
+
+
+class CurrentPeriod(serializers.Serializer):
+    installment = serializers.IntegerField()
+    period_start = serializers.DateField()
+    due_date = serializers.DateField()
+    days_in_period = serializers.IntegerField()
+    days_elapsed = serializers.IntegerField()
+    scheduled_interest = MoneyField()
+    accrued_interest = MoneyField()
+    interest_paid = MoneyField()
+    interest_owed = MoneyField()
+
+
+class Payoff(serializers.Serializer):
+    principal = MoneyField()
+    interest_due = MoneyField()
+    current_period_interest = MoneyField()
+    fees = MoneyField()
+    penalties = MoneyField()
+    current_period = CurrentPeriod(allow_null=True)
+
+
+class Balance(serializers.Serializer):
+    loan = serializers.IntegerField()
+    reference = serializers.CharField()
+    status = serializers.CharField()
+    currency = serializers.CharField()
+    as_of = serializers.DateField()
+    disbursement_date = serializers.DateField()
+    closed_at = serializers.DateTimeField(allow_null=True)
+    installments = BalanceInstallment(many=True)
+    outstanding = Amounts()
+    overdue = Amounts()
+    overpayment_held = MoneyField()
+    payoff_amount = MoneyField(help_text="what pays the loan off on as_of (POST …/payoff takes exactly this)")
+    payoff = Payoff()
+
+
+class RepaymentConfig(serializers.Serializer):
+    product = serializers.IntegerField()
+    allocation_strategy = serializers.ChoiceField(choices=AllocationStrategy.values)
+    strategies = serializers.ListField(child=serializers.ChoiceField(choices=AllocationStrategy.values))
+    default = serializers.ChoiceField(choices=AllocationStrategy.values)
