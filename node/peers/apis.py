@@ -31,6 +31,7 @@ from node.peers.services import (
     borrower_federated_authenticate,
     borrower_visitor_sign_in,
 )
+from node.users.apis import SignedIn
 from node.users.models import Role
 from node.users.permissions import role_required
 from node.users.tokens import token_pair_issue
@@ -92,6 +93,10 @@ class NetworkAggregatesApi(APIView):
         return Response(selectors.network_figures())
 
 
+class VisitorSignedIn(SignedIn):
+    home_district = serializers.CharField(help_text="the district the borrower registered in")
+
+
 class VisitorTokenApi(APIView):
     """Sign in at this node with your national ID and password, wherever in Letsema you registered. A borrower
     of another district is authenticated by their home node over the signed federation channel; their profile and
@@ -104,7 +109,7 @@ class VisitorTokenApi(APIView):
         national_id = serializers.CharField(max_length=32)
         password = serializers.CharField(max_length=256, trim_whitespace=False)
 
-    @extend_schema(request=InputSerializer, responses=dict)
+    @extend_schema(request=InputSerializer, responses=VisitorSignedIn)
     @error_responses({429: "Too many failed sign-ins for this national ID or account (sign_in_locked, login_throttled)."})
     def post(self, request):
         s = self.InputSerializer(data=request.data)

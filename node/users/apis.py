@@ -1,5 +1,5 @@
 from django.conf import settings
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -15,6 +15,19 @@ from node.users.models import Role
 from node.users.permissions import role_required
 
 
+class TokenPair(serializers.Serializer):
+    """What a sign-in or a refresh answers (the OpenAPI document's description of it)."""
+
+    access = serializers.CharField(help_text="the access token (Authorization: Bearer …)")
+    refresh = serializers.CharField(help_text="the session's newest refresh token: store it, the one sent is spent")
+    access_expires_in = serializers.IntegerField(help_text="seconds")
+
+
+class SignedIn(TokenPair):
+    role = serializers.CharField()
+    district = serializers.CharField()
+
+
 class TokenObtainApi(APIView):
     """Log in with username and password; returns a short-lived access token and a refresh token (one token
     session). After 10 failed passwords for an account within 15 minutes the account is throttled: 429
@@ -27,7 +40,7 @@ class TokenObtainApi(APIView):
         username = serializers.CharField(max_length=150)
         password = serializers.CharField(max_length=256, trim_whitespace=False)
 
-    @extend_schema(request=InputSerializer, responses=dict)
+    @extend_schema(request=InputSerializer, responses=SignedIn)
     @error_responses({429: "Too many failed passwords for this account in 15 minutes (login_throttled)."})
     def post(self, request):
         s = self.InputSerializer(data=request.data)
@@ -46,7 +59,7 @@ class TokenRefreshApi(APIView):
     class InputSerializer(StrictSerializer):
         refresh = serializers.CharField(max_length=2048)
 
-    @extend_schema(request=InputSerializer, responses=dict)
+    @extend_schema(request=InputSerializer, responses=TokenPair)
     def post(self, request):
         s = self.InputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -60,7 +73,8 @@ class LogoutApi(APIView):
     class InputSerializer(StrictSerializer):
         everywhere = serializers.BooleanField(required=False, default=False)
 
-    @extend_schema(request=InputSerializer, responses=dict)
+    @extend_schema(request=InputSerializer,
+                   responses=inline_serializer("LoggedOut", {"revoked_sessions": serializers.IntegerField()}))
     def post(self, request):
         s = self.InputSerializer(data=request.data)
         s.is_valid(raise_exception=True)
