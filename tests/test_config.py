@@ -178,6 +178,7 @@ def test_https_mode_passes_the_deployment_check_and_redirects_plain_http():
     finds nothing to warn about; plain HTTP is redirected, but /healthz (the load balancer's probe)."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.test_settings", "LETSEMA_HTTPS": "1"}
     env.pop("LETSEMA_DEBUG", None)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the browser tests' setting (tests/web/conftest.py), not a node's
     check = [sys.executable, str(REPO / "manage.py"), "check", "--deploy", "--fail-level", "WARNING"]
     res = subprocess.run(check, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "no issues" in res.stdout, res.stdout + res.stderr
