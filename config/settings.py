@@ -207,7 +207,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"RepaymentChannelEnum": ["cash", "bank", "mobile_money", "payroll"],
                             "AllocationStrategyEnum": ["penalties_fees_interest_principal",
-                                                       "principal_interest_penalties_fees"]},
+                                                       "principal_interest_penalties_fees"],
+                            "NotifyChannelEnum": ["sms", "email", "both", "none"]},
 }
 
 # Celery: one Redis database per district on the shared broker.

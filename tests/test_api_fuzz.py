@@ -63,8 +63,8 @@ schema.app = _in_the_test_transaction
 
 @dataclass
 class World:
-    """An MFI with staff, a borrower, a disbursed loan with a repayment and a payroll employer: path parameters
-    name these real objects in half the generated requests (the other half get random ids, mostly 404)."""
+    """An MFI with staff, a borrower, a disbursed loan with a repayment, a payroll employer and an enrolment: path
+    parameters name these real objects in half the generated requests (the other half get random ids, mostly 404)."""
 
     users: dict[str, User]
     objects: dict[str, int]
@@ -91,11 +91,15 @@ def world(tmp_path, settings):
     employer = client_for(shop.admin).post("/api/v1/payroll/employers", {"code": "gov-ls", "name": "Government"},
                                           format="json")
     assert employer.status_code == 201, employer.content
+    enrolment = client_for(shop.admin).post(f"/api/v1/payroll/employers/{employer.json()['id']}/enrolments",
+                                            {"borrower": shop.borrower.pk, "employee_number": "GOV-0001"},
+                                            format="json")
+    assert enrolment.status_code == 201, enrolment.content
     return World(
         users={"mfi_admin": shop.admin, "borrower": shop.borrower_user, "letsema_admin": make_user(Role.LETSEMA_ADMIN)},
         objects={"loan_id": loan_id, "borrower_id": shop.borrower.pk, "product_id": shop.product_id,
                  "user_id": shop.officer.pk, "repayment_id": repayment.json()["id"],
-                 "employer_id": employer.json()["id"]},
+                 "employer_id": employer.json()["id"], "enrolment_id": enrolment.json()["id"]},
     )
 
 

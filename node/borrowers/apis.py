@@ -247,7 +247,10 @@ class BorrowerDetailApi(APIView):
 class PhoneOtpSendApi(APIView):
     """Send a one-time code by SMS to the borrower's phone (expires in 5 minutes; resend limits apply)."""
 
-    @extend_schema(request=None, responses={202: dict})
+    @extend_schema(request=None, responses={202: inline_serializer("OtpSent", {
+        "sent_to": serializers.CharField(help_text="the phone number, masked"),
+        "expires_at": serializers.DateTimeField(),
+        "resend_after_seconds": serializers.IntegerField()})})
     @error_responses({429: "A code was sent moments ago, or too many today (otp_resend_too_soon, otp_send_limit)."})
     def post(self, request, borrower_id):
         b = selectors.access_borrower_by_id(request.user, borrower_id, roles=SELF_OR_OFFICERS)
@@ -399,7 +402,10 @@ class ConsentTextApi(APIView):
 class BorrowerNetworkApi(APIView):
     """Where the borrower is registered in the network and whether verified. Requires the borrower's consent."""
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=inline_serializer("NetworkEntry", {
+        "home_district": serializers.CharField(), "verified": serializers.BooleanField(),
+        "verification_method": serializers.CharField(allow_blank=True, allow_null=True),
+        "registered_at": serializers.DateTimeField(allow_null=True)}))
     def get(self, request, borrower_id):
         b = selectors.access_borrower_by_id(request.user, borrower_id, roles=OFFICERS)
         entry = services.borrower_network_lookup(actor=request.user, borrower=b)

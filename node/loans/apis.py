@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -309,7 +309,8 @@ class StepUpApi(APIView):
     class InputSerializer(StrictSerializer):
         password = serializers.CharField(write_only=True)
 
-    @extend_schema(request=InputSerializer, responses=dict)
+    @extend_schema(request=InputSerializer, responses={201: inline_serializer("StepUpGrant", {
+        "step_up_token": serializers.CharField(), "expires_at": serializers.DateTimeField()})})
     def post(self, request):
         s = self.InputSerializer(data=request.data)
         s.is_valid(raise_exception=True)

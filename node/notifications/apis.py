@@ -66,6 +66,48 @@ def notification_json(n: Notification) -> dict:
     }
 
 
+class PreferenceOut(serializers.Serializer):
+    """The preference as answered (the OpenAPI document's description)."""
+
+    borrower = serializers.IntegerField()
+    channel = serializers.ChoiceField(choices=NotifyChannel.values)
+    language = serializers.ChoiceField(choices=Language.values)
+    email = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField(allow_null=True)
+    updated_by = serializers.CharField(allow_null=True)
+    channels = serializers.ListField(child=serializers.CharField(), help_text="the channels one may choose")
+    languages = serializers.ListField(child=serializers.CharField(), help_text="the languages one may choose")
+
+
+class DeliveryOut(serializers.Serializer):
+    attempt = serializers.IntegerField()
+    channel = serializers.CharField()
+    to = serializers.CharField(help_text="the recipient, masked")
+    language = serializers.CharField()
+    template = serializers.CharField()
+    attempted_at = serializers.DateTimeField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+    gateway_message_id = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_null=True)
+
+
+class NotificationOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    event_key = serializers.CharField()
+    kind = serializers.CharField()
+    status = serializers.ChoiceField(choices=NotificationStatus.values)
+    loan = serializers.IntegerField(allow_null=True)
+    loan_reference = serializers.CharField(allow_null=True)
+    channels = serializers.ListField(child=serializers.CharField())
+    language = serializers.CharField(allow_null=True)
+    attempts = serializers.IntegerField()
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    last_error = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+    deliveries = DeliveryOut(many=True)
+
+
 class PreferenceSerializer(StrictSerializer):
     channel = serializers.ChoiceField(choices=NotifyChannel.values, required=False)
     language = serializers.ChoiceField(choices=Language.values, required=False)
@@ -77,12 +119,12 @@ class NotificationPreferenceApi(APIView):
     (sms/email/both/none), language (en/st) and e-mail address — by the borrower, or a loan officer or MFI admin on
     the borrower's behalf. Fields left out keep their value; e-mail channels need an address."""
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=PreferenceOut)
     def get(self, request, borrower_id):
         b = access_borrower_by_id(request.user, borrower_id, roles=READERS)
         return Response(preference_json(selectors.preference_get(borrower=b)))
 
-    @extend_schema(request=PreferenceSerializer, responses=dict)
+    @extend_schema(request=PreferenceSerializer, responses=PreferenceOut)
     def put(self, request, borrower_id):
         b = access_borrower_by_id(request.user, borrower_id, roles=WRITERS)
         s = PreferenceSerializer(data=request.data)
@@ -102,7 +144,7 @@ class NotificationLogApi(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("status", str, enum=NotificationStatus.values),
                                OpenApiParameter("limit", int, description=f"default 50, at most {MAX_LIMIT}")],
-                   responses=list[dict])
+                   responses=NotificationOut(many=True))
     def get(self, request, borrower_id):
         b = access_borrower_by_id(request.user, borrower_id, roles=READERS)
         status = request.query_params.get("status") or None

@@ -16,7 +16,7 @@ from node.borrowers.selectors import access_borrower_by_id
 from node.core.fields import StrictSerializer
 from node.core.idempotency import idempotent
 from node.core.paging import query_flag
-from node.payroll import files, selectors, services
+from node.payroll import files, schemas, selectors, services
 from node.payroll.errors import PayrollFileAlreadyImported, PayrollFileInvalid
 from node.payroll.models import Employer, PayrollEnrolment, PayrollImport
 from node.users.models import MFI_STAFF_ROLES, Role
@@ -83,11 +83,11 @@ class EmployerCreateSerializer(StrictSerializer):
 class EmployerListApi(APIView):
     """``GET``: the MFI's payroll employers (its staff). ``POST`` (MFI admins): add one, ``{"code", "name"}``."""
 
-    @extend_schema(responses=list[dict])
+    @extend_schema(responses=schemas.Employer(many=True))
     def get(self, request):
         return Response([employer_json(e) for e in selectors.employer_list_for(actor=request.user)])
 
-    @extend_schema(request=EmployerCreateSerializer, responses={201: dict})
+    @extend_schema(request=EmployerCreateSerializer, responses={201: schemas.Employer})
     def post(self, request):
         s = EmployerCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
@@ -96,7 +96,7 @@ class EmployerListApi(APIView):
 
 
 class EmployerDetailApi(APIView):
-    @extend_schema(responses=dict)
+    @extend_schema(responses=schemas.Employer)
     def get(self, request, employer_id):
         return Response(employer_json(selectors.access_employer_by_id(request.user, employer_id)))
 
@@ -112,14 +112,15 @@ class EnrolmentListApi(APIView):
     """``GET``: the employer's live enrolments (``?include_ended=true`` for all). ``POST`` (loan officers, MFI
     admins): enrol a client of the MFI, ``{"borrower": 12, "employee_number": "GOV-0042"}``."""
 
-    @extend_schema(parameters=[OpenApiParameter("include_ended", bool)], responses=list[dict])
+    @extend_schema(parameters=[OpenApiParameter("include_ended", bool)],
+                   responses=schemas.Enrolment(many=True))
     def get(self, request, employer_id):
         employer = selectors.access_employer_by_id(request.user, employer_id)
         include_ended = query_flag(request, "include_ended")
         return Response([enrolment_json(e) for e in selectors.enrolment_list(employer=employer,
                                                                                include_ended=include_ended)])
 
-    @extend_schema(request=EnrolmentCreateSerializer, responses={201: dict})
+    @extend_schema(request=EnrolmentCreateSerializer, responses={201: schemas.Enrolment})
     def post(self, request, employer_id):
         employer = selectors.access_employer_by_id(request.user, employer_id, roles=OFFICERS)
         s = EnrolmentCreateSerializer(data=request.data)
@@ -133,11 +134,11 @@ class EnrolmentListApi(APIView):
 class EnrolmentDetailApi(APIView):
     """``GET`` one enrolment; ``DELETE`` ends it (loan officers, MFI admins; it stays on record, ended)."""
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=schemas.Enrolment)
     def get(self, request, enrolment_id):
         return Response(enrolment_json(selectors.access_enrolment_by_id(request.user, enrolment_id)))
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses={200: schemas.Enrolment})
     def delete(self, request, enrolment_id):
         enrolment = selectors.access_enrolment_by_id(request.user, enrolment_id, roles=OFFICERS)
         return Response(enrolment_json(services.enrolment_end(actor=request.user, enrolment=enrolment)))
@@ -190,14 +191,15 @@ class ImportListApi(APIView):
 
     parser_classes = [MultiPartParser]
 
-    @extend_schema(responses=list[dict])
+    @extend_schema(responses=schemas.ImportHeader(many=True))
     def get(self, request, employer_id):
         employer = selectors.access_employer_by_id(request.user, employer_id)
         return Response([import_json(i, with_rows=False) for i in selectors.import_list(employer=employer)])
 
     @extend_schema(request={"multipart/form-data": {"type": "object", "properties": {
         "file": {"type": "string", "format": "binary"}, "month": {"type": "string", "example": "2026-07"},
-        "payment_date": {"type": "string", "format": "date"}}}}, responses={201: dict, 200: dict, 202: dict})
+        "payment_date": {"type": "string", "format": "date"}}}},
+        responses={201: schemas.ImportPosted, 200: schemas.ImportPosted, 202: schemas.ImportPosted})
     @idempotent
     def post(self, request, employer_id):
         employer = selectors.access_employer_by_id(request.user, employer_id, roles=ADMINS)
@@ -229,7 +231,7 @@ class ImportListApi(APIView):
 class ImportDetailApi(APIView):
     """One import's report (staff of the MFI)."""
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=schemas.ImportReport)
     def get(self, request, employer_id, import_id):
         employer = selectors.access_employer_by_id(request.user, employer_id)
         imp = selectors.access_import(request.user, employer, import_id)
