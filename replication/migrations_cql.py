@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cassandra import ConsistencyLevel
+from cassandra import ConsistencyLevel, InvalidRequest
 from cassandra.cluster import Session
 from cassandra.query import SimpleStatement
 
@@ -93,8 +93,36 @@ def ensure_keyspace(session: Session, keyspace: str, desired_rf: int, local_dc: 
         f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = "
         f"{{'class': 'NetworkTopologyStrategy', '{local_dc}': {rf}}}"
     )
-    session.cluster.control_connection.wait_for_schema_agreement(wait_time=30)
+    _agreed(session)
     return rf
+
+
+SCHEMA_LAG_TIMEOUT = 60.0
+
+
+def _agreed(session: Session) -> bool:
+    """Wait until the live nodes have the schema the last change made; keep waiting (up to the lag timeout) while
+    the driver reports disagreement, which on a freshly started ring can outlast one 30 s wait. Past that, go on:
+    a statement that meets a node still without the change is retried (``_execute``)."""
+    deadline = time.monotonic() + SCHEMA_LAG_TIMEOUT
+    while not session.cluster.control_connection.wait_for_schema_agreement(wait_time=30):
+        if time.monotonic() > deadline:
+            return False
+    return True
+
+
+def _execute(session: Session, statement, params=None):
+    """Run one statement; a node that has not yet applied a schema change the driver saw agreed ("Keyspace … doesn't
+    exist", "unconfigured table") is retried for a while rather than failing the migration."""
+    deadline = time.monotonic() + SCHEMA_LAG_TIMEOUT
+    while True:
+        try:
+            return session.execute(statement, params)
+        except InvalidRequest as exc:
+            lagging = "doesn't exist" in str(exc) or "unconfigured table" in str(exc)
+            if not lagging or time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def apply(session: Session, keyspace: str, desired_rf: int, local_dc: str, *, log=print,
@@ -103,15 +131,14 @@ def apply(session: Session, keyspace: str, desired_rf: int, local_dc: str, *, lo
         wait_for_nodes(session, expect_nodes)
     rf = ensure_keyspace(session, keyspace, desired_rf, local_dc, log=log, ring_nodes=expect_nodes)
     cl = ConsistencyLevel.ONE if rf <= 1 else ConsistencyLevel.QUORUM
-    session.execute(
-        f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations "
-        "(version int PRIMARY KEY, name text, checksum text, applied_at timestamp)"
-    )
-    session.cluster.control_connection.wait_for_schema_agreement(wait_time=30)
+    _execute(session,
+             f"CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations "
+             "(version int PRIMARY KEY, name text, checksum text, applied_at timestamp)")
+    _agreed(session)
     applied = {
         r.version: r.checksum
-        for r in session.execute(
-            SimpleStatement(f"SELECT version, checksum FROM {keyspace}.schema_migrations", consistency_level=cl)  # nosec B608 -- configured keyspace, values bound
+        for r in _execute(
+            session, SimpleStatement(f"SELECT version, checksum FROM {keyspace}.schema_migrations", consistency_level=cl)  # nosec B608 -- configured keyspace, values bound
         )
     }
     done = []
@@ -124,10 +151,11 @@ def apply(session: Session, keyspace: str, desired_rf: int, local_dc: str, *, lo
             continue
         log(f"applying ring migration {mig.version:04d}_{mig.name} ({len(mig.statements)} statements)")
         for stmt in mig.statements:
-            session.execute(SimpleStatement(stmt.format(keyspace=keyspace), consistency_level=cl))
+            _execute(session, SimpleStatement(stmt.format(keyspace=keyspace), consistency_level=cl))
             if stmt.lstrip().upper().startswith(("CREATE", "ALTER", "DROP")):
-                session.cluster.control_connection.wait_for_schema_agreement(wait_time=30)
-        session.execute(
+                _agreed(session)
+        _execute(
+            session,
             SimpleStatement(
                 f"INSERT INTO {keyspace}.schema_migrations (version, name, checksum, applied_at) "
                 "VALUES (%s, %s, %s, toTimestamp(now()))",  # nosec B608 -- configured keyspace, values bound
