@@ -24,6 +24,7 @@ from drf_spectacular.extensions import (
 )
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.permissions import AllowAny
 
 from node.core.errors import error_body
@@ -106,14 +107,15 @@ class AutoSchema(SpectacularAutoSchema):
     def _view_method(self):
         return getattr(self.view, self.method.lower(), None)
 
+    def declared_errors(self) -> dict[int, str]:
+        return getattr(self._view_method(), "error_statuses", {})
+
     def requires_idempotency_key(self) -> bool:
         return bool(getattr(self._view_method(), "idempotency_key_required", False))
 
     def get_override_parameters(self):
         params = list(super().get_override_parameters())
         if self.requires_idempotency_key():
-            from drf_spectacular.utils import OpenApiParameter
-
             params.append(OpenApiParameter(
                 "Idempotency-Key", str, OpenApiParameter.HEADER, required=True,
                 pattern=KEY_RE.pattern,
@@ -139,8 +141,7 @@ class AutoSchema(SpectacularAutoSchema):
                 statuses.add(415)
         if self.requires_idempotency_key():
             statuses |= {400, 409, 422}
-        statuses |= set(getattr(self._view_method(), "error_statuses", {}))
-        return statuses
+        return statuses | set(self.declared_errors())
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)
@@ -148,7 +149,7 @@ class AutoSchema(SpectacularAutoSchema):
             return None
         component = ResolvedComponent(name="Error", type=ResolvedComponent.SCHEMA, object="Error", schema=ERROR_SCHEMA)
         registry.register_on_missing(component)
-        declared = getattr(self._view_method(), "error_statuses", {})
+        declared = self.declared_errors()
         for status in sorted(self.error_statuses(operation)):
             operation["responses"].setdefault(str(status), {
                 "description": declared.get(status) or ERROR_DESCRIPTIONS[status],
@@ -176,8 +177,9 @@ class QueryParameterCheckMiddleware:
     """A query parameter the operation does not list, or one sent empty, is a 400 — as an unknown body field is
     (``StrictSerializer``): ``?stauts=active`` must not answer every loan as if no filter had been asked for, and
     ``?limit=`` is not a limit. Only API operations in the document are checked (the federation's signed endpoints
-    and the web pages are not in it), and not a view that refuses unknown parameters with its own error code
-    (``checks_own_query_parameters = True``: the reports)."""
+    and the web pages are not in it). A view that refuses unknown parameters itself, more narrowly than its document
+    can say (the reports: each takes its own), names its error code in ``own_query_parameter_code``: only empty
+    parameters are checked here for it, answered with that code."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -188,13 +190,12 @@ class QueryParameterCheckMiddleware:
     def process_view(self, request, view_func, view_args, view_kwargs):  # noqa: ARG002
         if not request.path.startswith("/api/v1/") or not request.GET or request.resolver_match is None:
             return None
-        if getattr(getattr(view_func, "cls", None), "checks_own_query_parameters", False):
-            return None
+        own_code = getattr(getattr(view_func, "cls", None), "own_query_parameter_code", None)
         path = "/" + _ROUTE_PARAM.sub(r"{\1}", request.resolver_match.route)
         allowed = documented_query_parameters().get((path, request.method))
         if allowed is None:
             return None
-        unknown = sorted(name for name in request.GET if name not in allowed)
+        unknown = [] if own_code else sorted(name for name in request.GET if name not in allowed)
         empty = sorted(name for name in request.GET if name in allowed and "" in request.GET.getlist(name))
         if not unknown and not empty:
             return None
@@ -203,4 +204,4 @@ class QueryParameterCheckMiddleware:
         message = (f"Unknown query parameter(s): {', '.join(unknown)}; this operation takes: "
                    f"{', '.join(sorted(allowed)) or 'none'}." if unknown else
                    f"Empty query parameter(s): {', '.join(empty)}.")
-        return JsonResponse(error_body("validation_error", message, {"fields": fields}), status=400)
+        return JsonResponse(error_body(own_code or "validation_error", message, {"fields": fields}), status=400)

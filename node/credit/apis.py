@@ -74,6 +74,10 @@ def assessment_json(a: Assessment, *, purpose: str, monthly_income) -> dict:
     }
 
 
+# what a credit look-up answers past the caller's hourly limit (both look-up endpoints)
+ENQUIRY_LIMIT_ANSWER = {429: "The caller's credit look-ups this hour reached LETSEMA_CREDIT_REPORTS_PER_HOUR "
+                             "(enquiry_limit_reached)."}
+
 class BorrowerCreditReportApi(APIView):
     """Pull the borrower's network-wide credit report and score (loan officers and MFI admins; the borrower must
     have consented). Each pull is logged in the ring as an enquiry by your MFI and audited here."""
@@ -84,8 +88,7 @@ class BorrowerCreditReportApi(APIView):
         purpose = serializers.ChoiceField(choices=PURPOSES, default="account_review")
 
     @extend_schema(request=InputSerializer, responses=dict)
-    @error_responses({429: "The caller's credit look-ups this hour reached LETSEMA_CREDIT_REPORTS_PER_HOUR "
-                           "(enquiry_limit_reached)."})
+    @error_responses(ENQUIRY_LIMIT_ANSWER)
     def post(self, request, borrower_id):
         borrower = access_borrower_by_id(request.user, borrower_id)
         s = self.InputSerializer(data=request.data)

@@ -15,7 +15,7 @@ from node.core.fields import MoneyField, StrictSerializer
 from node.core.idempotency import idempotent
 from node.core.openapi import error_responses
 from node.core.paging import page_parameters, paged_response
-from node.credit.apis import assessment_json
+from node.credit.apis import ENQUIRY_LIMIT_ANSWER, assessment_json
 from node.loans import products as product_services
 from node.loans import selectors, services
 from node.loans.models import DisbursementChannel, Loan, LoanStatus, RejectionReason
@@ -230,8 +230,7 @@ class LoanCreditReportApi(APIView):
     application scored as the new debt). Logged as a ``loan_application`` enquiry by your MFI."""
 
     @extend_schema(request=None, responses=dict)
-    @error_responses({429: "The caller's credit look-ups this hour reached LETSEMA_CREDIT_REPORTS_PER_HOUR "
-                           "(enquiry_limit_reached)."})
+    @error_responses(ENQUIRY_LIMIT_ANSWER)
     def post(self, request, loan_id):
         loan = selectors.access_loan_by_id(request.user, loan_id, roles=OFFICERS)
         a = services.loan_credit_assess(actor=request.user, loan=loan)
