@@ -68,6 +68,7 @@ def repayment_json(rep: Repayment, allocations=None) -> dict:
         "reversed_by": rep.reversed_by.username if rep.reversed_by_id else None,
         "reversal_reason": rep.reversal_reason or None,
         "reversal_journal_entry": rep.reversal_entry_id,
+        "replay_of": rep.replay_of_id,
     }
 
 
@@ -210,19 +211,26 @@ class RepaymentDetailApi(APIView):
 
 class RepaymentReverseSerializer(StrictSerializer):
     reason = serializers.CharField(min_length=services.REASON_MIN, max_length=services.REASON_MAX)
+    reprocess_later = serializers.BooleanField(
+        required=False, default=False,
+        help_text="when later repayments of the loan are in effect: reverse them too and post them again after "
+                  "this one (new receipts, allocated anew); without it such a reversal is refused")
 
 
 class RepaymentReverseApi(APIView):
-    """Reverse a repayment (MFI admins; ``Idempotency-Key`` required; newest first)."""
+    """Reverse a repayment (MFI admins; ``Idempotency-Key`` required). An older one only with ``reprocess_later``:
+    the later repayments are then replayed and listed in ``replays``."""
 
-    @extend_schema(request=RepaymentReverseSerializer, responses=schemas.Receipt)
+    @extend_schema(request=RepaymentReverseSerializer, responses=schemas.ReversalReceipt)
     @idempotent
     def post(self, request, repayment_id):
         rep = selectors.access_repayment_by_id(request.user, repayment_id, roles=ADMINS)
         s = RepaymentReverseSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        rep = services.repayment_reverse(actor=request.user, repayment=rep, reason=s.validated_data["reason"])
-        return Response(repayment_json(selectors.repayment_get(rep.pk)))
+        rep = services.repayment_reverse(actor=request.user, repayment=rep, reason=s.validated_data["reason"],
+                                         reprocess_later=s.validated_data["reprocess_later"])
+        replays = [repayment_json(selectors.repayment_get(r.pk)) for r in rep.replays]
+        return Response({**repayment_json(selectors.repayment_get(rep.pk)), "replays": replays})
 
 
 class LoanBalanceApi(APIView):

@@ -33,3 +33,10 @@ class PayoffAmountMismatch(Conflict):
     """The amount given for a payoff is not the payoff amount as of its date (a stale or wrong quote)."""
 
     code = "payoff_amount_mismatch"
+
+
+class ReprocessNotPossible(Conflict):
+    """Reversing an older repayment replays the later ones; a later payoff cannot be replayed (its amount was the
+    payoff quote of its day): reverse the payoff first."""
+
+    code = "reprocess_not_possible"

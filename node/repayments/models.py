@@ -68,6 +68,10 @@ class Repayment(models.Model):
     reversal_reason = models.CharField(max_length=200, blank=True)
     reversal_entry = models.OneToOneField("ledger.JournalEntry", null=True, blank=True, on_delete=models.PROTECT,
                                           related_name="+")
+    replay_of = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replayed_as",
+        help_text="The repayment this one posts again: reversing an older repayment of the loan replays the later "
+                  "ones (same amount, date, channel and reference; allocated anew) and reverses the originals.")
 
     class Meta:
         ordering = ["loan_id", "id"]

@@ -46,6 +46,12 @@ class Receipt(serializers.Serializer):
     reversed_by = serializers.CharField(allow_null=True)
     reversal_reason = serializers.CharField(allow_null=True)
     reversal_journal_entry = serializers.IntegerField(allow_null=True)
+    replay_of = serializers.IntegerField(
+        allow_null=True, help_text="the repayment this one posts again after an older one was reversed")
+
+
+class ReversalReceipt(Receipt):
+    replays = Receipt(many=True, help_text="the later repayments posted again (reprocess_later), in their order")
 
 
 class Waiver(serializers.Serializer):

@@ -60,6 +60,7 @@ from node.repayments.errors import (
     OverpaymentRefunded,
     PayoffAmountMismatch,
     RefundExceedsOverpayment,
+    ReprocessNotPossible,
     ReverseLaterFirst,
 )
 from node.repayments.models import (
@@ -325,12 +326,14 @@ def _plan(loan: Loan, installments: list, amount: Decimal, reference: str) -> _P
                     installments={i.pk: i for i in installments})
 
 
-def _record(*, actor: User, mfi: Mfi, planned: list[_Planned], payment_date: dt.date, channel: str
-            ) -> list[Repayment]:
+def _record(*, actor: User, mfi: Mfi, planned: list[_Planned], payment_date: dt.date, channel: str,
+            replay_of: Repayment | None = None) -> list[Repayment]:
     """Write ``planned`` repayments of one MFI (their installments' ``*_paid`` are written by the caller): receipt
     numbers and ids (one statement), journal entries (:func:`journal_post_many`), repayments, allocations, closed
     loans, credit and hold events (one outbox INSERT), notifications (one INSERT, delivered after commit) and audit
-    events (journal's and ours, one chain append) — a fixed number of statements whatever ``len(planned)``."""
+    events (journal's and ours, one chain append) — a fixed number of statements whatever ``len(planned)``.
+    ``replay_of``: the one planned repayment posts that earlier one again (:func:`repayment_reverse`); the borrower
+    is not told about a payment received a second time."""
     receipts, ids = _receipts_and_ids(mfi, len(planned))
     now = timezone.now()
     reps = []
@@ -340,7 +343,7 @@ def _record(*, actor: User, mfi: Mfi, planned: list[_Planned], payment_date: dt.
             channel=channel, reference=p.reference, allocation_strategy=p.strategy,
             **{c: p.plan.component(c) for c in COMPONENTS}, overpayment=p.plan.overpayment,
             **{f"outstanding_{c}_after": p.after[c] for c in COMPONENTS}, closed_loan=p.closes,
-            posted_by=actor, posted_at=now,
+            posted_by=actor, posted_at=now, replay_of=replay_of,
         ))
     audit: list[AuditSpec] = []  # the journal's events first, then ours; one append at the end
     entries = journal_post_many(mfi=mfi, actor=actor, audit_into=audit, entries=[
@@ -387,6 +390,8 @@ def _record(*, actor: User, mfi: Mfi, planned: list[_Planned], payment_date: dt.
                 "closed_loan": p.closes, "journal_entry": rep.journal_entry_id,
                 "installments": [{"installment": p.installments[q.key].number, **_money_json({c: q.get(c) for c in COMPONENTS})}
                                  for q in p.plan.portions],
+                **({"replay_of": replay_of.pk, "replay_of_receipt_number": replay_of.receipt_number}
+                   if replay_of is not None else {}),
             },
         ))
     closing = [p.loan.pk for p in planned if p.closes]
@@ -395,7 +400,8 @@ def _record(*, actor: User, mfi: Mfi, planned: list[_Planned], payment_date: dt.
             status=LoanStatus.CLOSED, closed_at=now, days_past_due=0, delinquency_bucket=bucket_for(0),
             overdue_since=None, updated_at=now)
     outbox_enqueue_many(events)
-    notify_repayments_received(reps)  # SMS/e-mail to the borrowers, sent after commit
+    if replay_of is None:
+        notify_repayments_received(reps)  # SMS/e-mail to the borrowers, sent after commit
     audit_record_many(actor=actor, events=audit)
     return reps
 
@@ -487,11 +493,17 @@ def repayment_post_many(*, actor: User, mfi: Mfi, requests: Sequence[RepaymentRe
 # --- reversal ----------------------------------------------------------------------------------------------------
 
 @transaction.atomic
-def repayment_reverse(*, actor: User, repayment: Repayment, reason: str) -> Repayment:
+def repayment_reverse(*, actor: User, repayment: Repayment, reason: str, reprocess_later: bool = False) -> Repayment:
     """Undo a repayment: reverse its journal entry and take its stored allocation back off the installments.
 
-    Newest first: while a later repayment of the same loan is in effect this answers ``reverse_later_first``
-    (409). A loan the repayment had closed becomes active again (its network hold is restored)."""
+    While later repayments of the same loan are in effect this answers ``reverse_later_first`` (409, naming them)
+    unless ``reprocess_later``: then, as Fineract reprocesses, the later repayments are taken back too and posted
+    again in their order — same amount, date, channel and reference, allocated anew over the schedule without this
+    one (new receipts with ``replay_of``; the originals reversed, their journal entries reversed, "replayed as …" as
+    the reason) — all in this one transaction. A later payoff cannot be replayed (``reprocess_not_possible``); an
+    overpayment already refunded that the replay no longer covers refuses it all (``overpayment_refunded``). A loan
+    the repayments had closed becomes active again when what is left no longer pays it off (its network hold is
+    restored)."""
     _check_staff(actor, repayment.mfi_id, frozenset({Role.MFI_ADMIN}), "MFI admins")
     reason = (reason or "").strip() if isinstance(reason, str) else ""
     if not REASON_MIN <= len(reason) <= REASON_MAX:
@@ -502,21 +514,80 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str) -> Repa
     if rep.reversed_at is not None:
         raise AlreadyReversed(f"Repayment {rep.receipt_number} has already been reversed.",
                               details={"repayment": rep.pk, "reversed_at": rep.reversed_at.isoformat()})
-    later = (Repayment.objects.filter(loan_id=loan.pk, reversed_at__isnull=True, pk__gt=rep.pk)
-             .order_by("-pk").values_list("pk", "receipt_number").first())
-    if later is not None:
+    later = list(Repayment.objects.select_for_update(of=("self",)).select_related("journal_entry")
+                 .filter(loan_id=loan.pk, reversed_at__isnull=True, pk__gt=rep.pk).order_by("pk"))
+    if later and not reprocess_later:
         raise ReverseLaterFirst(
-            "Reverse the loan's later repayments first (newest first).",
-            details={"repayment": rep.pk, "latest_repayment": later[0], "latest_receipt_number": later[1]})
-
-    if rep.overpayment > 0 and overpayment_held(loan) - rep.overpayment < 0:
+            "Later repayments of the loan are in effect: reverse them first (newest first), or reverse this one "
+            "with reprocess_later to post them again after it.",
+            details={"repayment": rep.pk, "latest_repayment": later[-1].pk,
+                     "latest_receipt_number": later[-1].receipt_number,
+                     "later_repayments": [{"id": r.pk, "receipt_number": r.receipt_number} for r in later]})
+    payoffs = set(PayoffWaiver.objects.filter(repayment__in=later).values_list("repayment_id", flat=True))
+    if payoffs:
+        first = next(r for r in later if r.pk in payoffs)
+        raise ReprocessNotPossible(
+            f"Repayment {first.receipt_number} paid the loan off at the payoff amount of its day and cannot be "
+            "replayed: reverse it first.", details={"repayment": rep.pk, "payoff_repayment": first.pk,
+                                                    "payoff_receipt_number": first.receipt_number})
+    if not later and rep.overpayment > 0 and overpayment_held(loan) - rep.overpayment < 0:
         raise OverpaymentRefunded(
             "Part of this repayment's overpayment has been refunded to the borrower; it cannot be reversed.",
             details={"repayment": rep.pk, "overpayment": str(rep.overpayment),
                      "held": str(overpayment_held(loan))})
+
     installments = _locked_installments(loan)
     before = _outstanding(installments)
+    fields = [f"{c}_paid" for c in COMPONENTS] + ["interest", "fees", "penalties"]
+    as_stored = {i.pk: [getattr(i, f) for f in fields] for i in installments}
     by_pk = {i.pk: i for i in installments}
+    for taken in (*reversed(later), rep):  # newest first: each returns the schedule to what it was before it
+        _take_back(taken, by_pk)
+    was_closed = loan.status == LoanStatus.CLOSED
+    if was_closed:  # what is left is allocated on an open loan; the last replay closes it again if it pays it off
+        _set_loan_status(loan, LoanStatus.ACTIVE, None)
+    planned = [_plan_replay(loan, installments, old) for old in later]
+    for inst in installments:
+        if [getattr(inst, f) for f in fields] != as_stored[inst.pk]:
+            inst.save(update_fields=fields)
+    replays = [_record(actor=actor, mfi=loan.mfi, planned=[p], payment_date=old.payment_date, channel=old.channel,
+                       replay_of=old)[0]
+               for p, old in zip(planned, later, strict=True)]
+    after = _outstanding(installments)
+
+    _mark_reversed(rep, actor, reason)
+    for old, new in zip(later, replays, strict=True):
+        _mark_reversed(old, actor, f"Replayed as {new.receipt_number} after the reversal of {rep.receipt_number}")
+    if later and overpayment_held(loan) < 0:  # rolls everything above back
+        raise OverpaymentRefunded(
+            "The replayed repayments no longer hold the overpayment already refunded to the borrower; nothing was "
+            "reversed.", details={"repayment": rep.pk, "held_after": str(overpayment_held(loan))})
+
+    reopened = was_closed and loan.status == LoanStatus.ACTIVE
+    if reopened:
+        audit_record(actor=actor, action="loan.reopen", target_type="loan", target_id=loan.pk, mfi=loan.mfi,
+                     before={"status": LoanStatus.CLOSED}, after={"status": loan.status, "reversed_repayment": rep.pk})
+    if reopened or not replays:  # otherwise the last replay told the network where the loan stands
+        emit_credit_event(loan, "loan.reopened" if reopened else "loan.repaid",
+                          outstanding_principal=after["principal"])
+    if reopened:
+        stacking_hold_later(to=loan_exposure(loan))
+    replayed = [{"repayment": old.pk, "receipt_number": old.receipt_number, "replayed_as": new.pk,
+                 "new_receipt_number": new.receipt_number} for old, new in zip(later, replays, strict=True)]
+    audit_record_many(actor=actor, events=[
+        AuditSpec(action="repayment.reverse", target_type="repayment", target_id=r.pk, mfi_id=loan.mfi_id,
+                  before={"reversed": False, **({"outstanding": _money_json(before)} if r is rep else {})},
+                  after={"reversed": True, "reason": r.reversal_reason, "receipt_number": r.receipt_number,
+                         "amount": str(r.amount), "reversal_entry": r.reversal_entry_id,
+                         **({"outstanding": _money_json(after), "loan_reopened": reopened, "replayed": replayed}
+                            if r is rep else {"replayed_as": replayed[i - 1]["replayed_as"]})})
+        for i, r in enumerate([rep, *later])])
+    rep.replays = replays
+    return rep
+
+
+def _take_back(rep: Repayment, by_pk: dict[int, LoanInstallment]) -> None:
+    """Take ``rep``'s stored allocation back off the installments (in memory) and owe again what it waived."""
     for alloc in rep.allocations.all():
         inst = by_pk[alloc.installment_id]
         for c in COMPONENTS:
@@ -524,34 +595,24 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str) -> Repa
             if restored < 0:  # cannot happen while reversals go newest first; refuse rather than corrupt
                 raise RuntimeError(f"installment {inst.pk}: reversing repayment {rep.pk} would make {c}_paid negative")
             setattr(inst, f"{c}_paid", restored)
-        inst.save(update_fields=[f"{c}_paid" for c in COMPONENTS])
     for waiver in rep.waivers.all():  # a payoff: what it waived is owed again
         inst = by_pk[waiver.installment_id]
         for c in ("interest", "fees", "penalties"):
             setattr(inst, c, getattr(inst, c) + getattr(waiver, c))
-        inst.save(update_fields=["interest", "fees", "penalties"])
-    after = _outstanding(installments)
 
+
+def _plan_replay(loan: Loan, installments: list[LoanInstallment], old: Repayment) -> _Planned:
+    """``old`` allocated again over the schedule as it now stands, with the strategy it was posted under."""
+    plan, after = _allocate_onto(installments, old.amount, old.allocation_strategy)
+    return _Planned(loan=loan, amount=old.amount, reference=old.reference, strategy=old.allocation_strategy,
+                    plan=plan, after=after, installments={i.pk: i for i in installments})
+
+
+def _mark_reversed(rep: Repayment, actor: User, reason: str) -> None:
     rep.reversal_entry = journal_reverse(entry=rep.journal_entry, actor=actor, reason=reason,
                                          source_key=f"repayment:{rep.pk}:reversal")
     rep.reversed_at, rep.reversed_by, rep.reversal_reason = timezone.now(), actor, reason
     rep.save(update_fields=["reversal_entry", "reversed_at", "reversed_by", "reversal_reason"])
-
-    reopened = loan.status == LoanStatus.CLOSED
-    if reopened:
-        _set_loan_status(loan, LoanStatus.ACTIVE, None)
-        audit_record(actor=actor, action="loan.reopen", target_type="loan", target_id=loan.pk, mfi=loan.mfi,
-                     before={"status": LoanStatus.CLOSED}, after={"status": loan.status, "reversed_repayment": rep.pk})
-    emit_credit_event(loan, "loan.reopened" if reopened else "loan.repaid", outstanding_principal=after["principal"])
-    if reopened:
-        stacking_hold_later(to=loan_exposure(loan))
-    audit_record(
-        actor=actor, action="repayment.reverse", target_type="repayment", target_id=rep.pk, mfi=loan.mfi,
-        before={"reversed": False, "outstanding": _money_json(before)},
-        after={"reversed": True, "reason": reason, "receipt_number": rep.receipt_number, "amount": str(rep.amount),
-               "reversal_entry": rep.reversal_entry_id, "outstanding": _money_json(after), "loan_reopened": reopened},
-    )
-    return rep
 
 
 # --- payoff (foreclosure) ----------------------------------------------------------------------------------------
