@@ -198,6 +198,24 @@ class RepaymentForm(forms.Form):
         return payload
 
 
+class ReversalForm(forms.Form):
+    """An MFI admin reverses a repayment of the loan (a bounced cheque, a mobile-money chargeback, a keying error)."""
+
+    repayment = forms.TypedChoiceField(label=_("Repayment"), coerce=int, choices=())
+    reason = forms.CharField(label=_("Reason"), min_length=5, max_length=200)
+    reprocess_later = forms.BooleanField(
+        label=_("Post the later repayments again"), required=False,
+        help_text=_("Needed when the borrower has paid since: those payments are reversed and posted again in "
+                    "their order, with new receipts, as if this one had never been received."))
+    form_key = forms.CharField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, repayments=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["repayment"].choices = [
+            (r.pk, f"{r.receipt_number} · {r.payment_date:%Y-%m-%d} · {r.amount}") for r in reversed(list(repayments))
+            if r.reversed_at is None]
+
+
 class SearchForm(forms.Form):
     q = forms.CharField(label=_("Name, phone or national ID"), max_length=100, required=False,
                         widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}))

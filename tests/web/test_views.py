@@ -481,3 +481,37 @@ def test_compiled_sesotho_catalogue_matches_the_po_file(tmp_path, app):
     assert "untranslated" not in out.stderr and "fuzzy" not in out.stderr, out.stderr
     with open(fresh, "rb") as a, open(messages_dir / "django.mo", "rb") as b:
         assert gettext.GNUTranslations(a)._catalog == gettext.GNUTranslations(b)._catalog
+
+
+def test_an_admin_reverses_an_older_repayment_from_the_loan_page_and_the_later_one_is_posted_again(shop):
+    from tests.test_repayments import repay
+
+    lid = apply(shop, principal="10000.00")
+    to_approved(shop, lid)
+    web(shop.officer).post(f"/staff/loans/{lid}/initiate", {"channel": "cash"})
+    assert web(shop.admin).post(f"/staff/loans/{lid}/disburse", {"password": PASSWORD}).status_code == 302
+    today = timezone.localdate().isoformat()
+    first = repay(shop.officer, lid, "300.00", on=today).json()
+    second = repay(shop.officer, lid, "200.00", on=today).json()
+
+    assert "Reverse a repayment" not in text(web(shop.officer).get(f"/staff/loans/{lid}/"))  # MFI admins only
+    assert web(shop.officer).post(f"/staff/loans/{lid}/reversals", {}).status_code == 403
+    admin = web(shop.admin)
+    page = text(admin.get(f"/staff/loans/{lid}/"))
+    assert "Reverse a repayment" in page and first["receipt_number"] in page
+    body = {"repayment": first["id"], "reason": "the cheque bounced", "form_key": form_key(page)}
+    # without "post the later repayments again" the service's refusal is shown on the form; nothing changes
+    r = admin.post(f"/staff/loans/{lid}/reversals", body)
+    assert r.status_code == 409 and "reverse them first" in text(r)
+    assert not Repayment.objects.filter(loan_id=lid, reversed_at__isnull=False).exists()
+    r = admin.post(f"/staff/loans/{lid}/reversals", {**body, "reason": "no"})
+    assert r.status_code == 400 and "errorlist" in text(r)
+
+    r = admin.post(f"/staff/loans/{lid}/reversals", {**body, "reprocess_later": "on"}, follow=True)
+    assert r.status_code == 200
+    replay = Repayment.objects.get(replay_of_id=second["id"])
+    assert f"Repayment {first['receipt_number']} reversed." in text(r) and replay.receipt_number in text(r)
+    assert Repayment.objects.filter(loan_id=lid, reversed_at__isnull=True).get() == replay
+    assert replay.amount == Decimal("200.00")
+    again = admin.post(f"/staff/loans/{lid}/reversals", {**body, "reprocess_later": "on"}, follow=True)  # double click
+    assert "already made" in text(again) and Repayment.objects.filter(loan_id=lid).count() == 3

@@ -25,7 +25,7 @@ from node.loans.apis import InitiateSerializer, RejectSerializer
 from node.loans.models import LoanStatus
 from node.repayments import selectors as repayment_selectors
 from node.repayments import services as repayment_services
-from node.repayments.apis import RepaymentPostSerializer
+from node.repayments.apis import RepaymentPostSerializer, RepaymentReverseSerializer
 from node.users.models import Role
 from node.web import once
 from node.web.forms import (
@@ -33,6 +33,7 @@ from node.web.forms import (
     InitiateForm,
     RejectForm,
     RepaymentForm,
+    ReversalForm,
     SearchForm,
 )
 from node.web.views.common import (
@@ -64,6 +65,9 @@ def _page(request, loan, *, report=None, report_error=None, forms=None, status=2
         "initiate_form": forms.get("initiate") or InitiateForm(),
         "repayment_form": forms.get("repayment") or RepaymentForm(initial={"form_key": once.new_form_key()}),
         "confirm_form": forms.get("confirm") or ConfirmDisbursementForm(),
+        "can_reverse": request.user.role == Role.MFI_ADMIN and any(r.reversed_at is None for r in ctx["repayments"]),
+        "reversal_form": forms.get("reversal") or ReversalForm(
+            repayments=ctx["repayments"], initial={"form_key": once.new_form_key()}),
     })
     return render(request, "web/staff/loan.html", ctx, status=status)
 
@@ -168,6 +172,43 @@ def repayment_record(request, loan_id):
     once.complete(record, location)
     rep = repayment_selectors.repayment_get(rep.pk)
     messages.success(request, _("Repayment recorded: receipt %(number)s.") % {"number": rep.receipt_number})
+    return redirect(location)
+
+
+@web_view(Role.MFI_ADMIN)
+def repayment_reverse(request, loan_id):
+    """Reverse a repayment of this loan (MFI admins), optionally replaying the later ones: the API's service."""
+    loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset({Role.MFI_ADMIN}))
+    if request.method != "POST":
+        return redirect("web:staff-loan", loan_id=loan.pk)
+    form = ReversalForm(request.POST, repayments=repayment_selectors.repayment_list(loan=loan))
+    try:  # before the form's own checks: after a double click the repayment is no longer a choice
+        record = once.claim(request)
+    except once.AlreadySubmitted as done:
+        messages.info(request, _("This reversal was already made."))
+        return redirect(done.location or reverse("web:staff-loan", args=[loan.pk]))
+    if record is None:
+        form.add_error(None, _("The form has expired; please fill it in again."))
+        return _page(request, loan, forms={"reversal": form}, status=400)
+    s = form.is_valid() and validated(form, RepaymentReverseSerializer,
+                                      {k: form.cleaned_data[k] for k in ("reason", "reprocess_later")})
+    if not s:
+        once.release(record)
+        return _page(request, loan, forms={"reversal": form}, status=400)
+    try:
+        rep = repayment_selectors.access_repayment_by_id(request.user, form.cleaned_data["repayment"],
+                                                         roles=frozenset({Role.MFI_ADMIN}))
+        rep = repayment_services.repayment_reverse(actor=request.user, repayment=rep, **s.validated_data)
+    except ApplicationError as exc:
+        once.release(record)
+        service_error_on(form, exc)
+        return _page(request, loan, forms={"reversal": form}, status=exc.status)
+    location = reverse("web:staff-loan", args=[loan.pk])
+    once.complete(record, location)
+    text = _("Repayment %(number)s reversed.") % {"number": rep.receipt_number}
+    if rep.replays:
+        text += " " + _("Posted again: %(receipts)s.") % {"receipts": ", ".join(r.receipt_number for r in rep.replays)}
+    messages.success(request, text)
     return redirect(location)
 
 
