@@ -39,6 +39,7 @@ def loan_lines_json(r: CreditReport) -> list[dict]:
          "currency": x.currency, "principal": _money(x.principal), "outstanding": _money(x.outstanding),
          "monthly_installment": _money(x.monthly_installment), "current_days_past_due": x.current_dpd,
          "worst_days_past_due": x.worst_dpd, "written_off_amount": _money(x.written_off_amount),
+         "recovered_amount": _money(x.recovered_amount),
          "disbursed_on": x.disbursed_on, "first_seen": x.first_seen, "last_event_at": x.last_event_at,
          "this_application": x.loan_key == r.excluded_loan_key}
         for x in r.loans

@@ -29,6 +29,7 @@ STATUS_AFTER = {
     "loan.closed": "closed",
     "loan.reopened": "active",  # a reversed final repayment
     "loan.written_off": "written_off",
+    "loan.recovered": None,  # money collected after the write-off: still written off
     "loan.rescheduled": "rescheduled",
 }
 ENQUIRY = "enquiry"
@@ -65,6 +66,7 @@ class LoanLine:
     disbursed_on: date | None
     first_seen: datetime
     last_event_at: datetime
+    recovered_amount: Decimal = Decimal(0)  # collected after the write-off (``loan.recovered``)
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,8 @@ def fold(borrower_key: str, rows: Iterable[RingRow], *, as_of: datetime,
             line["worst_dpd"] = max(line["worst_dpd"], int(p["days_past_due"]))
         if row.event_type == "loan.written_off":
             line["written_off_amount"] = line["outstanding"]
+        if row.event_type == "loan.recovered" and p.get("recovered") is not None:
+            line["recovered_amount"] = _dec(p["recovered"])
         if line["status"] not in (ACTIVE, *PENDING):  # ended: nothing owed, nothing due
             line["outstanding"], line["current_dpd"], line["monthly_installment"] = ZERO, 0, ZERO
     lines = tuple(sorted((LoanLine(**v) for v in loans.values()), key=lambda x: x.first_seen, reverse=True))

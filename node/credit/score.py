@@ -298,6 +298,10 @@ def _factors(report: CreditReport, income: Decimal | None, new_installment: Deci
         owed: dict[str, Decimal] = {}
         for x in written_off:
             owed[x.currency] = owed.get(x.currency, Decimal(0)) + x.written_off_amount
+        recovered: dict[str, Decimal] = {}
+        for x in written_off:
+            if x.recovered_amount > 0:
+                recovered[x.currency] = recovered.get(x.currency, Decimal(0)) + x.recovered_amount
         if len(written_off) == 1:
             x = written_off[0]
             text = (f"A loan was written off with {_money_by_currency(owed)} unpaid "
@@ -305,6 +309,8 @@ def _factors(report: CreditReport, income: Decimal | None, new_installment: Deci
         else:
             text = (f"{len(written_off)} loans were written off with {_money_by_currency(owed)} unpaid in total "
                     f"(loans {', '.join(x.loan_ref for x in written_off)}).")
+        if recovered:  # the write-off stays on file; what was collected since is stated, not scored
+            text = text[:-1] + f"; {_money_by_currency(recovered)} has been recovered since."
         yield "write_off_on_file", rh["write_off_each"] * len(written_off), text
 
     worst = report.worst_dpd

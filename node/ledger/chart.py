@@ -16,6 +16,7 @@ Typical postings (debit / credit):
                               Cr OVERPAYMENT_LIABILITY for any excess
 * provisioning:               Dr PROVISION_EXPENSE     / Cr LOAN_LOSS_PROVISION
 * write-off:                  Dr WRITE_OFF_EXPENSE (or LOAN_LOSS_PROVISION where provisioned) / Cr LOAN_PORTFOLIO
+* recovery (written-off loan): Dr CASH                  / Cr RECOVERY_INCOME
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ FUND_CAPITAL = "3000"
 INTEREST_INCOME = "4000"
 FEE_INCOME = "4100"
 PENALTY_INCOME = "4200"
+RECOVERY_INCOME = "4300"  # money collected on loans already written off
 WRITE_OFF_EXPENSE = "5000"
 PROVISION_EXPENSE = "5100"
 
@@ -59,6 +61,7 @@ STANDARD_CHART: tuple[AccountSpec, ...] = (
     AccountSpec(INTEREST_INCOME, "Interest income", AccountType.INCOME),
     AccountSpec(FEE_INCOME, "Fee income", AccountType.INCOME),
     AccountSpec(PENALTY_INCOME, "Penalty income", AccountType.INCOME),
+    AccountSpec(RECOVERY_INCOME, "Recoveries of loans written off", AccountType.INCOME),
     AccountSpec(WRITE_OFF_EXPENSE, "Loan write-off expense", AccountType.EXPENSE),
     AccountSpec(PROVISION_EXPENSE, "Loan loss provision expense", AccountType.EXPENSE),
 )

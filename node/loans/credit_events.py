@@ -61,10 +61,12 @@ def loan_exposure(loan: Loan, *, principal: Decimal | None = None) -> Exposure:
     )
 
 
-def emit_credit_event(loan: Loan, event_type: str, *, outstanding_principal=None, days_past_due: int | None = None) -> None:
+def emit_credit_event(loan: Loan, event_type: str, *, outstanding_principal=None, days_past_due: int | None = None,
+                      extra: dict | None = None) -> None:
+    """``extra``: fields of this event type beyond the common ones (e.g. ``loan.recovered``'s amounts)."""
     outbox_enqueue(event_type=event_type, partition_key=loan.borrower.borrower_key,
-                   payload=credit_event_payload(loan, outstanding_principal=outstanding_principal,
-                                                days_past_due=days_past_due))
+                   payload={**credit_event_payload(loan, outstanding_principal=outstanding_principal,
+                                                   days_past_due=days_past_due), **(extra or {})})
 
 
 def credit_event_payload(loan: Loan, *, outstanding_principal=None, days_past_due: int | None = None) -> dict:

@@ -201,6 +201,65 @@ class LoanOverpaymentRefundsApi(APIView):
         return Response(refund_json(refund), status=status.HTTP_201_CREATED)
 
 
+def recovery_json(rec, *, written_off_unpaid: Decimal, remaining: Decimal) -> dict:
+    return {"id": rec.pk, "receipt_number": rec.receipt_number, "loan": rec.loan_id, "amount": _m(rec.amount),
+            "payment_date": rec.payment_date.isoformat(), "channel": rec.channel, "reference": rec.reference,
+            "journal_entry": rec.journal_entry_id, "posted_by": rec.posted_by.username,
+            "posted_at": rec.posted_at.isoformat(), "reversed": rec.reversed_at is not None,
+            "reversed_at": rec.reversed_at.isoformat() if rec.reversed_at else None,
+            "reversed_by": rec.reversed_by.username if rec.reversed_by_id else None,
+            "reversal_reason": rec.reversal_reason or None, "reversal_journal_entry": rec.reversal_entry_id,
+            "written_off_unpaid": _m(written_off_unpaid), "remaining": _m(remaining)}
+
+
+def _recovery_answer(rec) -> dict:
+    unpaid, remaining = services.recovery_remaining(rec.loan)
+    return recovery_json(rec, written_off_unpaid=unpaid, remaining=remaining)
+
+
+class LoanRecoveriesApi(APIView):
+    """``GET``: the recoveries of a written-off loan. ``POST`` (loan officers and MFI admins; ``Idempotency-Key``
+    required): money collected after the write-off (201, a receipt; Dr Cash / Cr Recoveries 4300);
+    ``illegal_transition`` (409) on a loan that is not written off, ``recovery_exceeds_written_off`` (409) beyond
+    what it had unpaid."""
+
+    @extend_schema(responses=schemas.Recovery(many=True))
+    def get(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id)
+        unpaid, remaining = services.recovery_remaining(loan)
+        return Response([recovery_json(r, written_off_unpaid=unpaid, remaining=remaining)
+                         for r in selectors.recovery_list(loan=loan)])
+
+    @extend_schema(request=RepaymentPostSerializer, responses={201: schemas.Recovery})
+    @idempotent
+    def post(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id, roles=OFFICERS)
+        s = RepaymentPostSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        v = s.validated_data
+        rec = services.loan_recovery_post(actor=request.user, loan=loan, amount=v["amount"],
+                                          payment_date=v.get("payment_date") or timezone.localdate(),
+                                          channel=v["channel"], reference=v["reference"])
+        return Response(_recovery_answer(rec), status=status.HTTP_201_CREATED)
+
+
+class RecoveryReverseSerializer(StrictSerializer):
+    reason = serializers.CharField(min_length=services.REASON_MIN, max_length=services.REASON_MAX)
+
+
+class RecoveryReverseApi(APIView):
+    """Reverse a recovery (MFI admins; ``Idempotency-Key`` required): its journal entry is reversed."""
+
+    @extend_schema(request=RecoveryReverseSerializer, responses=schemas.Recovery)
+    @idempotent
+    def post(self, request, recovery_id):
+        rec = selectors.access_recovery_by_id(request.user, recovery_id, roles=ADMINS)
+        s = RecoveryReverseSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        rec = services.loan_recovery_reverse(actor=request.user, recovery=rec, reason=s.validated_data["reason"])
+        return Response(_recovery_answer(selectors.access_recovery_by_id(request.user, rec.pk)))
+
+
 class RepaymentDetailApi(APIView):
     """One receipt (anyone who may see the loan)."""
 

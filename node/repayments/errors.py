@@ -40,3 +40,9 @@ class ReprocessNotPossible(Conflict):
     payoff quote of its day): reverse the payoff first."""
 
     code = "reprocess_not_possible"
+
+
+class RecoveryExceedsWrittenOff(Conflict):
+    """A recovery larger than what the written-off loan still had unpaid, less what was recovered already."""
+
+    code = "recovery_exceeds_written_off"

@@ -157,3 +157,37 @@ class PayoffWaiver(models.Model):
             models.CheckConstraint(condition=Q(interest__gte=0, fees__gte=0, penalties__gte=0),
                                    name="waiver_parts_non_negative"),
         ]
+
+
+class Recovery(models.Model):
+    """Money collected on a loan after it was written off (Fineract's recovery repayment): journal Dr Cash (1000) /
+    Cr Recoveries of loans written off (4300). The schedule is not touched (the write-off took the principal off the
+    books); what may still be recovered is what the schedule had unpaid at the write-off, less the recoveries in
+    effect. A reversed recovery stays, marked reversed."""
+
+    mfi = models.ForeignKey("mfis.Mfi", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey("loans.Loan", on_delete=models.PROTECT, related_name="recoveries")
+    receipt_number = models.CharField(max_length=64)  # from the MFI's receipt sequence, like repayments
+    amount = models.DecimalField(**MONEY)
+    payment_date = models.DateField()
+    channel = models.CharField(max_length=20, choices=RepaymentChannel.choices)
+    reference = models.CharField(max_length=100, blank=True)
+    journal_entry = models.OneToOneField("ledger.JournalEntry", null=True, on_delete=models.PROTECT, related_name="+")
+    posted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    posted_at = models.DateTimeField()
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    reversal_reason = models.CharField(max_length=200, blank=True)
+    reversal_entry = models.OneToOneField("ledger.JournalEntry", null=True, blank=True, on_delete=models.PROTECT,
+                                          related_name="+")
+
+    class Meta:
+        ordering = ["loan_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["mfi", "receipt_number"], name="recovery_receipt_per_mfi"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="recovery_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(reversed_at__isnull=True) | Q(reversed_by__isnull=False, reversal_entry__isnull=False),
+                name="recovery_reversal_complete"),
+        ]

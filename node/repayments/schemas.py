@@ -128,3 +128,23 @@ class RepaymentConfig(serializers.Serializer):
     allocation_strategy = serializers.ChoiceField(choices=AllocationStrategy.values)
     strategies = serializers.ListField(child=serializers.ChoiceField(choices=AllocationStrategy.values))
     default = serializers.ChoiceField(choices=AllocationStrategy.values)
+
+
+class Recovery(serializers.Serializer):
+    id = serializers.IntegerField()
+    receipt_number = serializers.CharField()
+    loan = serializers.IntegerField()
+    amount = MoneyField()
+    payment_date = serializers.DateField()
+    channel = serializers.ChoiceField(choices=RepaymentChannel.values)
+    reference = serializers.CharField(allow_blank=True)
+    journal_entry = serializers.IntegerField()
+    posted_by = serializers.CharField()
+    posted_at = serializers.DateTimeField()
+    reversed = serializers.BooleanField()
+    reversed_at = serializers.DateTimeField(allow_null=True)
+    reversed_by = serializers.CharField(allow_null=True)
+    reversal_reason = serializers.CharField(allow_null=True)
+    reversal_journal_entry = serializers.IntegerField(allow_null=True)
+    written_off_unpaid = MoneyField(help_text="what the schedule had unpaid when the loan was written off")
+    remaining = MoneyField(help_text="still to be recovered (the recoveries in effect taken off)")

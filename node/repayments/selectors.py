@@ -29,7 +29,7 @@ from node.loans.models import Loan, LoanProduct
 from node.loans.selectors import loan_list_for
 from node.repayments import allocation as A
 from node.repayments.errors import LoanNotDisbursed
-from node.repayments.models import OverpaymentRefund, Repayment, RepaymentAllocation
+from node.repayments.models import OverpaymentRefund, Recovery, Repayment, RepaymentAllocation
 from node.users.models import User
 
 ZERO = Decimal("0.00")
@@ -67,6 +67,28 @@ def access_repayment_by_id(actor: User, repayment_id, *, roles: frozenset[str] |
     if roles is not None and actor.role not in roles:
         raise Forbidden("Your role may not do this.")
     return rep
+
+
+def recovery_list(*, loan: Loan) -> QuerySet[Recovery]:
+    """The recoveries of a written-off loan, reversed ones included, in posting order."""
+    return Recovery.objects.filter(loan_id=loan.pk).select_related("posted_by", "reversed_by").order_by("id")
+
+
+def access_recovery_by_id(actor: User, recovery_id, *, roles: frozenset[str] | None = None) -> Recovery:
+    """The recovery if ``actor`` may see its loan, else NotFound exactly as for a missing id (audited)."""
+    try:
+        pk = int(recovery_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such recovery.") from None
+    rec = (Recovery.objects.select_related("posted_by", "reversed_by")
+           .filter(pk=pk, loan_id__in=loan_list_for(actor=actor).values("pk")).first())
+    if rec is None:
+        if Recovery.objects.filter(pk=pk).exists():
+            audit_access_denied(actor=actor, target_type="recovery", target_id=pk)
+        raise NotFound("No such recovery.")
+    if roles is not None and actor.role not in roles:
+        raise Forbidden("Your role may not do this.")
+    return rec
 
 
 def access_product_by_id(actor: User, product_id) -> LoanProduct:

@@ -59,6 +59,7 @@ from node.repayments.errors import (
     AlreadyReversed,
     OverpaymentRefunded,
     PayoffAmountMismatch,
+    RecoveryExceedsWrittenOff,
     RefundExceedsOverpayment,
     ReprocessNotPossible,
     ReverseLaterFirst,
@@ -68,6 +69,7 @@ from node.repayments.models import (
     OverpaymentRefund,
     PayoffWaiver,
     ProductRepaymentConfig,
+    Recovery,
     Repayment,
     RepaymentAllocation,
     RepaymentChannel,
@@ -181,7 +183,7 @@ def receipt_sequence(mfi_id: int) -> str:
     return f"repayments_receipt_mfi_{int(mfi_id)}"
 
 
-def _receipts_and_ids(mfi: Mfi, n: int) -> tuple[list[str], list[int]]:
+def _receipts_and_ids(mfi: Mfi, n: int, *, ids: bool = True) -> tuple[list[str], list[int]]:
     """``n`` receipt numbers ``<MFI code>-R-<8 digits>`` and ``n`` repayment ids, in ONE statement. The numbers come
     from the MFI's own sequence (:func:`receipt_sequence`), so taking one holds no lock: postings of one MFI do not
     queue behind each other's transactions (a row counter bumped by ``UPDATE`` stayed locked until commit, which
@@ -196,7 +198,7 @@ def _receipts_and_ids(mfi: Mfi, n: int) -> tuple[list[str], list[int]]:
             cursor.execute(
                 "SELECT ARRAY(SELECT nextval(to_regclass(%s)) FROM generate_series(1, %s)), "
                 "ARRAY(SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s))",
-                [seq, n, Repayment._meta.db_table, n],
+                [seq, n, Repayment._meta.db_table, n if ids else 0],
             )
             numbers, ids = cursor.fetchone()
         if None not in numbers:
@@ -756,3 +758,85 @@ def product_repayment_config_set(*, actor: User, product: LoanProduct, allocatio
                  after={"allocation_strategy": allocation_strategy,
                         "effective_strategy": allocation_strategy or A.DEFAULT_STRATEGY})
     return config
+
+
+# --- recoveries (loans written off) ------------------------------------------------------------------------------
+
+def recovery_remaining(loan: Loan) -> tuple[Decimal, Decimal]:
+    """``(written off, still recoverable)``: what the schedule had unpaid when the loan was written off (principal,
+    interest, fees, penalties — the installments are not touched after a write-off) and that less the recoveries
+    in effect."""
+    unpaid = sum(_outstanding(list(LoanInstallment.objects.filter(loan_id=loan.pk))).values(), ZERO)
+    recovered = sum(Recovery.objects.filter(loan_id=loan.pk, reversed_at__isnull=True)
+                    .values_list("amount", flat=True), ZERO)
+    return unpaid, unpaid - recovered
+
+
+def _recovery_event(loan: Loan) -> None:
+    """``loan.recovered``: the loan stays written off; the report shows how much of it came back."""
+    unpaid, remaining = recovery_remaining(loan)
+    emit_credit_event(loan, "loan.recovered", outstanding_principal=ZERO,
+                      extra={"written_off_unpaid": str(unpaid), "recovered": str(unpaid - remaining)})
+
+
+@transaction.atomic
+def loan_recovery_post(*, actor: User, loan: Loan, amount: Decimal, payment_date: dt.date, channel: str,
+                       reference: str = "") -> Recovery:
+    """Receive money on a written-off loan: a receipt from the MFI's sequence, the journal entry Dr Cash / Cr
+    Recoveries (4300), a ``loan.recovered`` credit event, an audit row. The schedule is not changed. Refused:
+    a loan that is not written off (``illegal_transition``), a date before the write-off (``validation_error``),
+    more than is still recoverable (``recovery_exceeds_written_off``)."""
+    amount = _validate_post(amount, payment_date, channel, reference)
+    _check_staff(actor, loan.mfi_id, OFFICERS, "loan officers and MFI admins")
+    loan = _lock_loan(loan.pk, "recover", (LoanStatus.WRITTEN_OFF,))
+    written_off_on = timezone.localdate(loan.written_off_at)
+    if payment_date < written_off_on:
+        raise ValidationFailed("A recovery cannot be dated before the write-off; money received before it is a "
+                               "repayment.", details={"fields": {"payment_date": [f"on or after {written_off_on}"]}})
+    unpaid, remaining = recovery_remaining(loan)
+    if amount > remaining:
+        raise RecoveryExceedsWrittenOff(
+            f"Only {remaining} of this written-off loan is still to be recovered.",
+            details={"written_off_unpaid": str(unpaid), "remaining": str(remaining)})
+    (number,), _ = _receipts_and_ids(loan.mfi, 1, ids=False)
+    rec = Recovery.objects.create(mfi=loan.mfi, loan=loan, receipt_number=number, amount=amount,
+                                  payment_date=payment_date, channel=channel, reference=reference, posted_by=actor,
+                                  posted_at=timezone.now())
+    memo = f"recovery {number} by {channel}" + (f" ({reference})" if reference else "")
+    rec.journal_entry = journal_post(
+        mfi=loan.mfi, entry_date=payment_date, description=f"Recovery {number} on written-off loan {loan.reference}",
+        lines=[PostingLine(chart.CASH, debit=amount, memo=memo[:255]),
+               PostingLine(chart.RECOVERY_INCOME, credit=amount, memo="recovered after write-off")],
+        reference_type="recovery", reference_id=str(rec.pk), actor=actor, source_key=f"recovery:{rec.pk}")
+    rec.save(update_fields=["journal_entry"])
+    _recovery_event(loan)
+    audit_record(actor=actor, action="loan.recovery", target_type="recovery", target_id=rec.pk, mfi=loan.mfi,
+                 after={"loan": loan.pk, "receipt_number": number, "amount": str(amount),
+                        "payment_date": payment_date.isoformat(), "channel": channel, "reference": reference,
+                        "journal_entry": rec.journal_entry_id, "remaining_after": str(remaining - amount)})
+    return rec
+
+
+@transaction.atomic
+def loan_recovery_reverse(*, actor: User, recovery: Recovery, reason: str) -> Recovery:
+    """Undo a recovery (MFI admins): its journal entry reversed, the recovery marked reversed, the network told."""
+    _check_staff(actor, recovery.mfi_id, frozenset({Role.MFI_ADMIN}), "MFI admins")
+    reason = (reason or "").strip() if isinstance(reason, str) else ""
+    if not REASON_MIN <= len(reason) <= REASON_MAX:
+        raise ValidationFailed("Give the reason for the reversal (5 to 200 characters).",
+                               details={"fields": {"reason": [f"{REASON_MIN} to {REASON_MAX} characters"]}})
+    loan = _lock_loan(recovery.loan_id, "reverse_recovery", (LoanStatus.WRITTEN_OFF,))
+    rec = Recovery.objects.select_for_update(of=("self",)).select_related("journal_entry").get(pk=recovery.pk)
+    if rec.reversed_at is not None:
+        raise AlreadyReversed(f"Recovery {rec.receipt_number} has already been reversed.",
+                              details={"recovery": rec.pk, "reversed_at": rec.reversed_at.isoformat()})
+    rec.reversal_entry = journal_reverse(entry=rec.journal_entry, actor=actor, reason=reason,
+                                         source_key=f"recovery:{rec.pk}:reversal")
+    rec.reversed_at, rec.reversed_by, rec.reversal_reason = timezone.now(), actor, reason
+    rec.save(update_fields=["reversal_entry", "reversed_at", "reversed_by", "reversal_reason"])
+    _recovery_event(loan)
+    audit_record(actor=actor, action="loan.recovery_reverse", target_type="recovery", target_id=rec.pk,
+                 mfi=loan.mfi, before={"reversed": False},
+                 after={"reversed": True, "reason": reason, "receipt_number": rec.receipt_number,
+                        "amount": str(rec.amount), "reversal_entry": rec.reversal_entry_id})
+    return rec
