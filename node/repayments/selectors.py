@@ -29,7 +29,12 @@ from node.loans.models import Loan, LoanProduct
 from node.loans.selectors import loan_list_for
 from node.repayments import allocation as A
 from node.repayments.errors import LoanNotDisbursed
-from node.repayments.models import OverpaymentRefund, Recovery, Repayment, RepaymentAllocation
+from node.repayments.models import (
+    OverpaymentRefund,
+    Recovery,
+    Repayment,
+    RepaymentAllocation,
+)
 from node.users.models import User
 
 ZERO = Decimal("0.00")
