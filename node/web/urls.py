@@ -30,6 +30,7 @@ urlpatterns = [
     path("staff/loans/<int:loan_id>/credit-report", staff.credit_report, name="staff-loan-credit-report"),
     path("staff/loans/<int:loan_id>/repayments", staff.repayment_record, name="staff-loan-repayment"),
     path("staff/loans/<int:loan_id>/reversals", staff.repayment_reverse, name="staff-loan-reversal"),
+    path("staff/loans/<int:loan_id>/recoveries", staff.recovery_record, name="staff-loan-recovery"),
     path("staff/loans/<int:loan_id>/<slug:kind>.pdf", staff.loan_pdf, name="staff-loan-pdf"),
     path("staff/loans/<int:loan_id>/disburse", staff.disbursement_confirm, name="staff-loan-disburse"),
     path("staff/loans/<int:loan_id>/<slug:action>", staff.loan_action, name="staff-loan-action"),

@@ -515,3 +515,30 @@ def test_an_admin_reverses_an_older_repayment_from_the_loan_page_and_the_later_o
     assert replay.amount == Decimal("200.00")
     again = admin.post(f"/staff/loans/{lid}/reversals", {**body, "reprocess_later": "on"}, follow=True)  # double click
     assert "already made" in text(again) and Repayment.objects.filter(loan_id=lid).count() == 3
+
+
+def test_an_officer_records_a_recovery_on_a_written_off_loan(shop):
+    from node.repayments.models import Recovery
+    from tests.loan_fixtures import key, post
+
+    lid = apply(shop, principal="10000.00")
+    to_approved(shop, lid)
+    web(shop.officer).post(f"/staff/loans/{lid}/initiate", {"channel": "cash"})
+    assert web(shop.admin).post(f"/staff/loans/{lid}/disburse", {"password": PASSWORD}).status_code == 302
+    officer = web(shop.officer)
+    assert "Record a recovery" not in text(officer.get(f"/staff/loans/{lid}/"))  # an active loan takes repayments
+    assert post(shop.admin, f"/api/v1/loans/{lid}/write-off", {"reason": "absconded"}, idem=key()).status_code == 200
+
+    page = text(officer.get(f"/staff/loans/{lid}/"))
+    assert "Record a recovery" in page and "Record a repayment" not in page
+    body = {"amount": "250.00", "channel": "cash", "reference": "COLL-1", "form_key": form_key(page)}
+    too_much = officer.post(f"/staff/loans/{lid}/recoveries", {**body, "amount": "999999.00"})
+    assert too_much.status_code == 409 and "still to be recovered" in text(too_much)
+    r = officer.post(f"/staff/loans/{lid}/recoveries", body, follow=True)
+    rec = Recovery.objects.get(loan_id=lid)
+    assert r.status_code == 200 and f"Recovery recorded: receipt {rec.receipt_number}." in text(r)
+    assert rec.amount == Decimal("250.00") and rec.reference == "COLL-1"
+    assert 'id="recoveries"' in text(r) and rec.receipt_number in text(r)
+    again = officer.post(f"/staff/loans/{lid}/recoveries", body, follow=True)  # a double click
+    assert "already recorded" in text(again) and Recovery.objects.filter(loan_id=lid).count() == 1
+    assert Loan.objects.get(pk=lid).status == "written_off"

@@ -66,6 +66,8 @@ def _page(request, loan, *, report=None, report_error=None, forms=None, status=2
         "repayment_form": forms.get("repayment") or RepaymentForm(initial={"form_key": once.new_form_key()}),
         "confirm_form": forms.get("confirm") or ConfirmDisbursementForm(),
         "can_reverse": request.user.role == Role.MFI_ADMIN and any(r.reversed_at is None for r in ctx["repayments"]),
+        "recoveries": (list(repayment_selectors.recovery_list(loan=loan))
+                       if loan.status == LoanStatus.WRITTEN_OFF else []),
         "reversal_form": forms.get("reversal") or ReversalForm(
             repayments=ctx["repayments"], initial={"form_key": once.new_form_key()}),
     })
@@ -141,6 +143,20 @@ def loan_action(request, loan_id, action):
 
 @web_view(*OFFICERS)
 def repayment_record(request, loan_id):
+    return _money_received(request, loan_id, repayment_services.repayment_post,
+                           _("This repayment was already recorded."), _("Repayment recorded: receipt %(number)s."))
+
+
+@web_view(*OFFICERS)
+def recovery_record(request, loan_id):
+    """Money collected on a written-off loan (the API's ``loan_recovery_post``)."""
+    return _money_received(request, loan_id, repayment_services.loan_recovery_post,
+                           _("This recovery was already recorded."), _("Recovery recorded: receipt %(number)s."))
+
+
+def _money_received(request, loan_id, service, already: str, done: str):
+    """The repayment form's round trip (a repayment, or a recovery on a written-off loan): validate, claim the
+    one-time form key, the API's serializer, the service; errors back on the form."""
     loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset(OFFICERS))
     if request.method != "POST":
         return redirect("web:staff-loan", loan_id=loan.pk)
@@ -149,9 +165,9 @@ def repayment_record(request, loan_id):
         return _page(request, loan, forms={"repayment": form}, status=400)
     try:
         record = once.claim(request)
-    except once.AlreadySubmitted as done:
-        messages.info(request, _("This repayment was already recorded."))
-        return redirect(done.location or reverse("web:staff-loan", args=[loan.pk]))
+    except once.AlreadySubmitted as submitted:
+        messages.info(request, already)
+        return redirect(submitted.location or reverse("web:staff-loan", args=[loan.pk]))
     if record is None:
         form.add_error(None, _("The form has expired; please fill it in again."))
         return _page(request, loan, forms={"repayment": form}, status=400)
@@ -161,17 +177,16 @@ def repayment_record(request, loan_id):
         return _page(request, loan, forms={"repayment": form}, status=400)
     v = s.validated_data
     try:
-        rep = repayment_services.repayment_post(actor=request.user, loan=loan, amount=v["amount"],
-                                                payment_date=v.get("payment_date") or timezone.localdate(),
-                                                channel=v["channel"], reference=v["reference"])
+        receipt = service(actor=request.user, loan=loan, amount=v["amount"],
+                          payment_date=v.get("payment_date") or timezone.localdate(), channel=v["channel"],
+                          reference=v["reference"])
     except ApplicationError as exc:
         once.release(record)
         service_error_on(form, exc)
         return _page(request, loan, forms={"repayment": form}, status=exc.status)
     location = reverse("web:staff-loan", args=[loan.pk])
     once.complete(record, location)
-    rep = repayment_selectors.repayment_get(rep.pk)
-    messages.success(request, _("Repayment recorded: receipt %(number)s.") % {"number": rep.receipt_number})
+    messages.success(request, done % {"number": receipt.receipt_number})
     return redirect(location)
 
 
