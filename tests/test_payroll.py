@@ -709,3 +709,59 @@ def test_the_background_task_retries_when_a_poster_process_fails(monkeypatch):
     result = tasks.payroll_import_continue.apply(args=(42,))
     assert calls == [42] * 6  # the first run and 5 retries
     assert result.state == "FAILURE" and isinstance(result.result, P.PosterFailed)
+
+
+def test_the_month_reconciliation_flags_what_the_employer_did_not_deduct_as_asked():
+    w = world(n_gov=5)
+    shop, L = w.shop, w.loans
+    L2b = disbursed_loan(shop, L["L2"].borrower.user, on="2026-06-20")  # July: 353.53 asked
+    path = f"/api/v1/payroll/employers/{w.gov}/reconciliation"
+    body = client_for(shop.officer).get(path, {"month": "2026-07"}).json()
+    assert body["code"] == "payroll_not_exported"  # nothing asked yet: nothing to reconcile against
+    assert client_for(shop.officer).get(f"/api/v1/payroll/employers/{w.gov}/deductions",
+                                        {"month": "2026-07"}).status_code == 200
+    L3b = disbursed_loan(shop, L["L3"].borrower.user, on="2026-06-25")  # after the export: not asked for
+    imported = upload(shop.admin, w.gov, result_csv(
+        f"GOV-001,{L['L1'].reference},607.06,deducted,",
+        f"GOV-002,{L['L2'].reference},300.00,partial,salary too low",
+        f"GOV-003,{L['L3'].reference},,not_deducted,on leave",
+        f"GOV-004,{L['L4'].reference},abc,deducted,",
+        f"GOV-005,{L['L5'].reference},800.00,deducted,",
+        f"GOV-003,{L3b.reference},100.00,deducted,",
+        f"MINE-6,{L['L6'].reference},50.00,deducted,",  # another employer's borrower: rejected, not counted
+    ))
+    assert imported.status_code == 201, imported.content
+
+    r = client_for(shop.analyst).get(path, {"month": "2026-07"})
+    assert r.status_code == 200, r.content
+    rec = r.json()
+    lines = {x["loan_reference"]: (x["flag"], x["requested"], x["deducted"], x["difference"]) for x in rec["lines"]}
+    assert lines == {
+        L["L1"].reference: ("matched", "607.06", "607.06", "0.00"),
+        L["L2"].reference: ("short", "707.06", "300.00", "407.06"),
+        L["L3"].reference: ("not_deducted", "707.06", "0.00", "707.06"),
+        L["L4"].reference: ("rejected", "707.06", "0.00", "707.06"),
+        L["L5"].reference: ("over", "707.06", "800.00", "-92.94"),
+        L2b.reference: ("missing", "353.53", "0.00", "353.53"),
+        L3b.reference: ("not_requested", "0.00", "100.00", "-100.00"),
+    }
+    by_ref = {x["loan_reference"]: x for x in rec["lines"]}
+    assert by_ref[L["L2"].reference]["employer_status"] == "partial"
+    assert by_ref[L["L2"].reference]["reason"] == "salary too low"
+    assert by_ref[L["L4"].reference]["error_code"] == "invalid_amount"
+    assert rec["lines"][-1]["flag"] == "matched"  # the differences come first
+    assert rec["summary"] == {"loans": 7, "total_requested": "3788.83", "total_deducted": "1807.06",
+                              "difference": "1981.77",
+                              "by_flag": {"matched": 1, "short": 1, "over": 1, "not_deducted": 1, "reversed": 0,
+                                          "missing": 1, "rejected": 1, "not_requested": 1}}
+
+    # a deduction reversed since no longer counts
+    row = next(x for x in imported.json()["rows"] if x["loan_reference"] == L["L1"].reference)
+    assert post(shop.admin, f"/api/v1/repayments/{row['repayment']}/reverse", {"reason": "employer recalled it"},
+                idem=key()).status_code == 200
+    again = client_for(shop.officer).get(path, {"month": "2026-07"}).json()
+    l1 = next(x for x in again["lines"] if x["loan_reference"] == L["L1"].reference)
+    assert (l1["flag"], l1["deducted"]) == ("reversed", "0.00")
+    # another MFI's employer is not found; a bad month is a validation error
+    err(client_for(open_shop("other").officer).get(path, {"month": "2026-07"}), 404, "not_found")
+    err(client_for(shop.officer).get(path, {"month": "July"}), 400, "validation_error")

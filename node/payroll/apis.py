@@ -237,3 +237,36 @@ class ImportDetailApi(APIView):
         imp = selectors.access_import(request.user, employer, import_id)
         return Response(import_json(imp))
 
+
+
+# --- reconciliation --------------------------------------------------------------------------------------------
+
+def _money(v) -> str:
+    return f"{v:.2f}"
+
+
+def reconciliation_json(r: selectors.Reconciliation) -> dict:
+    m = _money
+    return {
+        "employer": r.employer.pk, "employer_code": r.employer.code, "month": selectors.month_label(r.month),
+        "export": r.export.pk, "exported_at": r.export.created_at.isoformat(),
+        "summary": {"loans": len(r.lines), "total_requested": m(r.total_requested),
+                    "total_deducted": m(r.total_deducted), "difference": m(r.total_requested - r.total_deducted),
+                    "by_flag": r.counts},
+        "lines": [{"loan": x.loan_id, "loan_reference": x.loan_reference, "employee_number": x.employee_number,
+                   "requested": m(x.requested), "deducted": m(x.deducted), "difference": m(x.difference),
+                   "flag": x.flag, "employer_status": x.employer_status, "reason": x.reason,
+                   "error_code": x.error_code} for x in r.lines],
+    }
+
+
+class ReconciliationApi(APIView):
+    """``?month=YYYY-MM``: the month's latest deduction file against what the employer's result files deducted,
+    loan by loan (MFI staff). ``payroll_not_exported`` (409) when nothing was exported for the month."""
+
+    @extend_schema(parameters=[OpenApiParameter("month", str, required=True, description="YYYY-MM")],
+                   responses=schemas.Reconciliation)
+    def get(self, request, employer_id):
+        employer = selectors.access_employer_by_id(request.user, employer_id)
+        month = services.parse_month(_month_param(request))
+        return Response(reconciliation_json(selectors.payroll_reconciliation(employer=employer, month=month)))

@@ -32,3 +32,9 @@ class PayrollFileAlreadyImported(Conflict):
     """The same file (sha256) was already imported for this employer and month: nothing is posted again."""
 
     code = "payroll_file_already_imported"
+
+
+class PayrollNotExported(Conflict):
+    """A reconciliation needs what was asked: no deduction file was exported for this employer and month."""
+
+    code = "payroll_not_exported"

@@ -82,6 +82,21 @@ class PayrollExport(models.Model):
         ordering = ["-id"]
 
 
+class PayrollExportLine(models.Model):
+    """One row of a deduction file as it was handed over: what was asked of the employer for one loan (the month's
+    reconciliation compares it with what the result files deducted)."""
+
+    export = models.ForeignKey(PayrollExport, on_delete=models.PROTECT, related_name="lines")
+    loan = models.ForeignKey("loans.Loan", on_delete=models.PROTECT, related_name="+")
+    employee_number = models.CharField(max_length=40)
+    loan_reference = models.CharField(max_length=100)
+    amount_due = models.DecimalField(**MONEY)
+
+    class Meta:
+        ordering = ["export_id", "id"]
+        constraints = [models.UniqueConstraint(fields=["export", "loan"], name="payroll_export_line_once_per_loan")]
+
+
 class ImportStatus(models.TextChoices):
     POSTING = "posting"  # rows validated and stored; valid rows being posted batch by batch (resumable)
     COMPLETED = "completed"

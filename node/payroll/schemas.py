@@ -74,3 +74,35 @@ class ImportReport(ImportHeader):
 
 class ImportPosted(ImportReport):
     resumed = serializers.BooleanField(help_text="true: an interrupted import of the same file was finished")
+
+
+class ReconciliationLine(serializers.Serializer):
+    loan = serializers.IntegerField(allow_null=True)
+    loan_reference = serializers.CharField()
+    employee_number = serializers.CharField()
+    requested = MoneyField(help_text="what the deduction file asked for (0.00 if the loan was not in it)")
+    deducted = MoneyField(help_text="posted payroll repayments of the month still in effect")
+    difference = MoneyField(help_text="requested − deducted (negative: more was deducted than asked)")
+    flag = serializers.ChoiceField(choices=["matched", "short", "over", "not_deducted", "reversed", "missing",
+                                            "rejected", "not_requested"])
+    employer_status = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_blank=True)
+    error_code = serializers.CharField(allow_blank=True)
+
+
+class ReconciliationSummary(serializers.Serializer):
+    loans = serializers.IntegerField()
+    total_requested = MoneyField()
+    total_deducted = MoneyField()
+    difference = MoneyField()
+    by_flag = serializers.DictField(child=serializers.IntegerField())
+
+
+class Reconciliation(serializers.Serializer):
+    employer = serializers.IntegerField()
+    employer_code = serializers.CharField()
+    month = serializers.CharField()
+    export = serializers.IntegerField(help_text="the deduction file compared against: the month's latest")
+    exported_at = serializers.DateTimeField()
+    summary = ReconciliationSummary()
+    lines = ReconciliationLine(many=True, help_text="differences first (every flag but matched), then the matches")

@@ -17,9 +17,12 @@ from django.db.models.functions import Coalesce, Greatest
 from node.audit.services import audit_access_denied
 from node.core.errors import Forbidden, NotFound
 from node.loans.models import Loan, LoanStatus
+from node.payroll.errors import PayrollNotExported
 from node.payroll.models import (
     Employer,
     PayrollEnrolment,
+    PayrollExport,
+    PayrollExportLine,
     PayrollImport,
     PayrollImportRow,
     RowOutcome,
@@ -195,3 +198,112 @@ def command_actor(*, employer: Employer, username: str | None, roles: frozenset[
         raise NotFound(f"MFI {employer.mfi.code} has {'several' if candidates else 'no'} active "
                        f"{' or '.join(sorted(roles))} users: name one with --user.")
     return candidates[0]
+
+
+# --- reconciliation --------------------------------------------------------------------------------------------
+
+RECONCILIATION_FLAGS = ("matched", "short", "over", "not_deducted", "reversed", "missing", "rejected",
+                        "not_requested")
+
+
+@dataclass(frozen=True)
+class ReconciliationLine:
+    loan_id: int | None
+    loan_reference: str
+    employee_number: str
+    requested: Decimal  # what the deduction file asked for (0 if the loan was not in it)
+    deducted: Decimal  # posted payroll repayments of the month, those still in effect
+    flag: str  # one of RECONCILIATION_FLAGS
+    employer_status: str  # the employer's last word on the loan this month (deducted / partial / not_deducted)
+    reason: str
+    error_code: str  # a rejected row's code
+
+    @property
+    def difference(self) -> Decimal:
+        return self.requested - self.deducted
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    employer: Employer
+    month: dt.date
+    export: PayrollExport  # the deduction file compared against (the month's latest)
+    lines: list[ReconciliationLine]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {f: sum(1 for x in self.lines if x.flag == f) for f in RECONCILIATION_FLAGS}
+
+    @property
+    def total_requested(self) -> Decimal:
+        return sum((x.requested for x in self.lines), ZERO)
+
+    @property
+    def total_deducted(self) -> Decimal:
+        return sum((x.deducted for x in self.lines), ZERO)
+
+
+def payroll_reconciliation(*, employer: Employer, month: dt.date) -> Reconciliation:
+    """What the month's latest deduction file asked of the employer, loan by loan, against what its result files
+    deducted (posted rows still in effect, over all the month's imports):
+
+    ``matched`` deducted = requested · ``short`` 0 < deducted < requested · ``over`` deducted > requested ·
+    ``not_deducted`` the employer answered not_deducted (nothing posted) · ``reversed`` what was posted has been
+    reversed since · ``rejected`` only rejected rows (their code) · ``missing`` no row for the loan in any result
+    file · ``not_requested`` deducted for a loan the file did not ask for. Three queries."""
+    export = PayrollExport.objects.filter(employer=employer, month=month).order_by("-id").first()
+    if export is None:
+        raise PayrollNotExported(f"No deduction file was exported to {employer.name} for {month_label(month)}; "
+                                 "there is nothing to reconcile against.",
+                                 details={"employer": employer.code, "month": month_label(month)})
+    asked = {x.loan_id: x for x in PayrollExportLine.objects.filter(export=export)}
+    rows = (PayrollImportRow.objects.filter(payroll_import__employer=employer, month=month)
+            .order_by("payroll_import_id", "row_number")
+            .values_list("loan_id", "loan_reference", "employee_number", "amount", "status", "reason", "outcome",
+                         "error_code", "repayment__reversed_at"))
+    by_ref = {x.loan_reference: loan_id for loan_id, x in asked.items()}
+    seen: dict[object, dict] = {}
+    for loan_id, ref, number, amount, status, reason, outcome, code, reversed_at in rows:
+        # a row rejected before its loan was resolved (e.g. a bad amount) still names the loan asked for
+        key = loan_id if loan_id is not None else by_ref.get(ref.strip(), ("ref", ref))
+        got = seen.setdefault(key, {"loan_id": loan_id, "ref": ref, "number": number, "deducted": ZERO,
+                                    "status": "", "reason": "", "codes": [], "answered": False, "reversed": False})
+        if outcome == RowOutcome.REVERSED or (outcome == RowOutcome.POSTED and reversed_at is not None):
+            got["reversed"] = True  # posted, then its repayment was reversed: it no longer counts
+            continue
+        if outcome == RowOutcome.POSTED:
+            got["deducted"] += amount
+        if outcome in (RowOutcome.POSTED, RowOutcome.SKIPPED):
+            got["answered"] = True
+            got["status"], got["reason"] = status, reason
+        elif outcome == RowOutcome.REJECTED:
+            got["codes"].append(code)
+            if not got["answered"]:
+                got["status"], got["reason"] = status, reason
+    lines = []
+    for loan_id, line in asked.items():
+        got = seen.pop(loan_id, None)
+        deducted = got["deducted"] if got else ZERO
+        if got is None:
+            flag = "missing"
+        elif deducted > 0:
+            flag = "matched" if deducted == line.amount_due else ("short" if deducted < line.amount_due else "over")
+        elif got["answered"]:
+            flag = "not_deducted"
+        elif got["reversed"]:
+            flag = "reversed"
+        else:
+            flag = "rejected"
+        lines.append(ReconciliationLine(
+            loan_id=loan_id, loan_reference=line.loan_reference, employee_number=line.employee_number,
+            requested=line.amount_due, deducted=deducted, flag=flag, employer_status=got["status"] if got else "",
+            reason=got["reason"] if got else "", error_code=got["codes"][-1] if got and got["codes"] and flag == "rejected"
+            else ""))
+    for got in seen.values():  # rows for loans the file did not ask for: only what was posted matters here
+        if got["deducted"] > 0:
+            lines.append(ReconciliationLine(
+                loan_id=got["loan_id"], loan_reference=got["ref"], employee_number=got["number"], requested=ZERO,
+                deducted=got["deducted"], flag="not_requested", employer_status=got["status"], reason=got["reason"],
+                error_code=""))
+    lines.sort(key=lambda x: (RECONCILIATION_FLAGS.index(x.flag) == 0, x.employee_number, x.loan_reference))
+    return Reconciliation(employer=employer, month=month, export=export, lines=lines)

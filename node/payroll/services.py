@@ -54,6 +54,7 @@ from django.utils import timezone
 
 from node.audit.services import audit_record
 from node.borrowers.models import Borrower, MfiClient
+from node.core.bulk import insert_columns
 from node.core.errors import ApplicationError, Forbidden, NotFound, ValidationFailed
 from node.loans.errors import IllegalTransition
 from node.loans.models import Loan, LoanStatus
@@ -71,6 +72,7 @@ from node.payroll.models import (
     ImportStatus,
     PayrollEnrolment,
     PayrollExport,
+    PayrollExportLine,
     PayrollImport,
     PayrollImportRow,
     RowOutcome,
@@ -236,7 +238,7 @@ class ExportFile:
 @transaction.atomic
 def payroll_export(*, actor: User | None, employer: Employer, month: dt.date, file_format: str) -> ExportFile:
     """The deduction file of ``employer`` for ``month`` (selectors.deduction_rows), recorded (who, when, rows,
-    total, sha256 of the bytes) and audited. ``actor`` None: an operator's command without a user."""
+    total, sha256 of the bytes, and each row asked for) and audited. ``actor`` None: an operator's command without a user."""
     if actor is not None:
         _check_staff(actor, employer.mfi_id, OFFICERS, "loan officers and MFI admins")
     if file_format not in FileFormat.values:
@@ -250,6 +252,10 @@ def payroll_export(*, actor: User | None, employer: Employer, month: dt.date, fi
         mfi_id=employer.mfi_id, employer=employer, month=month, due_by=month_end(month), file_format=file_format,
         file_name=file_name, rows=len(rows), total=total, sha256=hashlib.sha256(content).hexdigest(),
         created_by=actor)
+    insert_columns(PayrollExportLine, {  # what was asked, per loan: the month's reconciliation reads it back
+        "export": [export.pk] * len(rows), "loan": [r.loan_id for r in rows],
+        "employee_number": [r.employee_number for r in rows], "loan_reference": [r.loan_reference for r in rows],
+        "amount_due": [r.amount_due for r in rows]})
     audit_record(actor=actor, action="payroll.export", target_type="payroll_export", target_id=export.pk,
                  mfi=employer.mfi, after={"employer": employer.code, "month": month_label(month),
                                           "format": file_format, "rows": len(rows), "total": str(total),

@@ -10,6 +10,8 @@ urlpatterns = [
     path("payroll/enrolments/<int:enrolment_id>", apis.EnrolmentDetailApi.as_view(), name="payroll-enrolment"),
     path("payroll/employers/<int:employer_id>/deductions", apis.DeductionsApi.as_view(), name="payroll-deductions"),
     path("payroll/employers/<int:employer_id>/imports", apis.ImportListApi.as_view(), name="payroll-imports"),
+    path("payroll/employers/<int:employer_id>/reconciliation", apis.ReconciliationApi.as_view(),
+         name="payroll-reconciliation"),
     path("payroll/employers/<int:employer_id>/imports/<int:import_id>", apis.ImportDetailApi.as_view(),
          name="payroll-import"),
 ]
