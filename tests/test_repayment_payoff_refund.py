@@ -143,3 +143,22 @@ def test_overpayment_refund_pays_back_what_is_held_and_never_more():
     err(refund(shop.admin, lid, "0.01"), 409, "refund_exceeds_overpayment")
     assert trial_balance(mfi=shop.mfi, as_of=FAR).row("2100").balance == D("0.00")
     assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
+
+
+def test_the_balance_as_of_a_day_before_a_payoff_owes_what_the_payoff_waived_later():
+    shop = open_shop()
+    lid = small_loan(shop)
+    assert repay(shop.officer, lid, "100.00", on="2026-02-10").status_code == 201
+    before = balance(shop.officer, lid, "2026-02-12")
+    quote = balance(shop.officer, lid, "2026-02-15")["payoff_amount"]
+    assert payoff(shop.officer, lid, quote).status_code == 201
+    assert interest_due(lid)[3] == D("0.00")  # the payoff waived installment 3's interest
+    # as of a day before the payoff, the installments are what they were then: nothing waived yet
+    after = balance(shop.officer, lid, "2026-02-12")
+    same = lambda b: {k: v for k, v in b.items() if k not in ("status", "closed_at")}  # noqa: E731 (the loan's now)
+    assert same(after) == same(before)
+    assert before["installments"][3]["due"]["interest"] == "10.30"
+    assert before["outstanding"]["total"] == "960.59"
+    # as of the payoff's day and after: paid off, the waiver in place
+    on_day = balance(shop.officer, lid, "2026-02-15")
+    assert on_day["outstanding"]["total"] == "0.00" and on_day["installments"][3]["due"]["interest"] == "0.00"

@@ -31,6 +31,7 @@ from node.repayments import allocation as A
 from node.repayments.errors import LoanNotDisbursed
 from node.repayments.models import (
     OverpaymentRefund,
+    PayoffWaiver,
     Recovery,
     Repayment,
     RepaymentAllocation,
@@ -38,6 +39,7 @@ from node.repayments.models import (
 from node.users.models import User
 
 ZERO = Decimal("0.00")
+WAIVED = ("interest", "fees", "penalties")  # what a payoff waives (PayoffWaiver)
 COMPONENTS = A.COMPONENTS
 
 PAID, PARTIALLY_PAID, OVERDUE, DUE, UPCOMING = "paid", "partially_paid", "overdue", "due", "upcoming"
@@ -195,7 +197,8 @@ def _sum(rows: list[InstallmentBalance]) -> dict[str, Decimal]:
 
 def loan_balance(*, loan: Loan, as_of: dt.date) -> LoanBalance:
     """The loan's schedule as of ``as_of``: what each installment had due and paid (repayments dated after
-    ``as_of`` are left out; reversed ones never count), its status, totals and the payoff amount."""
+    ``as_of`` are left out, and what a payoff dated after it waived is due again; reversed ones never count), its
+    status, totals and the payoff amount."""
     if loan.disbursement_date is None:
         raise LoanNotDisbursed("The loan has not been disbursed; it has no schedule to repay.",
                                details={"current_state": loan.status})
@@ -209,9 +212,16 @@ def loan_balance(*, loan: Loan, as_of: dt.date) -> LoanBalance:
                                            repayment__payment_date__gt=as_of)
         .values("installment_id").annotate(**{c: Sum(c) for c in COMPONENTS})
     }
+    # a payoff dated after as_of waived part of the installments' interest and charges since: owed again as of then
+    waived_later = {
+        row["installment_id"]: row for row in
+        PayoffWaiver.objects.filter(repayment__loan_id=loan.pk, repayment__reversed_at__isnull=True,
+                                    repayment__payment_date__gt=as_of)
+        .values("installment_id").annotate(**{c: Sum(c) for c in WAIVED})
+    }
     rows: list[InstallmentBalance] = []
     for inst in installments:
-        due = {c: getattr(inst, c) for c in COMPONENTS}
+        due = {c: getattr(inst, c) + (waived_later.get(inst.pk, {}).get(c) or ZERO) for c in COMPONENTS}
         paid = {c: getattr(inst, f"{c}_paid") - (later.get(inst.pk, {}).get(c) or ZERO) for c in COMPONENTS}
         outstanding = {c: max(due[c] - paid[c], ZERO) for c in COMPONENTS}
         rows.append(InstallmentBalance(
