@@ -139,3 +139,15 @@ def test_the_migration_gives_existing_charts_the_recovery_account():
     account = Account.objects.get(mfi=shop.mfi, code="4300")
     assert (account.name, account.type, account.is_contra) == ("Recoveries of loans written off", "INCOME", False)
     assert ledger_ensure_chart(mfi=shop.mfi)["4300"].pk == account.pk
+
+
+def test_the_balance_as_of_a_day_before_the_write_off_shows_the_loan_active():
+    from django.utils import timezone
+
+    from tests.test_repayments import balance
+
+    shop = open_shop()
+    lid = written_off(shop)
+    then = balance(shop.officer, lid, "2026-02-12")
+    assert then["status"] == "active" and then["outstanding"]["total"] == "960.59"
+    assert balance(shop.officer, lid, timezone.localdate().isoformat())["status"] == "written_off"

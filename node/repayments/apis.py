@@ -77,7 +77,7 @@ def balance_json(b: selectors.LoanBalance) -> dict:
     return {
         "loan": b.loan.pk,
         "reference": b.loan.reference,
-        "status": b.loan.status,
+        "status": b.status,
         "currency": b.loan.product.currency,
         "as_of": b.as_of.isoformat(),
         "disbursement_date": b.loan.disbursement_date.isoformat(),

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Prefetch, QuerySet, Sum
+from django.utils import timezone
 
 from node.audit.services import audit_access_denied
 from node.core.errors import Forbidden, NotFound, ValidationFailed
@@ -179,6 +180,7 @@ class LoanBalance:
     payoff: Payoff
     overpayment_held: Decimal
     closed_at: dt.datetime | None
+    status: str = ""  # the loan's status as of ``as_of`` (see :func:`loan_balance`)
 
 
 def _status(due_date: dt.date, as_of: dt.date, paid_total: Decimal, outstanding_total: Decimal) -> str:
@@ -254,8 +256,16 @@ def loan_balance(*, loan: Loan, as_of: dt.date) -> LoanBalance:
         penalties=sum((r.outstanding["penalties"] for r in fallen_due), ZERO),
         current_period=current,
     )
+    outstanding = _sum(rows)
+    # the status as of then: a loan closed since that still owed something on as_of was active then; a loan
+    # written off after as_of was active then
+    status, closed_at = loan.status, loan_closed_at(loan)
+    if status == "closed" and sum(outstanding.values(), ZERO) > 0:
+        status, closed_at = "active", None
+    elif status == "written_off" and loan.written_off_at and timezone.localdate(loan.written_off_at) > as_of:
+        status = "active"
     return LoanBalance(
-        loan=loan, as_of=as_of, installments=rows, outstanding=_sum(rows),
+        loan=loan, as_of=as_of, installments=rows, outstanding=outstanding,
         overdue=_sum([r for r in rows if r.due_date < as_of]), payoff=payoff,
-        overpayment_held=overpayment_held(loan, as_of=as_of), closed_at=loan_closed_at(loan),
+        overpayment_held=overpayment_held(loan, as_of=as_of), closed_at=closed_at, status=status,
     )
