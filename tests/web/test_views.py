@@ -542,3 +542,26 @@ def test_an_officer_records_a_recovery_on_a_written_off_loan(shop):
     again = officer.post(f"/staff/loans/{lid}/recoveries", body, follow=True)  # a double click
     assert "already recorded" in text(again) and Recovery.objects.filter(loan_id=lid).count() == 1
     assert Loan.objects.get(pk=lid).status == "written_off"
+
+
+def test_log_out_everywhere_ends_the_other_browsers_and_the_api_tokens(shop):
+    from node.audit.models import AuditEvent
+    from node.users.tokens import access_token_for
+
+    user = shop.borrower_user
+    here, there = web(user), web(user)
+    token = access_token_for(user)
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert api.get("/api/v1/me/").status_code == 200
+    assert "Log out everywhere" in text(here.get("/me/"))
+    # a plain log-out ends this browser only
+    other = web(user)
+    assert other.post("/logout/").status_code == 302
+    assert there.get("/me/").status_code == 200 and api.get("/api/v1/me/").status_code == 200
+
+    r = here.post("/logout/", {"everywhere": "1"})
+    assert r.status_code == 302
+    assert here.get("/me/")["Location"].startswith("/login/")
+    assert there.get("/me/")["Location"].startswith("/login/")  # the other browser too
+    assert api.get("/api/v1/me/").status_code == 401  # and the app's token
+    assert AuditEvent.objects.filter(action="auth.logout", actor_id=user.pk, after__everywhere=True).count() == 1

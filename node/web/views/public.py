@@ -13,6 +13,7 @@ from node.core.fields import MoneyField
 from node.loans import products as product_services
 from node.loans import selectors as loan_selectors
 from node.users.models import Role
+from node.users.tokens import token_sessions_revoke
 from node.web.forms import CalculatorForm, LoginForm
 from node.web.views.common import add_errors, message_for
 
@@ -40,7 +41,15 @@ class LoginView(auth_views.LoginView):
 
 
 class LogoutView(auth_views.LogoutView):
+    """Log out of this browser; with ``everywhere=1`` also end every other session of the account — its other
+    browsers and its API tokens (the API's ``{"everywhere": true}`` log-out, audited the same)."""
+
     next_page = "web:home"
+
+    def post(self, request, *args, **kwargs):
+        if request.POST.get("everywhere") == "1" and request.user.is_authenticated:
+            token_sessions_revoke(actor=request.user, sid=None, everywhere=True)
+        return super().post(request, *args, **kwargs)
 
 
 def calculator(request):
