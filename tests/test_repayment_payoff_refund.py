@@ -162,3 +162,89 @@ def test_the_balance_as_of_a_day_before_a_payoff_owes_what_the_payoff_waived_lat
     on_day = balance(shop.officer, lid, "2026-02-15")
     assert on_day["outstanding"]["total"] == "0.00" and on_day["installments"][3]["due"]["interest"] == "0.00"
     assert on_day["status"] == "closed" and on_day["closed_at"] is not None
+
+
+# --- overpayment transfer -----------------------------------------------------------------------------------------
+def transfer(user, lid, to_loan, amount, on="2026-04-02", idem=None):
+    return post(user, f"/api/v1/loans/{lid}/overpayment-transfers",
+                {"to_loan": to_loan, "amount": amount, "transfer_date": on}, idem=idem or key())
+
+
+def test_an_overpayment_applied_to_the_borrowers_other_loan_is_a_repayment_paid_from_the_liability():
+    from node.notifications.models import Notification
+    from node.repayments.models import OverpaymentTransfer
+    from tests.loan_fixtures import disbursed
+    from tests.test_payroll import new_borrower
+
+    shop = open_shop()
+    a = small_loan(shop)
+    b = small_loan(shop)  # the same borrower's second loan, nothing paid yet
+    src = repay(shop.officer, a, "1100.00", on="2026-04-01").json()  # closes A, 39.41 held
+    assert src["overpayment"] == "39.41"
+
+    err(transfer(shop.officer, a, b, "10.00"), 403, "permission_denied")
+    assert err(transfer(shop.admin, a, b, "50.00"), 409, "transfer_exceeds_overpayment")["details"] == {
+        "held": "39.41", "amount": "50.00"}
+    assert "to_loan" in err(transfer(shop.admin, a, a, "10.00"), 400, "validation_error")["details"]["fields"]
+    err(transfer(shop.admin, a, 999999, "10.00"), 404, "not_found")
+    other = disbursed(shop, borrower_user=new_borrower("Other", "Borrower")[1])
+    assert "to_loan" in err(transfer(shop.admin, a, other, "10.00"), 400, "validation_error")["details"]["fields"]
+    # "transfer" is not a way money can arrive
+    err(repay(shop.officer, b, "10.00", channel="transfer"), 400, "validation_error")
+    assert not OverpaymentTransfer.objects.exists()
+
+    notifications = Notification.objects.count()
+    k = key()
+    r = transfer(shop.admin, a, b, "39.41", idem=k)
+    assert r.status_code == 201, r.content
+    assert transfer(shop.admin, a, b, "39.41", idem=k).json() == r.json()  # a replay moves nothing more
+    body = r.json()
+    receipt = body["receipt"]
+    assert (body["from_loan"], body["to_loan"], body["amount"], body["reversed"]) == (a, b, "39.41", False)
+    assert receipt["loan"] == b and receipt["channel"] == "transfer" and receipt["payment_date"] == "2026-04-02"
+    assert receipt["allocation"] == {"principal": "9.41", "interest": "30.00", "fees": "0.00", "penalties": "0.00",
+                                     "total": "39.41"}
+    assert lines(f"repayment:{receipt['id']}") == [("1100", D("0.00"), D("9.41")), ("2100", D("39.41"), D("0.00")),
+                                                   ("4000", D("0.00"), D("30.00"))]
+    tb = trial_balance(mfi=shop.mfi, as_of=FAR)
+    assert tb.balanced and tb.row("2100").balance == D("0.00")
+    assert balance(shop.officer, a, "2026-04-02")["overpayment_held"] == "0.00"
+    assert balance(shop.officer, a, "2026-04-01")["overpayment_held"] == "39.41"  # before the transfer's date
+    assert Notification.objects.count() == notifications  # no money was received
+    assert AuditEvent.objects.get(action="repayment.overpayment_transfer", target_id=str(body["id"])).after[
+        "held"] == "0.00"
+    err(refund(shop.admin, a, "0.01"), 409, "refund_exceeds_overpayment")
+    # the overpaying repayment of A cannot be reversed while its overpayment sits on B
+    err(post(shop.admin, f"/api/v1/repayments/{src['id']}/reverse", {"reason": "wrong loan"}, idem=key()),
+        409, "overpayment_refunded")
+
+    # reversing the transfer's repayment gives A its overpayment back
+    assert post(shop.admin, f"/api/v1/repayments/{receipt['id']}/reverse", {"reason": "borrower wants cash"},
+                idem=key()).status_code == 200
+    listed = client_for(shop.officer).get(f"/api/v1/loans/{a}/overpayment-transfers").json()
+    assert [(x["id"], x["reversed"]) for x in listed] == [(body["id"], True)]
+    assert balance(shop.officer, a, "2026-04-02")["overpayment_held"] == "39.41"
+    assert refund(shop.admin, a, "39.41").status_code == 201
+    tb = trial_balance(mfi=shop.mfi, as_of=FAR)
+    assert tb.balanced and tb.row("2100").balance == D("0.00")
+
+
+def test_a_transfer_replayed_by_reprocessing_still_counts_against_the_source():
+    from node.repayments.models import OverpaymentTransfer
+
+    shop = open_shop()
+    a = small_loan(shop)
+    b = small_loan(shop)
+    repay(shop.officer, a, "1100.00", on="2026-04-01")  # 39.41 held on A
+    first = repay(shop.officer, b, "100.00", on="2026-02-10").json()
+    moved = transfer(shop.admin, a, b, "39.41").json()
+    r = post(shop.admin, f"/api/v1/repayments/{first['id']}/reverse",
+             {"reason": "the cheque bounced", "reprocess_later": True}, idem=key())
+    assert r.status_code == 200, r.content
+    (replay,) = r.json()["replays"]
+    assert replay["channel"] == "transfer" and replay["replay_of"] == moved["receipt"]["id"]
+    assert OverpaymentTransfer.objects.get(pk=moved["id"]).repayment_id == replay["id"]
+    assert balance(shop.officer, a, "2026-04-02")["overpayment_held"] == "0.00"
+    assert lines(f"repayment:{replay['id']}")[1][0] == "2100"  # still paid from the liability
+    tb = trial_balance(mfi=shop.mfi, as_of=FAR)
+    assert tb.balanced and tb.row("2100").balance == D("0.00")

@@ -17,7 +17,11 @@ from node.core.idempotency import idempotent
 from node.loans.selectors import access_loan_by_id
 from node.repayments import allocation as A
 from node.repayments import schemas, selectors, services
-from node.repayments.models import AllocationStrategy, Repayment, RepaymentChannel
+from node.repayments.models import (
+    RECEIVED_CHANNELS,
+    AllocationStrategy,
+    Repayment,
+)
 from node.users.models import Role
 from node.users.permissions import role_required
 
@@ -111,7 +115,7 @@ def balance_json(b: selectors.LoanBalance) -> dict:
 class RepaymentPostSerializer(StrictSerializer):
     amount = MoneyField()
     payment_date = serializers.DateField(required=False, help_text="default: today (the node's business date)")
-    channel = serializers.ChoiceField(choices=RepaymentChannel.values)
+    channel = serializers.ChoiceField(choices=list(RECEIVED_CHANNELS))
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
@@ -140,7 +144,7 @@ class LoanRepaymentsApi(APIView):
 class LoanPayoffSerializer(StrictSerializer):
     amount = MoneyField(help_text="the payoff amount as of payoff_date (GET …/balance?as_of=…: payoff_amount)")
     payoff_date = serializers.DateField(required=False, help_text="default: today")
-    channel = serializers.ChoiceField(choices=RepaymentChannel.values)
+    channel = serializers.ChoiceField(choices=list(RECEIVED_CHANNELS))
     reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
@@ -258,6 +262,45 @@ class RecoveryReverseApi(APIView):
         s.is_valid(raise_exception=True)
         rec = services.loan_recovery_reverse(actor=request.user, recovery=rec, reason=s.validated_data["reason"])
         return Response(_recovery_answer(selectors.access_recovery_by_id(request.user, rec.pk)))
+
+
+class OverpaymentTransferSerializer(StrictSerializer):
+    to_loan = serializers.IntegerField(help_text="another active loan of the same borrower at this MFI")
+    amount = MoneyField()
+    transfer_date = serializers.DateField(required=False, help_text="default: today")
+
+
+def transfer_json(t) -> dict:
+    return {"id": t.pk, "from_loan": t.from_loan_id, "to_loan": t.to_loan_id, "amount": _m(t.amount),
+            "repayment": t.repayment_id, "receipt_number": t.repayment.receipt_number,
+            "transfer_date": t.repayment.payment_date.isoformat(),
+            "reversed": t.repayment.reversed_at is not None,
+            "transferred_by": t.transferred_by.username, "transferred_at": t.transferred_at.isoformat()}
+
+
+class LoanOverpaymentTransfersApi(APIView):
+    """``GET``: the transfers out of the loan's overpayment. ``POST`` (MFI admins; ``Idempotency-Key`` required):
+    apply (part of) the overpayment the loan holds to another active loan of the same borrower — a repayment of
+    that loan (channel ``transfer``), answered with its receipt (201); ``transfer_exceeds_overpayment`` (409)
+    beyond what is held."""
+
+    @extend_schema(responses=schemas.Transfer(many=True))
+    def get(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id)
+        return Response([transfer_json(t) for t in selectors.overpayment_transfer_list(loan=loan)])
+
+    @extend_schema(request=OverpaymentTransferSerializer, responses={201: schemas.TransferPosted})
+    @idempotent
+    def post(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id, roles=ADMINS)
+        s = OverpaymentTransferSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        v = s.validated_data
+        t = services.overpayment_transfer(actor=request.user, loan=loan, to_loan_id=v["to_loan"], amount=v["amount"],
+                                          transfer_date=v.get("transfer_date") or timezone.localdate())
+        rep = t.repayment
+        return Response({**transfer_json(t), "receipt": repayment_json(rep, rep.posted_allocations)},
+                        status=status.HTTP_201_CREATED)
 
 
 class RepaymentDetailApi(APIView):

@@ -46,3 +46,9 @@ class RecoveryExceedsWrittenOff(Conflict):
     """A recovery larger than what the written-off loan still had unpaid, less what was recovered already."""
 
     code = "recovery_exceeds_written_off"
+
+
+class TransferExceedsOverpayment(Conflict):
+    """A transfer larger than the overpayment the source loan still holds."""
+
+    code = "transfer_exceeds_overpayment"

@@ -23,6 +23,12 @@ class RepaymentChannel(models.TextChoices):
     BANK = "bank"
     MOBILE_MONEY = "mobile_money"
     PAYROLL = "payroll"
+    TRANSFER = "transfer"  # an overpayment held on another loan of the borrower, moved here (no money received)
+
+
+# the channels money can be received by (what a posting may name); ``transfer`` is made only by a transfer
+RECEIVED_CHANNELS = (RepaymentChannel.CASH, RepaymentChannel.BANK, RepaymentChannel.MOBILE_MONEY,
+                     RepaymentChannel.PAYROLL)
 
 
 class ProductRepaymentConfig(models.Model):
@@ -190,4 +196,26 @@ class Recovery(models.Model):
             models.CheckConstraint(
                 condition=Q(reversed_at__isnull=True) | Q(reversed_by__isnull=False, reversal_entry__isnull=False),
                 name="recovery_reversal_complete"),
+        ]
+
+
+class OverpaymentTransfer(models.Model):
+    """(Part of) the overpayment a loan holds, applied to another active loan of the same borrower at the same MFI:
+    a repayment of the target loan (channel ``transfer``) whose journal entry debits the overpayment liability
+    (2100) instead of cash. While that repayment is in effect the source loan holds the amount less; reversing the
+    repayment gives it back."""
+
+    mfi = models.ForeignKey("mfis.Mfi", on_delete=models.PROTECT, related_name="+")
+    from_loan = models.ForeignKey("loans.Loan", on_delete=models.PROTECT, related_name="overpayment_transfers_out")
+    to_loan = models.ForeignKey("loans.Loan", on_delete=models.PROTECT, related_name="+")
+    amount = models.DecimalField(**MONEY)
+    repayment = models.OneToOneField(Repayment, on_delete=models.PROTECT, related_name="transfer")
+    transferred_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    transferred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["from_loan_id", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="overpayment_transfer_amount_positive"),
+            models.CheckConstraint(condition=~Q(from_loan=F("to_loan")), name="overpayment_transfer_other_loan"),
         ]

@@ -148,3 +148,20 @@ class Recovery(serializers.Serializer):
     reversal_journal_entry = serializers.IntegerField(allow_null=True)
     written_off_unpaid = MoneyField(help_text="what the schedule had unpaid when the loan was written off")
     remaining = MoneyField(help_text="still to be recovered (the recoveries in effect taken off)")
+
+
+class Transfer(serializers.Serializer):
+    id = serializers.IntegerField()
+    from_loan = serializers.IntegerField()
+    to_loan = serializers.IntegerField()
+    amount = MoneyField()
+    repayment = serializers.IntegerField(help_text="the repayment of to_loan that the transfer is")
+    receipt_number = serializers.CharField()
+    transfer_date = serializers.DateField()
+    reversed = serializers.BooleanField(help_text="its repayment was reversed: the amount is held again")
+    transferred_by = serializers.CharField()
+    transferred_at = serializers.DateTimeField()
+
+
+class TransferPosted(Transfer):
+    receipt = Receipt()

@@ -32,6 +32,7 @@ from node.repayments import allocation as A
 from node.repayments.errors import LoanNotDisbursed
 from node.repayments.models import (
     OverpaymentRefund,
+    OverpaymentTransfer,
     PayoffWaiver,
     Recovery,
     Repayment,
@@ -77,6 +78,12 @@ def access_repayment_by_id(actor: User, repayment_id, *, roles: frozenset[str] |
     return rep
 
 
+def overpayment_transfer_list(*, loan: Loan) -> QuerySet[OverpaymentTransfer]:
+    """The transfers out of ``loan``'s overpayment, in order (reversed ones included: see ``reversed``)."""
+    return (OverpaymentTransfer.objects.filter(from_loan_id=loan.pk).select_related("repayment", "transferred_by")
+            .order_by("id"))
+
+
 def recovery_list(*, loan: Loan) -> QuerySet[Recovery]:
     """The recoveries of a written-off loan, reversed ones included, in posting order."""
     return Recovery.objects.filter(loan_id=loan.pk).select_related("posted_by", "reversed_by").order_by("id")
@@ -117,14 +124,17 @@ def loan_closed_at(loan: Loan) -> dt.datetime | None:
 
 
 def overpayment_held(loan: Loan, *, as_of: dt.date | None = None) -> Decimal:
-    """Overpayments held for the borrower (liability 2100) by repayments in effect, less what was refunded, dated up
-    to ``as_of``."""
+    """Overpayments held for the borrower (liability 2100) by repayments in effect, less what was refunded and what
+    was transferred to another loan (transfers in effect), dated up to ``as_of``."""
     qs = Repayment.objects.filter(loan_id=loan.pk, reversed_at__isnull=True)
     refunds = OverpaymentRefund.objects.filter(loan_id=loan.pk)
+    transfers = OverpaymentTransfer.objects.filter(from_loan_id=loan.pk, repayment__reversed_at__isnull=True)
     if as_of is not None:
         qs, refunds = qs.filter(payment_date__lte=as_of), refunds.filter(refund_date__lte=as_of)
+        transfers = transfers.filter(repayment__payment_date__lte=as_of)
     held = qs.aggregate(s=Sum("overpayment"))["s"] or ZERO
-    return held - (refunds.aggregate(s=Sum("amount"))["s"] or ZERO)
+    return (held - (refunds.aggregate(s=Sum("amount"))["s"] or ZERO)
+            - (transfers.aggregate(s=Sum("amount"))["s"] or ZERO))
 
 
 def overpayment_refund_list(*, loan: Loan) -> QuerySet[OverpaymentRefund]:

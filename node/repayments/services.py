@@ -63,10 +63,13 @@ from node.repayments.errors import (
     RefundExceedsOverpayment,
     ReprocessNotPossible,
     ReverseLaterFirst,
+    TransferExceedsOverpayment,
 )
 from node.repayments.models import (
+    RECEIVED_CHANNELS,
     AllocationStrategy,
     OverpaymentRefund,
+    OverpaymentTransfer,
     PayoffWaiver,
     ProductRepaymentConfig,
     Recovery,
@@ -234,7 +237,7 @@ def _check_staff(actor: User, mfi_id: int, roles: frozenset[str], what: str) -> 
         raise Forbidden(f"Only {what} of the loan's MFI may do this.")
 
 
-def _validate_post(amount, payment_date, channel, reference) -> Decimal:
+def _validate_post(amount, payment_date, channel, reference, channels=RECEIVED_CHANNELS) -> Decimal:
     errors: dict[str, list[str]] = {}
     if isinstance(amount, bool) or not isinstance(amount, Decimal) or not amount.is_finite():
         errors["amount"] = ["a decimal amount (a string such as \"150.00\")"]
@@ -248,8 +251,8 @@ def _validate_post(amount, payment_date, channel, reference) -> Decimal:
         errors["payment_date"] = ["a date"]
     elif payment_date > timezone.localdate():
         errors["payment_date"] = ["must not be in the future"]
-    if channel not in RepaymentChannel.values:
-        errors["channel"] = [f"one of {', '.join(RepaymentChannel.values)}"]
+    if channel not in channels:
+        errors["channel"] = [f"one of {', '.join(channels)}"]
     if not isinstance(reference, str) or len(reference) > 100:
         errors["reference"] = ["at most 100 characters"]
     if errors:
@@ -259,7 +262,9 @@ def _validate_post(amount, payment_date, channel, reference) -> Decimal:
 
 def _journal_lines(rep: Repayment) -> list[PostingLine]:
     memo = f"repayment {rep.receipt_number} by {rep.channel}" + (f" ({rep.reference})" if rep.reference else "")
-    lines = [PostingLine(chart.CASH, debit=rep.amount, memo=memo[:255])]
+    # a transfer is paid out of the overpayment the MFI holds for the borrower, not with cash received
+    funded_by = chart.OVERPAYMENT_LIABILITY if rep.channel == RepaymentChannel.TRANSFER else chart.CASH
+    lines = [PostingLine(funded_by, debit=rep.amount, memo=memo[:255])]
     for code, value, what in ((chart.LOAN_PORTFOLIO, rep.principal, "principal repaid"),
                               (chart.INTEREST_INCOME, rep.interest, "interest received"),
                               (chart.FEE_INCOME, rep.fees, "fees received"),
@@ -329,13 +334,13 @@ def _plan(loan: Loan, installments: list, amount: Decimal, reference: str) -> _P
 
 
 def _record(*, actor: User, mfi: Mfi, planned: list[_Planned], payment_date: dt.date, channel: str,
-            replay_of: Repayment | None = None) -> list[Repayment]:
+            replay_of: Repayment | None = None, notify: bool = True) -> list[Repayment]:
     """Write ``planned`` repayments of one MFI (their installments' ``*_paid`` are written by the caller): receipt
     numbers and ids (one statement), journal entries (:func:`journal_post_many`), repayments, allocations, closed
     loans, credit and hold events (one outbox INSERT), notifications (one INSERT, delivered after commit) and audit
     events (journal's and ours, one chain append) — a fixed number of statements whatever ``len(planned)``.
-    ``replay_of``: the one planned repayment posts that earlier one again (:func:`repayment_reverse`); the borrower
-    is not told about a payment received a second time."""
+    ``replay_of``: the one planned repayment posts that earlier one again (:func:`repayment_reverse`). ``notify``
+    False: no "repayment received" message (a replay or a transfer: no money was received)."""
     receipts, ids = _receipts_and_ids(mfi, len(planned))
     now = timezone.now()
     reps = []
@@ -402,7 +407,7 @@ def _record(*, actor: User, mfi: Mfi, planned: list[_Planned], payment_date: dt.
             status=LoanStatus.CLOSED, closed_at=now, days_past_due=0, delinquency_bucket=bucket_for(0),
             overdue_since=None, updated_at=now)
     outbox_enqueue_many(events)
-    if replay_of is None:
+    if notify:
         notify_repayments_received(reps)  # SMS/e-mail to the borrowers, sent after commit
     audit_record_many(actor=actor, events=audit)
     return reps
@@ -534,7 +539,8 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str, reproce
                                                     "payoff_receipt_number": first.receipt_number})
     if not later and rep.overpayment > 0 and overpayment_held(loan) - rep.overpayment < 0:
         raise OverpaymentRefunded(
-            "Part of this repayment's overpayment has been refunded to the borrower; it cannot be reversed.",
+            "Part of this repayment's overpayment has been refunded to the borrower or moved to another loan; it "
+            "cannot be reversed.",
             details={"repayment": rep.pk, "overpayment": str(rep.overpayment),
                      "held": str(overpayment_held(loan))})
 
@@ -553,8 +559,10 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str, reproce
         if [getattr(inst, f) for f in fields] != as_stored[inst.pk]:
             inst.save(update_fields=fields)
     replays = [_record(actor=actor, mfi=loan.mfi, planned=[p], payment_date=old.payment_date, channel=old.channel,
-                       replay_of=old)[0]
+                       replay_of=old, notify=False)[0]
                for p, old in zip(planned, later, strict=True)]
+    for old, new in zip(later, replays, strict=True):  # a replayed transfer is still the same transfer
+        OverpaymentTransfer.objects.filter(repayment=old).update(repayment=new)
     after = _outstanding(installments)
 
     _mark_reversed(rep, actor, reason)
@@ -736,6 +744,60 @@ def overpayment_refund(*, actor: User, loan: Loan, amount: Decimal, refund_date:
                         "channel": channel, "reference": reference, "held": str(held - amount),
                         "journal_entry": refund.journal_entry_id})
     return refund
+
+
+@transaction.atomic
+def overpayment_transfer(*, actor: User, loan: Loan, to_loan_id: int, amount: Decimal, transfer_date: dt.date
+                         ) -> OverpaymentTransfer:
+    """Apply (part of) the overpayment ``loan`` holds to another active loan of the same borrower at the same MFI
+    (MFI admins): a repayment of the target (channel ``transfer``, allocated like any repayment, no "repayment
+    received" message) whose journal entry is Dr Overpayment liability (2100) / Cr what it pays; the source holds
+    that much less while the repayment is in effect (reversing it gives it back). Both loans are locked in id order.
+    Refused before writing anything: ``validation_error`` (amount, date; a target of another borrower or currency),
+    ``not_found`` (a target that is not the MFI's), ``illegal_transition`` (a target not active, a source neither
+    active nor closed), ``transfer_exceeds_overpayment`` (409, with what is held)."""
+    _check_staff(actor, loan.mfi_id, frozenset({Role.MFI_ADMIN}), "MFI admins")
+    try:
+        amount = _validate_post(amount, transfer_date, RepaymentChannel.TRANSFER, "",
+                                channels=(RepaymentChannel.TRANSFER,))
+    except ValidationFailed as exc:
+        fields = exc.details.get("fields", {})
+        if "payment_date" in fields:
+            fields["transfer_date"] = fields.pop("payment_date")
+        raise
+    if not isinstance(to_loan_id, int) or isinstance(to_loan_id, bool) or to_loan_id == loan.pk:
+        raise ValidationFailed("Name another loan of the borrower to apply the overpayment to.",
+                               details={"fields": {"to_loan": ["another loan's id"]}})
+    if not Loan.objects.filter(pk=to_loan_id, mfi_id=loan.mfi_id).exists():
+        raise NotFound("No such loan.")
+    locked = {}
+    for pk, action, allowed in sorted([(loan.pk, "transfer_overpayment", (LoanStatus.ACTIVE, LoanStatus.CLOSED)),
+                                       (to_loan_id, "repay", (LoanStatus.ACTIVE,))]):
+        locked[pk] = _lock_loan(pk, action, allowed)
+    source, target = locked[loan.pk], locked[to_loan_id]
+    if target.borrower_id != source.borrower_id or target.product.currency != source.product.currency:
+        raise ValidationFailed("An overpayment can only go to another loan of the same borrower, in the same currency.",
+                               details={"fields": {"to_loan": ["a loan of the same borrower and currency"]}})
+    _check_repayable(target, transfer_date)
+    held = overpayment_held(source)
+    if amount > held:
+        raise TransferExceedsOverpayment(f"The loan holds {held} of overpayment; {amount} cannot be transferred.",
+                                         details={"held": str(held), "amount": str(amount)})
+    target.repayment_strategy = allocation_strategy_for(target.product_id)
+    installments = _lock_unpaid_installments([target.pk]).get(target.pk, [])
+    planned = _plan(target, installments, amount, f"overpayment of {source.reference}")
+    _save_paid([i for i in installments if i.pk in {q.key for q in planned.plan.portions}])
+    (rep,) = _record(actor=actor, mfi=target.mfi, planned=[planned], payment_date=transfer_date,
+                     channel=RepaymentChannel.TRANSFER, notify=False)
+    transfer = OverpaymentTransfer.objects.create(mfi=source.mfi, from_loan=source, to_loan=target, amount=amount,
+                                                  repayment=rep, transferred_by=actor, transferred_at=timezone.now())
+    audit_record(actor=actor, action="repayment.overpayment_transfer", target_type="overpayment_transfer",
+                 target_id=transfer.pk, mfi=source.mfi, before={"held": str(held)},
+                 after={"from_loan": source.pk, "to_loan": target.pk, "amount": str(amount),
+                        "transfer_date": transfer_date.isoformat(), "repayment": rep.pk,
+                        "receipt_number": rep.receipt_number, "held": str(held - amount)})
+    transfer.repayment = rep  # with its posted allocations, for the receipt
+    return transfer
 
 
 # --- product configuration ---------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ urlpatterns = [
     path("loans/<int:loan_id>/payoff", apis.LoanPayoffApi.as_view(), name="loan-payoff"),
     path("loans/<int:loan_id>/overpayment-refunds", apis.LoanOverpaymentRefundsApi.as_view(),
          name="loan-overpayment-refunds"),
+    path("loans/<int:loan_id>/overpayment-transfers", apis.LoanOverpaymentTransfersApi.as_view(),
+         name="loan-overpayment-transfers"),
     path("loans/<int:loan_id>/recoveries", apis.LoanRecoveriesApi.as_view(), name="loan-recoveries"),
     path("recoveries/<int:recovery_id>/reverse", apis.RecoveryReverseApi.as_view(), name="recovery-reverse"),
     path("repayments/<int:repayment_id>", apis.RepaymentDetailApi.as_view(), name="repayment-detail"),

@@ -18,7 +18,7 @@ from node.borrowers.identity import (
     normalise_phone,
 )
 from node.loans.models import DisbursementChannel, RejectionReason
-from node.repayments.models import RepaymentChannel
+from node.repayments.models import RECEIVED_CHANNELS
 from node.users.models import User
 from node.web.templatetags.web import CHANNEL_LABELS, REASON_LABELS
 
@@ -184,7 +184,7 @@ class ConfirmDisbursementForm(forms.Form):
 class RepaymentForm(forms.Form):
     amount = forms.CharField(label=_("Amount received (maloti)"), max_length=20, widget=_money_input())
     channel = forms.ChoiceField(label=_("Received by"),
-                                choices=[(c, CHANNEL_LABELS.get(c, c)) for c in RepaymentChannel.values])
+                                choices=[(c, CHANNEL_LABELS.get(c, c)) for c in RECEIVED_CHANNELS])
     payment_date = forms.DateField(label=_("Payment date"), required=False, widget=DateInput(),
                                    help_text=_("Leave empty for today."))
     reference = forms.CharField(label=_("Receipt or transaction reference (optional)"), max_length=100, required=False)

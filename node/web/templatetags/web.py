@@ -69,6 +69,7 @@ CHANNEL_LABELS = {
     "bank": _("Bank"),
     "mobile_money": _("Mobile money"),
     "payroll": _("Payroll deduction"),
+    "transfer": _("Transfer from another loan"),
 }
 
 
