@@ -765,3 +765,28 @@ def test_the_month_reconciliation_flags_what_the_employer_did_not_deduct_as_aske
     # another MFI's employer is not found; a bad month is a validation error
     err(client_for(open_shop("other").officer).get(path, {"month": "2026-07"}), 404, "not_found")
     err(client_for(shop.officer).get(path, {"month": "July"}), 400, "validation_error")
+
+
+def test_a_payroll_deduction_replayed_by_reprocessing_still_counts_for_its_month():
+    w = world(n_gov=1)
+    shop, L = w.shop, w.loans
+    cash = Repayment.objects.get(loan=L["L1"], channel="cash")  # 100.00 on 2026-06-20, posted before the file
+    client_for(shop.officer).get(f"/api/v1/payroll/employers/{w.gov}/deductions", {"month": "2026-07"})
+    imported = upload(shop.admin, w.gov, result_csv(f"GOV-001,{L['L1'].reference},607.06,deducted,"))
+    assert imported.status_code == 201, imported.content
+    r = post(shop.admin, f"/api/v1/repayments/{cash.pk}/reverse",
+             {"reason": "counterfeit notes", "reprocess_later": True}, idem=key())
+    assert r.status_code == 200, r.content
+    (replay,) = r.json()["replays"]
+    assert (replay["channel"], replay["amount"]) == ("payroll", "607.06")
+    row = PayrollImportRow.objects.get(payroll_import_id=imported.json()["id"])
+    assert (row.outcome, row.repayment_id, row.receipt_number) == ("posted", replay["id"], replay["receipt_number"])
+    rec = client_for(shop.officer).get(f"/api/v1/payroll/employers/{w.gov}/reconciliation",
+                                       {"month": "2026-07"}).json()
+    assert [(x["flag"], x["deducted"]) for x in rec["lines"]] == [("matched", "607.06")]
+    # the month's deduction is still taken: another file deducting it again is refused for that row
+    again = upload(shop.admin, w.gov, result_csv(f"GOV-001,{L['L1'].reference},607.06,deducted,resent"),
+                   name="again.csv")
+    assert again.status_code == 201, again.content
+    assert [(x["outcome"], x["error_code"]) for x in again.json()["rows"]] == [
+        ("rejected", "already_deducted_this_month")]

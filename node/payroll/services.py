@@ -653,6 +653,13 @@ def _post_next_batch(imp: PayrollImport, mfi: Mfi, actor: User, batch_size: int)
     return len(batch)
 
 
+def keep_rows_on_replayed_repayments(sender, *, old: Repayment, new: Repayment, **kwargs) -> None:
+    """Reprocessing reversed ``old`` (a later repayment of a loan whose older repayment was reversed) and posted it
+    again as ``new``: a payroll row that posted ``old`` now names ``new``, so the deduction still counts for its
+    month (the import report, the one-deduction-per-month rule, the reconciliation)."""
+    PayrollImportRow.objects.filter(repayment=old).update(repayment=new, receipt_number=new.receipt_number)
+
+
 def _release_reversed(month: dt.date, loan_ids: list[int]) -> int:
     """Under the loans' locks: a posted row of ``month`` whose repayment has been reversed since (``POST
     /repayments/{id}/reverse``) becomes ``reversed``, which frees its (loan, month) for a corrected deduction.

@@ -78,6 +78,7 @@ from node.repayments.models import (
     RepaymentChannel,
 )
 from node.repayments.selectors import loan_balance, overpayment_held
+from node.repayments.signals import repayment_replayed
 from node.users.models import Role, User
 from replication.outbox import outbox_enqueue_many
 
@@ -563,6 +564,7 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str, reproce
                for p, old in zip(planned, later, strict=True)]
     for old, new in zip(later, replays, strict=True):  # a replayed transfer is still the same transfer
         OverpaymentTransfer.objects.filter(repayment=old).update(repayment=new)
+        repayment_replayed.send(sender=Repayment, old=old, new=new)
     after = _outstanding(installments)
 
     _mark_reversed(rep, actor, reason)
