@@ -67,13 +67,17 @@ def repayment_json(rep: Repayment, allocations=None) -> dict:
         "journal_entry": rep.journal_entry_id,
         "posted_by": rep.posted_by.username,
         "posted_at": rep.posted_at.isoformat(),
-        "reversed": rep.reversed_at is not None,
-        "reversed_at": rep.reversed_at.isoformat() if rep.reversed_at else None,
-        "reversed_by": rep.reversed_by.username if rep.reversed_by_id else None,
-        "reversal_reason": rep.reversal_reason or None,
-        "reversal_journal_entry": rep.reversal_entry_id,
+        **reversal_json(rep),
         "replay_of": rep.replay_of_id,
     }
+
+
+def reversal_json(row) -> dict:
+    """The reversal fields of a repayment or a recovery (``schemas.Reversal``)."""
+    return {"reversed": row.reversed_at is not None,
+            "reversed_at": row.reversed_at.isoformat() if row.reversed_at else None,
+            "reversed_by": row.reversed_by.username if row.reversed_by_id else None,
+            "reversal_reason": row.reversal_reason or None, "reversal_journal_entry": row.reversal_entry_id}
 
 
 def balance_json(b: selectors.LoanBalance) -> dict:
@@ -209,10 +213,7 @@ def recovery_json(rec, *, written_off_unpaid: Decimal, remaining: Decimal) -> di
     return {"id": rec.pk, "receipt_number": rec.receipt_number, "loan": rec.loan_id, "amount": _m(rec.amount),
             "payment_date": rec.payment_date.isoformat(), "channel": rec.channel, "reference": rec.reference,
             "journal_entry": rec.journal_entry_id, "posted_by": rec.posted_by.username,
-            "posted_at": rec.posted_at.isoformat(), "reversed": rec.reversed_at is not None,
-            "reversed_at": rec.reversed_at.isoformat() if rec.reversed_at else None,
-            "reversed_by": rec.reversed_by.username if rec.reversed_by_id else None,
-            "reversal_reason": rec.reversal_reason or None, "reversal_journal_entry": rec.reversal_entry_id,
+            "posted_at": rec.posted_at.isoformat(), **reversal_json(rec),
             "written_off_unpaid": _m(written_off_unpaid), "remaining": _m(remaining)}
 
 

@@ -41,7 +41,27 @@ class ProductRepaymentConfig(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
 
-class Repayment(models.Model):
+class Reversible(models.Model):
+    """Money received that can be taken back: who reversed it, when, why, and the journal entry that mirrors its
+    own. A reversed row stays, marked reversed (each model's ``*_reversal_complete`` constraint keeps the four
+    together)."""
+
+    reversed_at = models.DateTimeField(null=True, blank=True)
+    reversed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    reversal_reason = models.CharField(max_length=200, blank=True)
+    reversal_entry = models.OneToOneField("ledger.JournalEntry", null=True, blank=True, on_delete=models.PROTECT,
+                                          related_name="+")
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_reversed(self) -> bool:
+        return self.reversed_at is not None
+
+
+class Repayment(Reversible):
     """One payment received on a loan. Its allocation is stored per installment (:class:`RepaymentAllocation`) so
     that a reversal restores the schedule exactly. Reversed repayments stay, marked reversed."""
 
@@ -68,12 +88,6 @@ class Repayment(models.Model):
     journal_entry = models.OneToOneField("ledger.JournalEntry", null=True, on_delete=models.PROTECT, related_name="+")
     posted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     posted_at = models.DateTimeField()
-    reversed_at = models.DateTimeField(null=True, blank=True)
-    reversed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="+")
-    reversal_reason = models.CharField(max_length=200, blank=True)
-    reversal_entry = models.OneToOneField("ledger.JournalEntry", null=True, blank=True, on_delete=models.PROTECT,
-                                          related_name="+")
     replay_of = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="replayed_as",
         help_text="The repayment this one posts again: reversing an older repayment of the loan replays the later "
@@ -95,10 +109,6 @@ class Repayment(models.Model):
                 condition=Q(reversed_at__isnull=True) | Q(reversed_by__isnull=False, reversal_entry__isnull=False),
                 name="repayment_reversal_complete"),
         ]
-
-    @property
-    def is_reversed(self) -> bool:
-        return self.reversed_at is not None
 
 
 class RepaymentAllocation(models.Model):
@@ -165,7 +175,7 @@ class PayoffWaiver(models.Model):
         ]
 
 
-class Recovery(models.Model):
+class Recovery(Reversible):
     """Money collected on a loan after it was written off (Fineract's recovery repayment): journal Dr Cash (1000) /
     Cr Recoveries of loans written off (4300). The schedule is not touched (the write-off took the principal off the
     books); what may still be recovered is what the schedule had unpaid at the write-off, less the recoveries in
@@ -181,12 +191,6 @@ class Recovery(models.Model):
     journal_entry = models.OneToOneField("ledger.JournalEntry", null=True, on_delete=models.PROTECT, related_name="+")
     posted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     posted_at = models.DateTimeField()
-    reversed_at = models.DateTimeField(null=True, blank=True)
-    reversed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="+")
-    reversal_reason = models.CharField(max_length=200, blank=True)
-    reversal_entry = models.OneToOneField("ledger.JournalEntry", null=True, blank=True, on_delete=models.PROTECT,
-                                          related_name="+")
 
     class Meta:
         ordering = ["loan_id", "id"]

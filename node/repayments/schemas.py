@@ -22,7 +22,17 @@ class ReceiptInstallment(Amounts):
     due_date = serializers.DateField()
 
 
-class Receipt(serializers.Serializer):
+class Reversal(serializers.Serializer):
+    """The reversal fields of anything that can be reversed (a repayment, a recovery)."""
+
+    reversed = serializers.BooleanField()
+    reversed_at = serializers.DateTimeField(allow_null=True)
+    reversed_by = serializers.CharField(allow_null=True)
+    reversal_reason = serializers.CharField(allow_null=True)
+    reversal_journal_entry = serializers.IntegerField(allow_null=True)
+
+
+class Receipt(Reversal):
     id = serializers.IntegerField()
     receipt_number = serializers.CharField(help_text="the MFI's receipt number, e.g. PIONEER-R-00000042")
     loan = serializers.IntegerField()
@@ -41,11 +51,6 @@ class Receipt(serializers.Serializer):
     journal_entry = serializers.IntegerField()
     posted_by = serializers.CharField()
     posted_at = serializers.DateTimeField()
-    reversed = serializers.BooleanField()
-    reversed_at = serializers.DateTimeField(allow_null=True)
-    reversed_by = serializers.CharField(allow_null=True)
-    reversal_reason = serializers.CharField(allow_null=True)
-    reversal_journal_entry = serializers.IntegerField(allow_null=True)
     replay_of = serializers.IntegerField(
         allow_null=True, help_text="the repayment this one posts again after an older one was reversed")
 
@@ -130,7 +135,7 @@ class RepaymentConfig(serializers.Serializer):
     default = serializers.ChoiceField(choices=AllocationStrategy.values)
 
 
-class Recovery(serializers.Serializer):
+class Recovery(Reversal):
     id = serializers.IntegerField()
     receipt_number = serializers.CharField()
     loan = serializers.IntegerField()
@@ -141,11 +146,6 @@ class Recovery(serializers.Serializer):
     journal_entry = serializers.IntegerField()
     posted_by = serializers.CharField()
     posted_at = serializers.DateTimeField()
-    reversed = serializers.BooleanField()
-    reversed_at = serializers.DateTimeField(allow_null=True)
-    reversed_by = serializers.CharField(allow_null=True)
-    reversal_reason = serializers.CharField(allow_null=True)
-    reversal_journal_entry = serializers.IntegerField(allow_null=True)
     written_off_unpaid = MoneyField(help_text="what the schedule had unpaid when the loan was written off")
     remaining = MoneyField(help_text="still to be recovered (the recoveries in effect taken off)")
 

@@ -64,18 +64,25 @@ def repayment_get(repayment_id: int) -> Repayment:
 
 def access_repayment_by_id(actor: User, repayment_id, *, roles: frozenset[str] | None = None) -> Repayment:
     """The repayment if ``actor`` may see its loan, else NotFound exactly as for a missing id (audited)."""
+    return _access_through_loan(actor, _repayments(), repayment_id, what="repayment", roles=roles)
+
+
+def _access_through_loan(actor: User, qs: QuerySet, raw_id, *, what: str, roles: frozenset[str] | None):
+    """An object of ``qs`` (a model with a ``loan``) if ``actor`` may see its loan; NotFound exactly as for a
+    missing id otherwise (the attempt on an existing one audited as ``access.denied``); Forbidden for a role not in
+    ``roles``."""
     try:
-        pk = int(repayment_id)
+        pk = int(raw_id)
     except (TypeError, ValueError):
-        raise NotFound("No such repayment.") from None
-    rep = _repayments().filter(pk=pk, loan_id__in=loan_list_for(actor=actor).values("pk")).first()
-    if rep is None:
-        if Repayment.objects.filter(pk=pk).exists():
-            audit_access_denied(actor=actor, target_type="repayment", target_id=pk)
-        raise NotFound("No such repayment.")
+        raise NotFound(f"No such {what}.") from None
+    found = qs.filter(pk=pk, loan_id__in=loan_list_for(actor=actor).values("pk")).first()
+    if found is None:
+        if qs.model.objects.filter(pk=pk).exists():
+            audit_access_denied(actor=actor, target_type=what, target_id=pk)
+        raise NotFound(f"No such {what}.")
     if roles is not None and actor.role not in roles:
         raise Forbidden("Your role may not do this.")
-    return rep
+    return found
 
 
 def overpayment_transfer_list(*, loan: Loan) -> QuerySet[OverpaymentTransfer]:
@@ -91,19 +98,8 @@ def recovery_list(*, loan: Loan) -> QuerySet[Recovery]:
 
 def access_recovery_by_id(actor: User, recovery_id, *, roles: frozenset[str] | None = None) -> Recovery:
     """The recovery if ``actor`` may see its loan, else NotFound exactly as for a missing id (audited)."""
-    try:
-        pk = int(recovery_id)
-    except (TypeError, ValueError):
-        raise NotFound("No such recovery.") from None
-    rec = (Recovery.objects.select_related("posted_by", "reversed_by")
-           .filter(pk=pk, loan_id__in=loan_list_for(actor=actor).values("pk")).first())
-    if rec is None:
-        if Recovery.objects.filter(pk=pk).exists():
-            audit_access_denied(actor=actor, target_type="recovery", target_id=pk)
-        raise NotFound("No such recovery.")
-    if roles is not None and actor.role not in roles:
-        raise Forbidden("Your role may not do this.")
-    return rec
+    return _access_through_loan(actor, Recovery.objects.select_related("posted_by", "reversed_by"), recovery_id,
+                                what="recovery", roles=roles)
 
 
 def access_product_by_id(actor: User, product_id) -> LoanProduct:

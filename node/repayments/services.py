@@ -513,10 +513,7 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str, reproce
     the repayments had closed becomes active again when what is left no longer pays it off (its network hold is
     restored)."""
     _check_staff(actor, repayment.mfi_id, frozenset({Role.MFI_ADMIN}), "MFI admins")
-    reason = (reason or "").strip() if isinstance(reason, str) else ""
-    if not REASON_MIN <= len(reason) <= REASON_MAX:
-        raise ValidationFailed("Give the reason for the reversal (5 to 200 characters).",
-                               details={"fields": {"reason": [f"{REASON_MIN} to {REASON_MAX} characters"]}})
+    reason = _reversal_reason(reason)
     loan = _lock_loan(repayment.loan_id, "reverse_repayment", (LoanStatus.ACTIVE, LoanStatus.CLOSED))
     rep = Repayment.objects.select_for_update(of=("self",)).select_related("journal_entry").get(pk=repayment.pk)
     if rep.reversed_at is not None:
@@ -620,11 +617,20 @@ def _plan_replay(loan: Loan, installments: list[LoanInstallment], old: Repayment
                     plan=plan, after=after, installments={i.pk: i for i in installments})
 
 
-def _mark_reversed(rep: Repayment, actor: User, reason: str) -> None:
-    rep.reversal_entry = journal_reverse(entry=rep.journal_entry, actor=actor, reason=reason,
-                                         source_key=f"repayment:{rep.pk}:reversal")
-    rep.reversed_at, rep.reversed_by, rep.reversal_reason = timezone.now(), actor, reason
-    rep.save(update_fields=["reversal_entry", "reversed_at", "reversed_by", "reversal_reason"])
+def _reversal_reason(reason) -> str:
+    reason = (reason or "").strip() if isinstance(reason, str) else ""
+    if not REASON_MIN <= len(reason) <= REASON_MAX:
+        raise ValidationFailed("Give the reason for the reversal (5 to 200 characters).",
+                               details={"fields": {"reason": [f"{REASON_MIN} to {REASON_MAX} characters"]}})
+    return reason
+
+
+def _mark_reversed(row: Repayment | Recovery, actor: User, reason: str, *, kind: str = "repayment") -> None:
+    """Reverse ``row``'s journal entry (source key ``<kind>:<id>:reversal``) and mark it reversed."""
+    row.reversal_entry = journal_reverse(entry=row.journal_entry, actor=actor, reason=reason,
+                                         source_key=f"{kind}:{row.pk}:reversal")
+    row.reversed_at, row.reversed_by, row.reversal_reason = timezone.now(), actor, reason
+    row.save(update_fields=["reversal_entry", "reversed_at", "reversed_by", "reversal_reason"])
 
 
 # --- payoff (foreclosure) ----------------------------------------------------------------------------------------
@@ -885,19 +891,13 @@ def loan_recovery_post(*, actor: User, loan: Loan, amount: Decimal, payment_date
 def loan_recovery_reverse(*, actor: User, recovery: Recovery, reason: str) -> Recovery:
     """Undo a recovery (MFI admins): its journal entry reversed, the recovery marked reversed, the network told."""
     _check_staff(actor, recovery.mfi_id, frozenset({Role.MFI_ADMIN}), "MFI admins")
-    reason = (reason or "").strip() if isinstance(reason, str) else ""
-    if not REASON_MIN <= len(reason) <= REASON_MAX:
-        raise ValidationFailed("Give the reason for the reversal (5 to 200 characters).",
-                               details={"fields": {"reason": [f"{REASON_MIN} to {REASON_MAX} characters"]}})
+    reason = _reversal_reason(reason)
     loan = _lock_loan(recovery.loan_id, "reverse_recovery", (LoanStatus.WRITTEN_OFF,))
     rec = Recovery.objects.select_for_update(of=("self",)).select_related("journal_entry").get(pk=recovery.pk)
     if rec.reversed_at is not None:
         raise AlreadyReversed(f"Recovery {rec.receipt_number} has already been reversed.",
                               details={"recovery": rec.pk, "reversed_at": rec.reversed_at.isoformat()})
-    rec.reversal_entry = journal_reverse(entry=rec.journal_entry, actor=actor, reason=reason,
-                                         source_key=f"recovery:{rec.pk}:reversal")
-    rec.reversed_at, rec.reversed_by, rec.reversal_reason = timezone.now(), actor, reason
-    rec.save(update_fields=["reversal_entry", "reversed_at", "reversed_by", "reversal_reason"])
+    _mark_reversed(rec, actor, reason, kind="recovery")
     _recovery_event(loan)
     audit_record(actor=actor, action="loan.recovery_reverse", target_type="recovery", target_id=rec.pk,
                  mfi=loan.mfi, before={"reversed": False},
