@@ -18,7 +18,7 @@ from node.borrowers.identity import (
     normalise_phone,
 )
 from node.loans.models import DisbursementChannel, RejectionReason
-from node.repayments.models import RECEIVED_CHANNELS
+from node.repayments.models import RECEIVED_CHANNELS, RepaymentChannel
 from node.users.models import User
 from node.web.templatetags.web import CHANNEL_LABELS, REASON_LABELS
 
@@ -196,6 +196,36 @@ class RepaymentForm(forms.Form):
         if d.get("payment_date"):
             payload["payment_date"] = d["payment_date"]
         return payload
+
+
+class RefundForm(forms.Form):
+    """Pay back (part of) what the borrower paid in advance on this loan (MFI admins)."""
+
+    amount = forms.CharField(label=_("Amount to pay back (maloti)"), max_length=20, widget=_money_input())
+    channel = forms.ChoiceField(label=_("Paid back by"), choices=[
+        (c, CHANNEL_LABELS.get(c, c)) for c in (RepaymentChannel.CASH, RepaymentChannel.BANK,
+                                                RepaymentChannel.MOBILE_MONEY)])
+    reference = forms.CharField(label=_("Receipt or transaction reference (optional)"), max_length=100, required=False)
+    form_key = forms.CharField(widget=forms.HiddenInput)
+
+    def api_payload(self) -> dict:
+        d = self.cleaned_data
+        return {"amount": _decimal_text(d["amount"]), "channel": d["channel"], "reference": d["reference"]}
+
+
+class TransferForm(forms.Form):
+    """Apply what the borrower paid in advance on this loan to another of their active loans (MFI admins)."""
+
+    to_loan = forms.TypedChoiceField(label=_("Apply to loan"), coerce=int, choices=())
+    amount = forms.CharField(label=_("Amount (maloti)"), max_length=20, widget=_money_input())
+    form_key = forms.CharField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, loans=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["to_loan"].choices = [(x.pk, x.reference) for x in loans]
+
+    def api_payload(self) -> dict:
+        return {"to_loan": self.cleaned_data["to_loan"], "amount": _decimal_text(self.cleaned_data["amount"])}
 
 
 class ReversalForm(forms.Form):

@@ -565,3 +565,39 @@ def test_log_out_everywhere_ends_the_other_browsers_and_the_api_tokens(shop):
     assert there.get("/me/")["Location"].startswith("/login/")  # the other browser too
     assert api.get("/api/v1/me/").status_code == 401  # and the app's token
     assert AuditEvent.objects.filter(action="auth.logout", actor_id=user.pk, after__everywhere=True).count() == 1
+
+
+def test_an_admin_pays_back_or_applies_to_another_loan_what_was_paid_in_advance(shop):
+    from node.repayments.models import OverpaymentRefund, OverpaymentTransfer
+    from tests.test_repayments import repay
+
+    loans = []
+    for _ in range(2):
+        lid = apply(shop, principal="1000.00", n=3)
+        to_approved(shop, lid)
+        web(shop.officer).post(f"/staff/loans/{lid}/initiate", {"channel": "cash"})
+        assert web(shop.admin).post(f"/staff/loans/{lid}/disburse", {"password": PASSWORD}).status_code == 302
+        loans.append(lid)
+    a, b = loans
+    from tests.loan_fixtures import client_for
+
+    total = client_for(shop.officer).get(f"/api/v1/loans/{a}/balance").json()["outstanding"]["total"]
+    today = timezone.localdate().isoformat()
+    assert repay(shop.officer, a, str(Decimal(total) + Decimal("50.00")), on=today).status_code == 201  # 50 over
+
+    assert 'id="paid-in-advance"' not in text(web(shop.officer).get(f"/staff/loans/{a}/"))  # MFI admins only
+    admin = web(shop.admin)
+    page = text(admin.get(f"/staff/loans/{a}/"))
+    assert "Paid in advance: M50.00" in page and Loan.objects.get(pk=b).reference in page
+    too_much = admin.post(f"/staff/loans/{a}/refunds", {"amount": "60.00", "channel": "cash", "form_key": form_key(page)})
+    assert too_much.status_code == 409 and not OverpaymentRefund.objects.exists()
+    keys = re.findall(r'name="form_key" value="([0-9a-f]{32})"', page)
+    r = admin.post(f"/staff/loans/{a}/refunds", {"amount": "20.00", "channel": "cash", "form_key": keys[-2]},
+                   follow=True)
+    assert "Paid back to the borrower: M20.00." in text(r) and OverpaymentRefund.objects.get().amount == Decimal("20")
+    r = admin.post(f"/staff/loans/{a}/transfers", {"to_loan": b, "amount": "30.00", "form_key": keys[-1]}, follow=True)
+    transfer = OverpaymentTransfer.objects.get()
+    assert f"Applied to the other loan: receipt {transfer.repayment.receipt_number}." in text(r)
+    assert (transfer.to_loan_id, transfer.amount) == (b, Decimal("30.00"))
+    assert 'id="paid-in-advance"' not in text(admin.get(f"/staff/loans/{a}/"))  # nothing left
+    assert web(shop.officer).post(f"/staff/loans/{a}/transfers", {"to_loan": b, "amount": "1"}).status_code == 403

@@ -25,17 +25,25 @@ from node.loans.apis import InitiateSerializer, RejectSerializer
 from node.loans.models import LoanStatus
 from node.repayments import selectors as repayment_selectors
 from node.repayments import services as repayment_services
-from node.repayments.apis import RepaymentPostSerializer, RepaymentReverseSerializer
+from node.repayments.apis import (
+    OverpaymentRefundSerializer,
+    OverpaymentTransferSerializer,
+    RepaymentPostSerializer,
+    RepaymentReverseSerializer,
+)
 from node.users.models import Role
 from node.web import once
 from node.web.forms import (
     ConfirmDisbursementForm,
     InitiateForm,
+    RefundForm,
     RejectForm,
     RepaymentForm,
     ReversalForm,
     SearchForm,
+    TransferForm,
 )
+from node.web.templatetags.web import format_money
 from node.web.views.common import (
     is_htmx,
     message_for,
@@ -68,9 +76,17 @@ def _page(request, loan, *, report=None, report_error=None, forms=None, status=2
         "can_reverse": request.user.role == Role.MFI_ADMIN and any(r.reversed_at is None for r in ctx["repayments"]),
         "recoveries": (list(repayment_selectors.recovery_list(loan=loan))
                        if loan.status == LoanStatus.WRITTEN_OFF else []),
+        "can_use_overpayment": (request.user.role == Role.MFI_ADMIN and ctx["balance"] is not None
+                                and ctx["balance"]["overpayment_held"] > 0),
+        "refund_form": forms.get("refund") or RefundForm(initial={"form_key": once.new_form_key()}),
         "reversal_form": forms.get("reversal") or ReversalForm(
             repayments=ctx["repayments"], initial={"form_key": once.new_form_key()}),
     })
+    if ctx["can_use_overpayment"]:
+        others = _other_active_loans(request, loan)
+        ctx["transfer_form"] = (forms.get("transfer") or TransferForm(loans=others,
+                                                                      initial={"form_key": once.new_form_key()}))
+        ctx["transfer_targets"] = others
     return render(request, "web/staff/loan.html", ctx, status=status)
 
 
@@ -155,14 +171,29 @@ def recovery_record(request, loan_id):
 
 
 def _money_received(request, loan_id, service, already: str, done: str):
-    """The repayment form's round trip (a repayment, or a recovery on a written-off loan): validate, claim the
-    one-time form key, the API's serializer, the service; errors back on the form."""
+    """The repayment form's round trip (a repayment, or a recovery on a written-off loan)."""
     loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset(OFFICERS))
     if request.method != "POST":
         return redirect("web:staff-loan", loan_id=loan.pk)
-    form = RepaymentForm(request.POST)
+
+    def post(form):
+        s = validated(form, RepaymentPostSerializer, form.api_payload())
+        if s is None:
+            return None
+        v = s.validated_data
+        return service(actor=request.user, loan=loan, amount=v["amount"],
+                       payment_date=v.get("payment_date") or timezone.localdate(), channel=v["channel"],
+                       reference=v["reference"]).receipt_number
+
+    return _submit_once(request, loan, RepaymentForm(request.POST), "repayment", post, already, done)
+
+
+def _submit_once(request, loan, form, name: str, call, already: str, done: str):
+    """A money form of the loan page, submitted once: validate, claim its one-time key (a double click finds the
+    first submission's outcome), ``call(form)`` — the API's serializer and service; None when the serializer put
+    errors on the form — then back to the loan page with ``done`` naming the receipt. Errors land on the form."""
     if not form.is_valid():
-        return _page(request, loan, forms={"repayment": form}, status=400)
+        return _page(request, loan, forms={name: form}, status=400)
     try:
         record = once.claim(request)
     except once.AlreadySubmitted as submitted:
@@ -170,24 +201,67 @@ def _money_received(request, loan_id, service, already: str, done: str):
         return redirect(submitted.location or reverse("web:staff-loan", args=[loan.pk]))
     if record is None:
         form.add_error(None, _("The form has expired; please fill it in again."))
-        return _page(request, loan, forms={"repayment": form}, status=400)
-    s = validated(form, RepaymentPostSerializer, form.api_payload())
-    if s is None:
-        once.release(record)
-        return _page(request, loan, forms={"repayment": form}, status=400)
-    v = s.validated_data
+        return _page(request, loan, forms={name: form}, status=400)
     try:
-        receipt = service(actor=request.user, loan=loan, amount=v["amount"],
-                          payment_date=v.get("payment_date") or timezone.localdate(), channel=v["channel"],
-                          reference=v["reference"])
+        number = call(form)
     except ApplicationError as exc:
         once.release(record)
         service_error_on(form, exc)
-        return _page(request, loan, forms={"repayment": form}, status=exc.status)
+        return _page(request, loan, forms={name: form}, status=exc.status)
+    if number is None:
+        once.release(record)
+        return _page(request, loan, forms={name: form}, status=400)
     location = reverse("web:staff-loan", args=[loan.pk])
     once.complete(record, location)
-    messages.success(request, done % {"number": receipt.receipt_number})
+    messages.success(request, done % {"number": number})
     return redirect(location)
+
+
+def _other_active_loans(request, loan):
+    """The borrower's other active loans at this MFI: where what they paid in advance can go."""
+    return list(loan_selectors.loan_list_for(actor=request.user, related=False)
+                .filter(borrower_id=loan.borrower_id, status=LoanStatus.ACTIVE).exclude(pk=loan.pk).order_by("id"))
+
+
+@web_view(Role.MFI_ADMIN)
+def overpayment_refund(request, loan_id):
+    """Pay back what the borrower paid in advance (the API's ``overpayment_refund``)."""
+    loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset({Role.MFI_ADMIN}))
+    if request.method != "POST":
+        return redirect("web:staff-loan", loan_id=loan.pk)
+
+    def post(form):
+        s = validated(form, OverpaymentRefundSerializer, form.api_payload())
+        if s is None:
+            return None
+        v = s.validated_data
+        refund = repayment_services.overpayment_refund(actor=request.user, loan=loan, amount=v["amount"],
+                                                       refund_date=timezone.localdate(), channel=v["channel"],
+                                                       reference=v["reference"])
+        return format_money(refund.amount, loan.product.currency)
+
+    return _submit_once(request, loan, RefundForm(request.POST), "refund", post,
+                        _("This refund was already made."), _("Paid back to the borrower: %(number)s."))
+
+
+@web_view(Role.MFI_ADMIN)
+def overpayment_transfer(request, loan_id):
+    """Apply what the borrower paid in advance to another of their loans (the API's ``overpayment_transfer``)."""
+    loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset({Role.MFI_ADMIN}))
+    if request.method != "POST":
+        return redirect("web:staff-loan", loan_id=loan.pk)
+
+    def post(form):
+        s = validated(form, OverpaymentTransferSerializer, form.api_payload())
+        if s is None:
+            return None
+        v = s.validated_data
+        return repayment_services.overpayment_transfer(
+            actor=request.user, loan=loan, to_loan_id=v["to_loan"], amount=v["amount"],
+            transfer_date=timezone.localdate()).repayment.receipt_number
+
+    return _submit_once(request, loan, TransferForm(request.POST, loans=_other_active_loans(request, loan)), "transfer", post,
+                        _("This transfer was already made."), _("Applied to the other loan: receipt %(number)s."))
 
 
 @web_view(Role.MFI_ADMIN)
