@@ -1,0 +1,192 @@
+"""Repayment services under a Hypothesis state machine, on the real test PostgreSQL (reliability notes, R5).
+
+Each example opens a new MFI with one borrower holding two disbursed loans (1000.00 at 36 %, 3 months) and runs a
+random sequence of: repayments (partial, full, over), reversal of the newest repayment, reversal of an older one
+with the later ones replayed, overpayment refunds and transfers between the two loans. A plain model keeps which
+payments are in effect (amount, cash or transfer) — replays keep the payment, with a new receipt. After every step:
+
+- the trial balance is balanced; cash (1000) is the disbursements' baseline plus the cash in effect less refunds;
+  the portfolio (1100) is the principal the schedules still have unpaid; the overpayment liability (2100) is what
+  the loans hold;
+- per loan, the repayments in effect are exactly the model's (ids and amounts), and what they paid on the
+  installments plus their overpayments is their total; nothing paid beyond what is due, nothing held below zero;
+- a loan is closed exactly when its schedule is paid off.
+
+A refused step (a closed loan, an overpayment already moved) must change nothing, which the same checks see.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from django.db.models import Sum
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from node.core.errors import ApplicationError
+from node.ledger.selectors import trial_balance
+from node.loans.models import Loan, LoanInstallment
+from node.repayments import services as S
+from node.repayments.models import OverpaymentRefund, Repayment
+from node.repayments.selectors import overpayment_held
+from tests.loan_fixtures import disbursed, open_shop
+
+ZERO = Decimal("0.00")
+FAR = dt.date(2099, 12, 31)
+D0 = dt.date(2026, 1, 1)
+amounts = st.decimals(min_value=Decimal("1.00"), max_value=Decimal("800.00"), places=2)
+big_amounts = st.one_of(amounts, st.decimals(min_value=Decimal("1000.00"), max_value=Decimal("1500.00"), places=2))
+STEPS: Counter[str] = Counter()
+
+
+class RepaymentMachine(RuleBasedStateMachine):
+    def __init__(self):
+        super().__init__()
+        self.shop = open_shop("sm")
+        self.loans = [disbursed(self.shop), disbursed(self.shop)]  # the same borrower's two loans
+        self.cash_baseline = trial_balance(mfi=self.shop.mfi, as_of=FAR).row("1000").balance
+        self.cash = ZERO  # cash in effect less refunds, since the baseline
+        self.paid: dict[int, dict[int, tuple[Decimal, str]]] = {lid: {} for lid in self.loans}  # in effect
+
+    def _loan(self, index: int) -> Loan:
+        return Loan.objects.select_related("mfi", "product", "borrower").get(pk=self.loans[index])
+
+    def _in_effect(self, lid: int) -> list[Repayment]:
+        return list(Repayment.objects.filter(loan_id=lid, reversed_at__isnull=True).order_by("pk"))
+
+    def _reversed(self, lid: int, rep: Repayment, replays) -> None:
+        amount, kind = self.paid[lid].pop(rep.pk)
+        if kind == "cash":
+            self.cash -= amount
+        for new in replays:  # the same payment, under a new receipt
+            self.paid[lid][new.pk] = self.paid[lid].pop(new.replay_of_id)
+
+    @rule(index=st.integers(0, 1), amount=big_amounts, day=st.integers(1, 300))
+    def repay(self, index, amount, day):
+        loan = self._loan(index)
+        try:
+            rep = S.repayment_post(actor=self.shop.officer, loan=loan, amount=amount,
+                                   payment_date=D0 + dt.timedelta(days=day), channel="cash")
+        except ApplicationError as exc:
+            assert exc.code == "illegal_transition" and loan.status == "closed", exc.code
+            STEPS["repay refused"] += 1
+            return
+        self.paid[loan.pk][rep.pk] = (amount, "cash")
+        self.cash += amount
+        STEPS["repay"] += 1
+
+    @rule(index=st.integers(0, 1))
+    def reverse_newest(self, index):
+        lid = self.loans[index]
+        reps = self._in_effect(lid)
+        if not reps:
+            STEPS["nothing to reverse"] += 1
+            return
+        try:
+            S.repayment_reverse(actor=self.shop.admin, repayment=reps[-1], reason="state machine")
+        except ApplicationError as exc:
+            assert exc.code == "overpayment_refunded", exc.code
+            STEPS["reverse refused"] += 1
+            return
+        self._reversed(lid, reps[-1], [])
+        STEPS["reverse newest"] += 1
+
+    @rule(index=st.integers(0, 1), data=st.data())
+    def reverse_older_and_replay(self, index, data):
+        lid = self.loans[index]
+        reps = self._in_effect(lid)
+        if len(reps) < 2:
+            return
+        target = data.draw(st.sampled_from(reps[:-1]))
+        try:
+            done = S.repayment_reverse(actor=self.shop.admin, repayment=target, reason="state machine",
+                                       reprocess_later=True)
+        except ApplicationError as exc:
+            assert exc.code == "overpayment_refunded", exc.code
+            STEPS["reprocess refused"] += 1
+            return
+        assert [r.replay_of_id for r in done.replays] == [r.pk for r in reps if r.pk > target.pk]
+        self._reversed(lid, target, done.replays)
+        STEPS["reverse older, replay later"] += 1
+
+    @rule(index=st.integers(0, 1), amount=amounts, whole=st.booleans())
+    def refund(self, index, amount, whole):
+        loan = self._loan(index)
+        held = overpayment_held(loan)
+        if whole and held > 0:
+            amount = held
+        try:
+            S.overpayment_refund(actor=self.shop.admin, loan=loan, amount=amount,
+                                 refund_date=dt.date.today(), channel="cash")
+        except ApplicationError as exc:
+            assert exc.code == "refund_exceeds_overpayment" and amount > held, exc.code
+            STEPS["refund refused"] += 1
+            return
+        self.cash -= amount
+        STEPS["refund"] += 1
+
+    @rule(index=st.integers(0, 1), amount=amounts, whole=st.booleans())
+    def transfer(self, index, amount, whole):
+        source, target = self._loan(index), self._loan(1 - index)
+        held = overpayment_held(source)
+        if whole and held > 0:
+            amount = held
+        try:
+            t = S.overpayment_transfer(actor=self.shop.admin, loan=source, to_loan_id=target.pk, amount=amount,
+                                       transfer_date=dt.date.today())
+        except ApplicationError as exc:
+            assert (exc.code == "transfer_exceeds_overpayment" and amount > held) or (
+                exc.code == "illegal_transition" and target.status == "closed"), exc.code
+            STEPS["transfer refused"] += 1
+            return
+        self.paid[target.pk][t.repayment.pk] = (amount, "transfer")
+        STEPS["transfer"] += 1
+
+    @invariant()
+    def books_schedules_and_model_agree(self):
+        tb = trial_balance(mfi=self.shop.mfi, as_of=FAR)
+        assert tb.balanced
+        assert tb.row("1000").balance == self.cash_baseline + self.cash
+        unpaid_principal, held_total = ZERO, ZERO
+        for lid in self.loans:
+            loan = Loan.objects.get(pk=lid)
+            reps = self._in_effect(lid)
+            assert {r.pk: r.amount for r in reps} == {pk: a for pk, (a, _) in self.paid[lid].items()}
+            insts = list(LoanInstallment.objects.filter(loan_id=lid))
+            paid = ZERO
+            outstanding = ZERO
+            for i in insts:
+                for c in S.COMPONENTS:
+                    due, got = getattr(i, c), getattr(i, f"{c}_paid")
+                    assert ZERO <= got <= due, (lid, i.number, c, got, due)
+                    paid += got
+                    outstanding += due - got
+                unpaid_principal += i.principal - i.principal_paid
+            # what was paid at disbursement (installment 0's fee) is not a repayment
+            at_payout = sum((getattr(i, f"{c}_paid") for i in insts if i.number == 0 for c in S.COMPONENTS), ZERO)
+            over = sum((r.overpayment for r in reps), ZERO)
+            assert paid - at_payout + over == sum((r.amount for r in reps), ZERO), lid
+            held = overpayment_held(loan)
+            assert held >= 0
+            held_total += held
+            refunded = OverpaymentRefund.objects.filter(loan_id=lid).aggregate(s=Sum("amount"))["s"] or ZERO
+            assert held <= over - refunded
+            assert (loan.status == "closed") == (outstanding == 0), (lid, loan.status, outstanding)
+        assert tb.row("1100").balance == unpaid_principal
+        assert tb.row("2100").balance == held_total
+
+
+@pytest.mark.django_db
+def test_repayment_state_machine():
+    STEPS.clear()
+    run_state_machine_as_test(
+        RepaymentMachine,
+        settings=settings(max_examples=15, stateful_step_count=20, deadline=None, database=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
+    )
+    print(dict(STEPS))
+    assert {"repay", "reverse newest", "reverse older, replay later", "refund", "transfer"} <= set(STEPS), STEPS
