@@ -2,7 +2,7 @@
 
 Each example opens a new MFI with one borrower holding two disbursed loans (1000.00 at 36 %, 3 months) and runs a
 random sequence of: repayments (partial, full, over), reversal of the newest repayment, reversal of an older one
-with the later ones replayed, overpayment refunds and transfers between the two loans. A plain model keeps which
+with the later ones replayed, overpayment refunds and transfers between the two loans, a write-off and recoveries. A plain model keeps which
 payments are in effect (amount, cash or transfer) — replays keep the payment, with a new receipt. After every step:
 
 - the trial balance is balanced; cash (1000) is the disbursements' baseline plus the cash in effect less refunds;
@@ -10,9 +10,12 @@ payments are in effect (amount, cash or transfer) — replays keep the payment, 
   the loans hold;
 - per loan, the repayments in effect are exactly the model's (ids and amounts), and what they paid on the
   installments plus their overpayments is their total; nothing paid beyond what is due, nothing held below zero;
-- a loan is closed exactly when its schedule is paid off.
+- a loan is closed exactly when its schedule is paid off; recoveries (4300) are the model's, and never more than a
+  written-off loan had unpaid.
 
-A refused step (a closed loan, an overpayment already moved) must change nothing, which the same checks see.
+A refused step (a closed loan, an overpayment already moved) must change nothing, which the same checks see. The
+run is derandomized (the same 15 examples every time, so that the check that every kind of step happened cannot
+flake); for a wider search run it with ``derandomize=False`` and more examples.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ import pytest
 from django.db.models import Sum
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from node.core.errors import ApplicationError
 from node.ledger.selectors import trial_balance
+from node.loans import services as loan_services
 from node.loans.models import Loan, LoanInstallment
 from node.repayments import services as S
 from node.repayments.models import OverpaymentRefund, Repayment
@@ -39,7 +43,9 @@ ZERO = Decimal("0.00")
 FAR = dt.date(2099, 12, 31)
 D0 = dt.date(2026, 1, 1)
 amounts = st.decimals(min_value=Decimal("1.00"), max_value=Decimal("800.00"), places=2)
-big_amounts = st.one_of(amounts, st.decimals(min_value=Decimal("1000.00"), max_value=Decimal("1500.00"), places=2))
+# mostly partial payments (a loan owes 1060.59), sometimes one that pays it off and more
+big_amounts = st.one_of(amounts, amounts, amounts,
+                        st.decimals(min_value=Decimal("1000.00"), max_value=Decimal("1500.00"), places=2))
 STEPS: Counter[str] = Counter()
 
 
@@ -51,6 +57,8 @@ class RepaymentMachine(RuleBasedStateMachine):
         self.cash_baseline = trial_balance(mfi=self.shop.mfi, as_of=FAR).row("1000").balance
         self.cash = ZERO  # cash in effect less refunds, since the baseline
         self.paid: dict[int, dict[int, tuple[Decimal, str]]] = {lid: {} for lid in self.loans}  # in effect
+        self.recovered = ZERO  # recoveries on written-off loans, in effect
+        self.wrote_off = False
 
     def _loan(self, index: int) -> Loan:
         return Loan.objects.select_related("mfi", "product", "borrower").get(pk=self.loans[index])
@@ -72,13 +80,14 @@ class RepaymentMachine(RuleBasedStateMachine):
             rep = S.repayment_post(actor=self.shop.officer, loan=loan, amount=amount,
                                    payment_date=D0 + dt.timedelta(days=day), channel="cash")
         except ApplicationError as exc:
-            assert exc.code == "illegal_transition" and loan.status == "closed", exc.code
+            assert exc.code == "illegal_transition" and loan.status in ("closed", "written_off"), exc.code
             STEPS["repay refused"] += 1
             return
         self.paid[loan.pk][rep.pk] = (amount, "cash")
         self.cash += amount
         STEPS["repay"] += 1
 
+    @precondition(lambda self: any(self.paid.values()))
     @rule(index=st.integers(0, 1))
     def reverse_newest(self, index):
         lid = self.loans[index]
@@ -89,12 +98,13 @@ class RepaymentMachine(RuleBasedStateMachine):
         try:
             S.repayment_reverse(actor=self.shop.admin, repayment=reps[-1], reason="state machine")
         except ApplicationError as exc:
-            assert exc.code == "overpayment_refunded", exc.code
+            assert exc.code == "overpayment_refunded" or self._written_off(lid), exc.code
             STEPS["reverse refused"] += 1
             return
         self._reversed(lid, reps[-1], [])
         STEPS["reverse newest"] += 1
 
+    @precondition(lambda self: any(len(v) >= 2 for v in self.paid.values()))
     @rule(index=st.integers(0, 1), data=st.data())
     def reverse_older_and_replay(self, index, data):
         lid = self.loans[index]
@@ -106,13 +116,14 @@ class RepaymentMachine(RuleBasedStateMachine):
             done = S.repayment_reverse(actor=self.shop.admin, repayment=target, reason="state machine",
                                        reprocess_later=True)
         except ApplicationError as exc:
-            assert exc.code == "overpayment_refunded", exc.code
+            assert exc.code == "overpayment_refunded" or self._written_off(lid), exc.code
             STEPS["reprocess refused"] += 1
             return
         assert [r.replay_of_id for r in done.replays] == [r.pk for r in reps if r.pk > target.pk]
         self._reversed(lid, target, done.replays)
         STEPS["reverse older, replay later"] += 1
 
+    @precondition(lambda self: any(self.paid.values()))
     @rule(index=st.integers(0, 1), amount=amounts, whole=st.booleans())
     def refund(self, index, amount, whole):
         loan = self._loan(index)
@@ -123,12 +134,14 @@ class RepaymentMachine(RuleBasedStateMachine):
             S.overpayment_refund(actor=self.shop.admin, loan=loan, amount=amount,
                                  refund_date=dt.date.today(), channel="cash")
         except ApplicationError as exc:
-            assert exc.code == "refund_exceeds_overpayment" and amount > held, exc.code
+            assert (exc.code == "refund_exceeds_overpayment" and amount > held) or loan.status == "written_off", \
+                exc.code
             STEPS["refund refused"] += 1
             return
         self.cash -= amount
         STEPS["refund"] += 1
 
+    @precondition(lambda self: any(self.paid.values()))
     @rule(index=st.integers(0, 1), amount=amounts, whole=st.booleans())
     def transfer(self, index, amount, whole):
         source, target = self._loan(index), self._loan(1 - index)
@@ -140,11 +153,41 @@ class RepaymentMachine(RuleBasedStateMachine):
                                        transfer_date=dt.date.today())
         except ApplicationError as exc:
             assert (exc.code == "transfer_exceeds_overpayment" and amount > held) or (
+                exc.code == "illegal_transition" and "written_off" in (source.status, target.status)) or (
                 exc.code == "illegal_transition" and target.status == "closed"), exc.code
             STEPS["transfer refused"] += 1
             return
         self.paid[target.pk][t.repayment.pk] = (amount, "transfer")
         STEPS["transfer"] += 1
+
+    def _written_off(self, lid: int) -> bool:
+        return Loan.objects.filter(pk=lid, status="written_off").exists()
+
+    @precondition(lambda self: not self.wrote_off and sum(len(v) for v in self.paid.values()) >= 3)  # late, once
+    @rule()
+    def write_off(self):
+        active = [loan for loan in (self._loan(1), self._loan(0)) if loan.status == "active"]
+        self.wrote_off = True  # once per example: the other loan goes on taking repayments
+        if not active:
+            return
+        loan_services.loan_write_off(actor=self.shop.admin, loan=active[0], reason="state machine write-off")
+        STEPS["write off"] += 1
+
+    @precondition(lambda self: self.wrote_off)
+    @rule(index=st.integers(0, 1), amount=amounts)
+    def recover(self, index, amount):
+        loan = self._loan(index)
+        try:
+            S.loan_recovery_post(actor=self.shop.officer, loan=loan, amount=amount, payment_date=dt.date.today(),
+                                 channel="cash")
+        except ApplicationError as exc:
+            assert (exc.code == "illegal_transition" and loan.status != "written_off") or (
+                exc.code == "recovery_exceeds_written_off" and amount > S.recovery_remaining(loan)[1]), exc.code
+            STEPS["recovery refused"] += 1
+            return
+        self.cash += amount
+        self.recovered += amount
+        STEPS["recover"] += 1
 
     @invariant()
     def books_schedules_and_model_agree(self):
@@ -165,7 +208,8 @@ class RepaymentMachine(RuleBasedStateMachine):
                     assert ZERO <= got <= due, (lid, i.number, c, got, due)
                     paid += got
                     outstanding += due - got
-                unpaid_principal += i.principal - i.principal_paid
+                if loan.status != "written_off":  # a write-off took its principal off the books
+                    unpaid_principal += i.principal - i.principal_paid
             # what was paid at disbursement (installment 0's fee) is not a repayment
             at_payout = sum((getattr(i, f"{c}_paid") for i in insts if i.number == 0 for c in S.COMPONENTS), ZERO)
             over = sum((r.overpayment for r in reps), ZERO)
@@ -175,9 +219,13 @@ class RepaymentMachine(RuleBasedStateMachine):
             held_total += held
             refunded = OverpaymentRefund.objects.filter(loan_id=lid).aggregate(s=Sum("amount"))["s"] or ZERO
             assert held <= over - refunded
-            assert (loan.status == "closed") == (outstanding == 0), (lid, loan.status, outstanding)
+            if loan.status == "written_off":
+                assert ZERO <= S.recovery_remaining(loan)[1] <= outstanding
+            else:
+                assert (loan.status == "closed") == (outstanding == 0), (lid, loan.status, outstanding)
         assert tb.row("1100").balance == unpaid_principal
         assert tb.row("2100").balance == held_total
+        assert tb.row("4300").balance == self.recovered
 
 
 @pytest.mark.django_db
@@ -185,8 +233,9 @@ def test_repayment_state_machine():
     STEPS.clear()
     run_state_machine_as_test(
         RepaymentMachine,
-        settings=settings(max_examples=15, stateful_step_count=20, deadline=None, database=None,
+        settings=settings(max_examples=15, stateful_step_count=25, deadline=None, database=None, derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
     )
     print(dict(STEPS))
-    assert {"repay", "reverse newest", "reverse older, replay later", "refund", "transfer"} <= set(STEPS), STEPS
+    assert {"repay", "reverse newest", "reverse older, replay later", "refund", "transfer", "write off",
+            "recover"} <= set(STEPS), STEPS
