@@ -755,6 +755,21 @@ def test_the_month_reconciliation_flags_what_the_employer_did_not_deduct_as_aske
                               "by_flag": {"matched": 1, "short": 1, "over": 1, "not_deducted": 1, "reversed": 0,
                                           "missing": 1, "rejected": 1, "not_requested": 1}}
 
+    # the same lines as a sheet to download
+    sheet = client_for(shop.officer).get(path, {"month": "2026-07", "format": "csv"})
+    assert sheet.status_code == 200 and sheet["Content-Type"].startswith("text/csv")
+    assert sheet["Content-Disposition"] == f'attachment; filename="reconciliation-{shop.mfi.code}-gov-ls-2026-07.csv"'
+    table = list(csv.reader(io.StringIO(sheet.content.decode("utf-8"))))
+    assert table[0] == ["employee_number", "loan_reference", "requested", "deducted", "difference", "flag",
+                        "employer_status", "reason", "error_code"]
+    assert [(x[1], x[5], x[4]) for x in table[1:]] == [(x["loan_reference"], x["flag"], x["difference"])
+                                                       for x in rec["lines"]]
+    xlsx = client_for(shop.officer).get(path, {"month": "2026-07", "format": "xlsx"})
+    assert xlsx.status_code == 200
+    ws = load_workbook(io.BytesIO(xlsx.content)).active
+    assert [[v or "" for v in r] for r in ws.iter_rows(values_only=True)] == table  # an empty cell reads None
+    err(client_for(shop.officer).get(path, {"month": "2026-07", "format": "pdf"}), 400, "validation_error")
+
     # a deduction reversed since no longer counts
     row = next(x for x in imported.json()["rows"] if x["loan_reference"] == L["L1"].reference)
     assert post(shop.admin, f"/api/v1/repayments/{row['repayment']}/reverse", {"reason": "employer recalled it"},

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from node.borrowers.selectors import access_borrower_by_id
+from node.core.errors import ValidationFailed
 from node.core.fields import StrictSerializer
 from node.core.idempotency import idempotent
 from node.core.paging import query_flag
@@ -260,13 +261,42 @@ def reconciliation_json(r: selectors.Reconciliation) -> dict:
     }
 
 
+RECONCILIATION_COLUMNS = ("employee_number", "loan_reference", "requested", "deducted", "difference", "flag",
+                          "employer_status", "reason", "error_code")
+
+
 class ReconciliationApi(APIView):
     """``?month=YYYY-MM``: the month's latest deduction file against what the employer's result files deducted,
-    loan by loan (MFI staff). ``payroll_not_exported`` (409) when nothing was exported for the month."""
+    loan by loan (MFI staff). ``payroll_not_exported`` (409) when nothing was exported for the month.
+    ``&format=csv|xlsx``: the lines as a sheet to download (the JSON's ``lines``, same order)."""
 
-    @extend_schema(parameters=[OpenApiParameter("month", str, required=True, description="YYYY-MM")],
-                   responses=schemas.Reconciliation)
+    def perform_content_negotiation(self, request, force=False):
+        # ``format=csv|xlsx`` names the download's format, not a DRF renderer: errors still answer JSON
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(parameters=[OpenApiParameter("month", str, required=True, description="YYYY-MM"),
+                               OpenApiParameter("format", str, enum=["json", "csv", "xlsx"],
+                                                description="default json")],
+                   responses={(200, "application/json"): schemas.Reconciliation, (200, "text/csv"): bytes,
+                              (200, files.XLSX_CONTENT_TYPE): bytes})
     def get(self, request, employer_id):
         employer = selectors.access_employer_by_id(request.user, employer_id)
         month = services.parse_month(_month_param(request))
-        return Response(reconciliation_json(selectors.payroll_reconciliation(employer=employer, month=month)))
+        kind = request.query_params.get("format", "json")
+        if kind not in ("json", "csv", "xlsx"):
+            raise ValidationFailed("format must be json, csv or xlsx.",
+                                   details={"fields": {"format": ["json", "csv", "xlsx"]}})
+        r = selectors.payroll_reconciliation(employer=employer, month=month)
+        body = reconciliation_json(r)
+        if kind == "json":
+            return Response(body)
+        rows = [tuple(str(line[c]) for c in RECONCILIATION_COLUMNS) for line in body["lines"]]
+        content = (files.write_csv(rows, columns=RECONCILIATION_COLUMNS) if kind == "csv"
+                   else files.write_xlsx(rows, sheet="reconciliation", columns=RECONCILIATION_COLUMNS))
+        response = HttpResponse(content, content_type=files.CSV_CONTENT_TYPE if kind == "csv"
+                                else files.XLSX_CONTENT_TYPE)
+        name = f"reconciliation-{employer.mfi.code}-{employer.code}-{body['month']}.{kind}"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        response["Cache-Control"] = "no-store"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 
@@ -25,30 +26,37 @@ CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
 def _safe_text(value: str) -> str:
-    """Text a spreadsheet will not run as a formula (CSV/formula injection: borrowers type their own names)."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    """Text a spreadsheet will not run as a formula (CSV/formula injection: borrowers type their own names). A plain
+    number (``-92.94``, a negative difference) is not a formula and stays as it is."""
+    if value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 # --- export --------------------------------------------------------------------------------------------------------
 
-def write_csv(rows: list[tuple[str, ...]]) -> bytes:
+def write_csv(rows: list[tuple[str, ...]], *, columns: tuple[str, ...] = EXPORT_COLUMNS) -> bytes:
     """UTF-8 (no BOM), comma-separated, CRLF line ends (RFC 4180), a header row, every value text."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(EXPORT_COLUMNS)
+    w.writerow(columns)
     for row in rows:
         w.writerow([_safe_text(v) for v in row])
     return buf.getvalue().encode("utf-8")
 
 
-def write_xlsx(rows: list[tuple[str, ...]], *, sheet: str = "deductions") -> bytes:
+def write_xlsx(rows: list[tuple[str, ...]], *, sheet: str = "deductions",
+               columns: tuple[str, ...] = EXPORT_COLUMNS) -> bytes:
     """One sheet, the same header and rows as the CSV; every cell is a text cell (amounts included: no floats)."""
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(sheet)
-    ws.append(list(EXPORT_COLUMNS))
+    ws.append(list(columns))
     for row in rows:
         ws.append([_safe_text(v) for v in row])
     buf = io.BytesIO()
