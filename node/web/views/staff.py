@@ -176,22 +176,19 @@ def _money_received(request, loan_id, service, already: str, done: str):
     if request.method != "POST":
         return redirect("web:staff-loan", loan_id=loan.pk)
 
-    def post(form):
-        s = validated(form, RepaymentPostSerializer, form.api_payload())
-        if s is None:
-            return None
-        v = s.validated_data
+    def post(v):
         return service(actor=request.user, loan=loan, amount=v["amount"],
                        payment_date=v.get("payment_date") or timezone.localdate(), channel=v["channel"],
                        reference=v["reference"]).receipt_number
 
-    return _submit_once(request, loan, RepaymentForm(request.POST), "repayment", post, already, done)
+    return _submit_once(request, loan, RepaymentForm(request.POST), "repayment", RepaymentPostSerializer, post,
+                        already, done)
 
 
-def _submit_once(request, loan, form, name: str, call, already: str, done: str):
+def _submit_once(request, loan, form, name: str, serializer_class, call, already: str, done: str):
     """A money form of the loan page, submitted once: validate, claim its one-time key (a double click finds the
-    first submission's outcome), ``call(form)`` — the API's serializer and service; None when the serializer put
-    errors on the form — then back to the loan page with ``done`` naming the receipt. Errors land on the form."""
+    first submission's outcome), the API's serializer over ``form.api_payload()``, ``call(validated_data)`` — the
+    service, answering what ``done`` names — then back to the loan page. Errors land on the form."""
     if not form.is_valid():
         return _page(request, loan, forms={name: form}, status=400)
     try:
@@ -202,15 +199,16 @@ def _submit_once(request, loan, form, name: str, call, already: str, done: str):
     if record is None:
         form.add_error(None, _("The form has expired; please fill it in again."))
         return _page(request, loan, forms={name: form}, status=400)
+    s = validated(form, serializer_class, form.api_payload())
+    if s is None:
+        once.release(record)
+        return _page(request, loan, forms={name: form}, status=400)
     try:
-        number = call(form)
+        number = call(s.validated_data)
     except ApplicationError as exc:
         once.release(record)
         service_error_on(form, exc)
         return _page(request, loan, forms={name: form}, status=exc.status)
-    if number is None:
-        once.release(record)
-        return _page(request, loan, forms={name: form}, status=400)
     location = reverse("web:staff-loan", args=[loan.pk])
     once.complete(record, location)
     messages.success(request, done % {"number": number})
@@ -230,17 +228,13 @@ def overpayment_refund(request, loan_id):
     if request.method != "POST":
         return redirect("web:staff-loan", loan_id=loan.pk)
 
-    def post(form):
-        s = validated(form, OverpaymentRefundSerializer, form.api_payload())
-        if s is None:
-            return None
-        v = s.validated_data
+    def post(v):
         refund = repayment_services.overpayment_refund(actor=request.user, loan=loan, amount=v["amount"],
                                                        refund_date=timezone.localdate(), channel=v["channel"],
                                                        reference=v["reference"])
         return format_money(refund.amount, loan.product.currency)
 
-    return _submit_once(request, loan, RefundForm(request.POST), "refund", post,
+    return _submit_once(request, loan, RefundForm(request.POST), "refund", OverpaymentRefundSerializer, post,
                         _("This refund was already made."), _("Paid back to the borrower: %(number)s."))
 
 
@@ -251,16 +245,13 @@ def overpayment_transfer(request, loan_id):
     if request.method != "POST":
         return redirect("web:staff-loan", loan_id=loan.pk)
 
-    def post(form):
-        s = validated(form, OverpaymentTransferSerializer, form.api_payload())
-        if s is None:
-            return None
-        v = s.validated_data
+    def post(v):
         return repayment_services.overpayment_transfer(
             actor=request.user, loan=loan, to_loan_id=v["to_loan"], amount=v["amount"],
             transfer_date=timezone.localdate()).repayment.receipt_number
 
-    return _submit_once(request, loan, TransferForm(request.POST, loans=_other_active_loans(request, loan)), "transfer", post,
+    return _submit_once(request, loan, TransferForm(request.POST, loans=_other_active_loans(request, loan)), "transfer",
+                        OverpaymentTransferSerializer, post,
                         _("This transfer was already made."), _("Applied to the other loan: receipt %(number)s."))
 
 
