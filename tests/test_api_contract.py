@@ -8,7 +8,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from node.audit.models import AuditEvent
-from tests.factories import client_for
+from node.users.models import Role
+from tests.factories import client_for, make_user
 from tests.loan_fixtures import err, open_shop
 
 pytestmark = pytest.mark.django_db
@@ -80,3 +81,53 @@ def test_a_log_in_name_of_any_allowed_length_is_refused_cleanly():
     assert AuditEvent.objects.filter(action="auth.login_failed", target_id=name).count() == 1
     err(APIClient().post("/api/v1/auth/token/", {"username": name + "0", "password": "x"}, format="json"),
         400, "validation_error")
+
+
+def test_schedule_credit_and_network_answers_match_their_documented_schemas(shop, network_policy):
+    """The answers that used to be documented as a bare object: each real answer checked against its schema."""
+    from replication.outbox import ship_batch
+    from replication.ring_writer import write_event
+    from tests.loan_fixtures import apply, disbursed, post
+    from tests.openapi_helpers import assert_documented
+
+    network_policy(max_active_loans=5)
+    terms = {"principal": "10000.00", "annual_interest_rate": "24", "number_of_repayments": 6,
+             "repayment_frequency": "MONTHS", "interest_method": "DECLINING_BALANCE",
+             "amortization": "EQUAL_INSTALLMENTS", "disbursement_date": "2026-01-05", "days_in_year": 365,
+             "fees": [{"name": "admin", "amount": "1.5", "calculation": "PERCENT_OF_PRINCIPAL",
+                       "charge_time": "DISBURSEMENT"}]}
+    preview = assert_documented(APIClient().post("/api/v1/schedules/preview", terms, format="json"),
+                                "post", "/api/v1/schedules/preview")
+    assert preview["totals"]["principal"] == "10000.00" and preview["installments"][0]["fees"] == "150.00"
+    assert_documented(APIClient().post("/api/v1/schedules/preview", {**terms, "days_in_year": 366}, format="json"),
+                      "post", "/api/v1/schedules/preview")  # the 400 is documented too
+
+    active = disbursed(shop)
+    pending = apply(shop, principal="2000.00", n=6)
+    admin = client_for(shop.admin)
+    stored = assert_documented(admin.get(f"/api/v1/loans/{active}/schedule"), "get", "/api/v1/loans/{loan_id}/schedule")
+    assert stored["stored"] is True
+    assert assert_documented(admin.get(f"/api/v1/loans/{pending}/schedule"), "get",
+                             "/api/v1/loans/{loan_id}/schedule")["stored"] is False
+
+    assert ship_batch(write_event).failed == 0
+    report = assert_documented(post(shop.officer, f"/api/v1/loans/{pending}/credit-report"), "post",
+                               "/api/v1/loans/{loan_id}/credit-report")
+    assert report["summary"]["active_loans"] == 1 and report["network_policy"]["max_active_loans"] == 5
+    assert [x["this_application"] for x in report["loans"]].count(True) == 1
+    report = assert_documented(post(shop.officer, f"/api/v1/borrowers/{shop.borrower.pk}/credit-report",
+                                    {"purpose": "account_review"}), "post",
+                               "/api/v1/borrowers/{borrower_id}/credit-report")
+    assert report["enquiries"] and report["score"]["grade"] in "ABCDE"
+    own = assert_documented(client_for(shop.borrower_user).get("/api/v1/me/credit-history"), "get",
+                            "/api/v1/me/credit-history")
+    assert own["summary"]["active_loans"] == 1 and len(own["enquiries"]) == 2
+    policy = assert_documented(admin.get("/api/v1/network/policy"), "get", "/api/v1/network/policy")
+    assert (policy["max_active_loans"], policy["source"]) == (5, "network")
+
+    where = assert_documented(admin.get(f"/api/v1/network/borrowers/{shop.borrower.borrower_key}/where"), "get",
+                              "/api/v1/network/borrowers/{borrower_key}/where")
+    assert "maseru" in where["registered_in"] and where["answered"]["maseru"]["registered"] is True
+    figures = assert_documented(client_for(make_user(Role.LETSEMA_ADMIN)).get("/api/v1/network/aggregates"), "get",
+                                "/api/v1/network/aggregates")
+    assert figures["districts"]["maseru"]["loans"]["active"] >= 1

@@ -4,7 +4,6 @@ the document lists and a body that matches the document's schema for that status
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
@@ -26,20 +25,13 @@ from node.users.models import Role, User
 from node.users.tokens import access_token_for
 from tests.factories import client_for, make_user
 from tests.loan_fixtures import disbursed, key, open_shop, post
+from tests.openapi_helpers import openapi_document
 
 pytestmark = pytest.mark.django_db
 
 # generated requests per operation (on top of schemathesis's explicit coverage cases): 25 in the suite, more for a
 # deeper run (the reliability notes' nightly: LETSEMA_FUZZ_EXAMPLES=500)
 EXAMPLES = int(os.environ.get("LETSEMA_FUZZ_EXAMPLES", "25"))
-
-
-def _openapi_document() -> dict:
-    """The document the node serves at /api/schema/, generated the same way (no request, no database)."""
-    from drf_spectacular.generators import SchemaGenerator
-    from drf_spectacular.renderers import OpenApiJsonRenderer
-
-    return json.loads(OpenApiJsonRenderer().render(SchemaGenerator().get_schema(request=None, public=True)))
 
 
 def _in_the_test_transaction(environ, start_response):
@@ -57,7 +49,7 @@ def _in_the_test_transaction(environ, start_response):
         signals.request_finished.connect(close_old_connections)
 
 
-schema = schemathesis.openapi.from_dict(_openapi_document())
+schema = schemathesis.openapi.from_dict(openapi_document())
 schema.app = _in_the_test_transaction
 
 

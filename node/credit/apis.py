@@ -12,6 +12,7 @@ from node.borrowers.selectors import access_borrower_by_id
 from node.core.errors import NotFound
 from node.core.fields import StrictSerializer
 from node.core.openapi import error_responses
+from node.credit import schemas
 from node.credit.errors import CreditNetworkUnavailable
 from node.credit.report import CreditReport
 from node.credit.services import (
@@ -88,7 +89,7 @@ class BorrowerCreditReportApi(APIView):
     class InputSerializer(StrictSerializer):
         purpose = serializers.ChoiceField(choices=PURPOSES, default="account_review")
 
-    @extend_schema(request=InputSerializer, responses=dict)
+    @extend_schema(request=InputSerializer, responses=schemas.CreditAssessment)
     @error_responses(ENQUIRY_LIMIT_ANSWER)
     def post(self, request, borrower_id):
         borrower = access_borrower_by_id(request.user, borrower_id)
@@ -105,7 +106,7 @@ class MyCreditHistoryApi(APIView):
 
     permission_classes = [role_required(Role.BORROWER)]
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=schemas.OwnCreditHistory)
     def get(self, request):
         borrower = Borrower.objects.filter(user=request.user).first()
         if borrower is None:
@@ -134,7 +135,7 @@ class NetworkPolicyApi(APIView):
             return [role_required(Role.LETSEMA_ADMIN)()]
         return [role_required(*LENDERS, Role.ANALYST, Role.LETSEMA_ADMIN, Role.OPERATOR)()]
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=schemas.NetworkPolicy)
     def get(self, request):
         try:
             return Response(policy_get().to_json())
@@ -142,7 +143,7 @@ class NetworkPolicyApi(APIView):
             raise CreditNetworkUnavailable("The ring cannot be read at quorum right now.",
                                            details={"reason": str(exc)[:200]}) from None
 
-    @extend_schema(request=InputSerializer, responses=dict)
+    @extend_schema(request=InputSerializer, responses=schemas.NetworkPolicy)
     def put(self, request):
         s = self.InputSerializer(data=request.data)
         s.is_valid(raise_exception=True)

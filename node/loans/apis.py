@@ -16,8 +16,9 @@ from node.core.idempotency import idempotent
 from node.core.openapi import error_responses
 from node.core.paging import page_parameters, paged_response
 from node.credit.apis import ENQUIRY_LIMIT_ANSWER, assessment_json
+from node.credit.schemas import CreditAssessment
 from node.loans import products as product_services
-from node.loans import selectors, services
+from node.loans import schemas, selectors, services
 from node.loans.models import DisbursementChannel, Loan, LoanStatus, RejectionReason
 from node.loans.schedule import (
     ScheduleInputError,
@@ -41,7 +42,7 @@ class SchedulePreviewApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
-    @extend_schema(request=dict, responses=dict)
+    @extend_schema(request=schemas.ScheduleInput, responses=schemas.Schedule)
     def post(self, request):
         try:
             return Response(schedule_to_json(generate_schedule(parse_schedule_input(request.data))))
@@ -213,7 +214,7 @@ class LoanDetailApi(APIView):
 class LoanScheduleApi(APIView):
     """The stored schedule of a disbursed loan, or the schedule its current terms would produce."""
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=schemas.LoanSchedule)
     def get(self, request, loan_id):
         loan = selectors.access_loan_by_id(request.user, loan_id)
         if loan.schedule is not None:
@@ -229,7 +230,7 @@ class LoanCreditReportApi(APIView):
     every loan the borrower holds at any MFI in any district, enquiries, and the grade with its reasons (this
     application scored as the new debt). Logged as a ``loan_application`` enquiry by your MFI."""
 
-    @extend_schema(request=None, responses=dict)
+    @extend_schema(request=None, responses=CreditAssessment)
     @error_responses(ENQUIRY_LIMIT_ANSWER)
     def post(self, request, loan_id):
         loan = selectors.access_loan_by_id(request.user, loan_id, roles=OFFICERS)

@@ -17,10 +17,12 @@ from federation.auth import IsSignedPeer, SignedPeerAuthentication
 from federation.fanout import BadResponse, fanout
 from node.borrowers.identity import BORROWER_KEY_RE
 from node.core.errors import ValidationFailed
-from node.core.fields import StrictSerializer
+from node.core.fields import MoneyField, StrictSerializer
 from node.core.openapi import error_responses
 from node.peers import selectors
 from node.peers.schemas import (
+    LOAN_STATUSES,
+    PAR_DAYS,
     SCHEMA,
     BorrowerAuthRequest,
     BorrowerStatus,
@@ -81,6 +83,63 @@ class FederationAggregatesApi(_PeerApi):
         return Response(selectors.node_figures().to_json())
 
 
+# --- the network answers, described for the OpenAPI document ---------------------------------------------------
+def _keyed(name: str, keys, field) -> type[serializers.Serializer]:
+    """A serializer for a JSON object with exactly these keys (loan statuses, PAR days), each a ``field()``."""
+    return type(name, (serializers.Serializer,), {k: field() for k in keys})
+
+
+_LoanCounts = _keyed("NetworkLoanCounts", LOAN_STATUSES, serializers.IntegerField)
+_ParAmounts = _keyed("ParAmounts", PAR_DAYS, MoneyField)
+_ParRatios = _keyed("ParRatios", PAR_DAYS, lambda: MoneyField(places=4, allow_null=True))
+_MISSING = "district → why it is missing: backoff, timeout, unreachable, http_<status>, bad_response, insecure_url"
+
+
+class DistrictFigures(serializers.Serializer):
+    business_date = serializers.DateField()
+    closed_through = serializers.DateField(allow_null=True, help_text="the last business date closed")
+    mfis = serializers.IntegerField()
+    borrowers = serializers.IntegerField()
+    loans = _LoanCounts(help_text="loans by status")
+    currency = serializers.CharField()
+    outstanding_principal = MoneyField()
+    par = _ParAmounts(help_text="outstanding principal of loans more than N days past due")
+    par_ratio = _ParRatios(help_text="par ÷ outstanding principal; null when nothing is outstanding")
+
+
+class NetworkTotals(serializers.Serializer):
+    districts = serializers.IntegerField(help_text="districts that answered")
+    mfis = serializers.IntegerField()
+    borrowers = serializers.IntegerField()
+    loans = _LoanCounts()
+    currencies = serializers.ListField(child=serializers.CharField())
+    outstanding_principal = MoneyField()
+    par = _ParAmounts()
+    par_ratio = _ParRatios()
+
+
+class NetworkFigures(serializers.Serializer):
+    schema = serializers.IntegerField()
+    partial = serializers.BooleanField()
+    missing = serializers.DictField(child=serializers.CharField(), help_text=_MISSING)
+    network = NetworkTotals(help_text="summed over the districts that answered")
+    districts = serializers.DictField(child=DistrictFigures(), help_text="district → its own figures")
+
+
+class WhereAnswer(serializers.Serializer):
+    registered = serializers.BooleanField()
+    verified = serializers.BooleanField()
+
+
+class BorrowerWhere(serializers.Serializer):
+    schema = serializers.IntegerField()
+    borrower_key = serializers.CharField()
+    partial = serializers.BooleanField()
+    registered_in = serializers.ListField(child=serializers.CharField())
+    answered = serializers.DictField(child=WhereAnswer(), help_text="district → its answer (this node included)")
+    missing = serializers.DictField(child=serializers.CharField(), help_text=_MISSING)
+
+
 class NetworkAggregatesApi(APIView):
     """Network-wide portfolio for Letsema admins: each district's own figures (asked of every node at once) and the
     totals over those that answered. A district that does not answer is listed under ``missing`` and left out of
@@ -88,7 +147,7 @@ class NetworkAggregatesApi(APIView):
 
     permission_classes = [role_required(Role.LETSEMA_ADMIN)]
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=NetworkFigures)
     def get(self, request):
         return Response(selectors.network_figures())
 
@@ -137,7 +196,7 @@ class NetworkBorrowerWhereApi(APIView):
 
     permission_classes = [role_required(Role.LOAN_OFFICER, Role.MFI_ADMIN)]
 
-    @extend_schema(parameters=[OpenApiParameter("borrower_key", str, OpenApiParameter.PATH)], responses=dict)
+    @extend_schema(parameters=[OpenApiParameter("borrower_key", str, OpenApiParameter.PATH)], responses=BorrowerWhere)
     def get(self, request, borrower_key: str):
         if not BORROWER_KEY_RE.match(borrower_key):
             raise ValidationFailed("borrower_key must look like v<version>:<64 hex digits>.",
