@@ -145,6 +145,58 @@ def test_overpayment_refund_pays_back_what_is_held_and_never_more():
     assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
 
 
+def reverse_refund(user, refund_id, reason="mobile money transfer bounced", idem=None):
+    return post(user, f"/api/v1/overpayment-refunds/{refund_id}/reverse", {"reason": reason}, idem=idem or key())
+
+
+def test_a_reversed_refund_is_held_again_and_unblocks_the_reversal_of_the_overpaying_repayment():
+    shop = open_shop()
+    lid = small_loan(shop)
+    r = repay(shop.officer, lid, "1100.00", on="2026-03-15")  # closes the loan, 39.41 held
+    rep_id = r.json()["id"]
+    refund_id = refund(shop.admin, lid, "39.41").json()["id"]
+    cash_before = trial_balance(mfi=shop.mfi, as_of=FAR).row("1000").balance
+
+    err(reverse_refund(shop.officer, refund_id), 403, "permission_denied")
+    err(reverse_refund(shop.admin, refund_id, reason="oops"), 400, "validation_error")
+    other = open_shop("other")
+    assert err(reverse_refund(other.admin, refund_id), 404, "not_found")["message"] == \
+        err(reverse_refund(other.admin, 987654321), 404, "not_found")["message"]
+    assert OverpaymentRefund.objects.get().reversed_at is None
+
+    k = key()
+    first = reverse_refund(shop.admin, refund_id, idem=k)
+    assert first.status_code == 200, first.content
+    assert reverse_refund(shop.admin, refund_id, idem=k).json() == first.json()  # a replay reverses nothing more
+    body = first.json()
+    assert body["reversed"] is True and body["reversed_by"] == shop.admin.username
+    assert body["reversal_reason"] == "mobile money transfer bounced"
+    # the mirror entry: the cash is back, the borrower's money is held again
+    assert lines(f"overpayment_refund:{refund_id}:reversal") == [("1000", D("39.41"), D("0.00")),
+                                                                 ("2100", D("0.00"), D("39.41"))]
+    tb = trial_balance(mfi=shop.mfi, as_of=FAR)
+    assert tb.balanced and tb.row("2100").balance == D("39.41") and tb.row("1000").balance == cash_before + D("39.41")
+    assert balance(shop.officer, lid, "2026-03-20")["overpayment_held"] == "39.41"
+    listed = client_for(shop.officer).get(f"/api/v1/loans/{lid}/overpayment-refunds").json()
+    assert [(x["id"], x["reversed"]) for x in listed] == [(refund_id, True)]
+    audit = AuditEvent.objects.get(action="repayment.overpayment_refund_reverse", target_id=str(refund_id))
+    assert (audit.before["held"], audit.after["held"]) == ("0.00", "39.41")
+    assert err(reverse_refund(shop.admin, refund_id), 409, "already_reversed")["details"]["refund"] == refund_id
+
+    # what is held can be refunded again, and the overpaying repayment can now be reversed (the loan re-opens)
+    assert refund(shop.admin, lid, "9.41").status_code == 201
+    err(post(shop.admin, f"/api/v1/repayments/{rep_id}/reverse", {"reason": "wrong loan"}, idem=key()),
+        409, "overpayment_refunded")
+    second = OverpaymentRefund.objects.filter(reversed_at__isnull=True).get()
+    assert reverse_refund(shop.admin, second.pk).status_code == 200
+    back = post(shop.admin, f"/api/v1/repayments/{rep_id}/reverse", {"reason": "wrong loan"}, idem=key())
+    assert back.status_code == 200, back.content
+    assert Loan.objects.get(pk=lid).status == "active"
+    tb = trial_balance(mfi=shop.mfi, as_of=FAR)
+    assert tb.balanced and tb.row("2100").balance == D("0.00")
+    assert audit_verify_chain().ok
+
+
 def test_the_balance_as_of_a_day_before_a_payoff_owes_what_the_payoff_waived_later():
     shop = open_shop()
     lid = small_loan(shop)

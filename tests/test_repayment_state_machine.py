@@ -2,8 +2,9 @@
 
 Each example opens a new MFI with one borrower holding two disbursed loans (1000.00 at 36 %, 3 months) and runs a
 random sequence of: repayments (partial, full, over), reversal of the newest repayment, reversal of an older one
-with the later ones replayed, overpayment refunds and transfers between the two loans, a write-off and recoveries. A plain model keeps which
-payments are in effect (amount, cash or transfer) — replays keep the payment, with a new receipt. After every step:
+with the later ones replayed, overpayment refunds (and their reversal) and transfers between the two loans, a
+write-off and recoveries. A plain model keeps which payments are in effect (amount, cash or transfer) — replays keep
+the payment, with a new receipt. After every step:
 
 - the trial balance is balanced; cash (1000) is the disbursements' baseline plus the cash in effect less refunds;
   the portfolio (1100) is the principal the schedules still have unpaid; the overpayment liability (2100) is what
@@ -65,6 +66,7 @@ class RepaymentMachine(RuleBasedStateMachine):
         self.paid: dict[int, dict[int, tuple[Decimal, str]]] = {lid: {} for lid in self.loans}  # in effect
         self.recovered = ZERO  # recoveries on written-off loans, in effect
         self.wrote_off = False
+        self.refunds = 0  # refunds made (a reversed one may be reversed no more)
 
     def _loan(self, index: int) -> Loan:
         return Loan.objects.select_related("mfi", "product", "borrower").get(pk=self.loans[index])
@@ -145,7 +147,20 @@ class RepaymentMachine(RuleBasedStateMachine):
             STEPS["refund refused"] += 1
             return
         self.cash -= amount
+        self.refunds += 1
         STEPS["refund"] += 1
+
+    @precondition(lambda self: self.refunds > 0)
+    @rule(data=st.data())
+    def reverse_refund(self, data):
+        standing = list(OverpaymentRefund.objects.filter(loan_id__in=self.loans, reversed_at__isnull=True)
+                        .order_by("pk"))
+        if not standing:
+            return
+        row = data.draw(st.sampled_from(standing))
+        S.overpayment_refund_reverse(actor=self.shop.admin, refund=row, reason="state machine: transfer bounced")
+        self.cash += row.amount
+        STEPS["reverse refund"] += 1
 
     @precondition(lambda self: any(self.paid.values()))
     @rule(index=st.integers(0, 1), amount=amounts, whole=st.booleans())
@@ -223,7 +238,8 @@ class RepaymentMachine(RuleBasedStateMachine):
             held = overpayment_held(loan)
             assert held >= 0
             held_total += held
-            refunded = OverpaymentRefund.objects.filter(loan_id=lid).aggregate(s=Sum("amount"))["s"] or ZERO
+            refunded = OverpaymentRefund.objects.filter(loan_id=lid, reversed_at__isnull=True).aggregate(
+                s=Sum("amount"))["s"] or ZERO
             assert held <= over - refunded
             if loan.status == "written_off":
                 assert ZERO <= S.recovery_remaining(loan)[1] <= outstanding
@@ -243,5 +259,5 @@ def test_repayment_state_machine():
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]),
     )
     print(dict(STEPS))
-    assert {"repay", "reverse newest", "reverse older, replay later", "refund", "transfer", "write off",
-            "recover"} <= set(STEPS), STEPS
+    assert {"repay", "reverse newest", "reverse older, replay later", "refund", "reverse refund", "transfer",
+            "write off", "recover"} <= set(STEPS), STEPS

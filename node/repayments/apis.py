@@ -73,7 +73,7 @@ def repayment_json(rep: Repayment, allocations=None) -> dict:
 
 
 def reversal_json(row) -> dict:
-    """The reversal fields of a repayment or a recovery (``schemas.Reversal``)."""
+    """The reversal fields of a repayment, a recovery or a refund (``schemas.Reversal``)."""
     return {"reversed": row.reversed_at is not None,
             "reversed_at": row.reversed_at.isoformat() if row.reversed_at else None,
             "reversed_by": row.reversed_by.username if row.reversed_by_id else None,
@@ -177,7 +177,7 @@ def refund_json(refund) -> dict:
     return {"id": refund.pk, "loan": refund.loan_id, "amount": _m(refund.amount),
             "refund_date": refund.refund_date.isoformat(), "channel": refund.channel, "reference": refund.reference,
             "journal_entry": refund.journal_entry_id, "refunded_by": refund.refunded_by.username,
-            "refunded_at": refund.refunded_at.isoformat()}
+            "refunded_at": refund.refunded_at.isoformat(), **reversal_json(refund)}
 
 
 class OverpaymentRefundSerializer(StrictSerializer):
@@ -207,6 +207,25 @@ class LoanOverpaymentRefundsApi(APIView):
                                              refund_date=v.get("refund_date") or timezone.localdate(),
                                              channel=v["channel"], reference=v["reference"])
         return Response(refund_json(refund), status=status.HTTP_201_CREATED)
+
+
+class ReversalReasonSerializer(StrictSerializer):
+    reason = serializers.CharField(min_length=services.REASON_MIN, max_length=services.REASON_MAX)
+
+
+class OverpaymentRefundReverseApi(APIView):
+    """Reverse an overpayment refund (MFI admins; ``Idempotency-Key`` required) — the money never reached the
+    borrower, or came back: its journal entry is reversed and the loan holds the amount again."""
+
+    @extend_schema(request=ReversalReasonSerializer, responses=schemas.Refund)
+    @idempotent
+    def post(self, request, refund_id):
+        refund = selectors.access_refund_by_id(request.user, refund_id, roles=ADMINS)
+        s = ReversalReasonSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        refund = services.overpayment_refund_reverse(actor=request.user, refund=refund,
+                                                     reason=s.validated_data["reason"])
+        return Response(refund_json(selectors.access_refund_by_id(request.user, refund.pk)))
 
 
 def recovery_json(rec, *, written_off_unpaid: Decimal, remaining: Decimal) -> dict:
@@ -248,18 +267,14 @@ class LoanRecoveriesApi(APIView):
         return Response(_recovery_answer(rec), status=status.HTTP_201_CREATED)
 
 
-class RecoveryReverseSerializer(StrictSerializer):
-    reason = serializers.CharField(min_length=services.REASON_MIN, max_length=services.REASON_MAX)
-
-
 class RecoveryReverseApi(APIView):
     """Reverse a recovery (MFI admins; ``Idempotency-Key`` required): its journal entry is reversed."""
 
-    @extend_schema(request=RecoveryReverseSerializer, responses=schemas.Recovery)
+    @extend_schema(request=ReversalReasonSerializer, responses=schemas.Recovery)
     @idempotent
     def post(self, request, recovery_id):
         rec = selectors.access_recovery_by_id(request.user, recovery_id, roles=ADMINS)
-        s = RecoveryReverseSerializer(data=request.data)
+        s = ReversalReasonSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         rec = services.loan_recovery_reverse(actor=request.user, recovery=rec, reason=s.validated_data["reason"])
         return Response(_recovery_answer(selectors.access_recovery_by_id(request.user, rec.pk)))

@@ -136,10 +136,11 @@ class RepaymentAllocation(models.Model):
         return self.principal + self.interest + self.fees + self.penalties
 
 
-class OverpaymentRefund(models.Model):
+class OverpaymentRefund(Reversible):
     """Money paid back to the borrower out of the overpayment held for a loan (liability 2100): journal
     Dr Overpayment liability (2100) / Cr Cash (1000). What a loan still holds is its repayments' overpayments (those
-    in effect) less its refunds; a refund never exceeds it."""
+    in effect) less its refunds in effect; a refund never exceeds it. A reversed refund (the money never reached the
+    borrower, or was returned) stays, marked reversed, and the loan holds the amount again."""
 
     mfi = models.ForeignKey("mfis.Mfi", on_delete=models.PROTECT, related_name="+")
     loan = models.ForeignKey("loans.Loan", on_delete=models.PROTECT, related_name="overpayment_refunds")
@@ -153,7 +154,12 @@ class OverpaymentRefund(models.Model):
 
     class Meta:
         ordering = ["loan_id", "id"]
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="overpayment_refund_amount_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="overpayment_refund_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(reversed_at__isnull=True) | Q(reversed_by__isnull=False, reversal_entry__isnull=False),
+                name="overpayment_refund_reversal_complete"),
+        ]
 
 
 class PayoffWaiver(models.Model):

@@ -23,7 +23,7 @@ class ReceiptInstallment(Amounts):
 
 
 class Reversal(serializers.Serializer):
-    """The reversal fields of anything that can be reversed (a repayment, a recovery)."""
+    """The reversal fields of anything that can be reversed (a repayment, a recovery, a refund)."""
 
     reversed = serializers.BooleanField()
     reversed_at = serializers.DateTimeField(allow_null=True)
@@ -70,7 +70,7 @@ class PayoffReceipt(Receipt):
     waived = Waiver(many=True, help_text="unearned interest and fees not yet due, waived by the payoff")
 
 
-class Refund(serializers.Serializer):
+class Refund(Reversal):
     id = serializers.IntegerField()
     loan = serializers.IntegerField()
     amount = MoneyField()

@@ -102,6 +102,12 @@ def access_recovery_by_id(actor: User, recovery_id, *, roles: frozenset[str] | N
                                 what="recovery", roles=roles)
 
 
+def access_refund_by_id(actor: User, refund_id, *, roles: frozenset[str] | None = None) -> OverpaymentRefund:
+    """The overpayment refund if ``actor`` may see its loan, else NotFound exactly as for a missing id (audited)."""
+    return _access_through_loan(actor, OverpaymentRefund.objects.select_related("refunded_by", "reversed_by"),
+                                refund_id, what="overpayment refund", roles=roles)
+
+
 def access_product_by_id(actor: User, product_id) -> LoanProduct:
     """A product of the actor's own MFI (staff); NotFound otherwise."""
     try:
@@ -120,10 +126,10 @@ def loan_closed_at(loan: Loan) -> dt.datetime | None:
 
 
 def overpayment_held(loan: Loan, *, as_of: dt.date | None = None) -> Decimal:
-    """Overpayments held for the borrower (liability 2100) by repayments in effect, less what was refunded and what
-    was transferred to another loan (transfers in effect), dated up to ``as_of``."""
+    """Overpayments held for the borrower (liability 2100) by repayments in effect, less what was refunded (refunds in
+    effect) and what was transferred to another loan (transfers in effect), dated up to ``as_of``."""
     qs = Repayment.objects.filter(loan_id=loan.pk, reversed_at__isnull=True)
-    refunds = OverpaymentRefund.objects.filter(loan_id=loan.pk)
+    refunds = OverpaymentRefund.objects.filter(loan_id=loan.pk, reversed_at__isnull=True)
     transfers = OverpaymentTransfer.objects.filter(from_loan_id=loan.pk, repayment__reversed_at__isnull=True)
     if as_of is not None:
         qs, refunds = qs.filter(payment_date__lte=as_of), refunds.filter(refund_date__lte=as_of)
@@ -134,7 +140,7 @@ def overpayment_held(loan: Loan, *, as_of: dt.date | None = None) -> Decimal:
 
 
 def overpayment_refund_list(*, loan: Loan) -> QuerySet[OverpaymentRefund]:
-    return OverpaymentRefund.objects.filter(loan_id=loan.pk).select_related("refunded_by").order_by("id")
+    return OverpaymentRefund.objects.filter(loan_id=loan.pk).select_related("refunded_by", "reversed_by").order_by("id")
 
 
 # --- balance -----------------------------------------------------------------------------------------------------

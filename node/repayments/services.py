@@ -625,7 +625,7 @@ def _reversal_reason(reason) -> str:
     return reason
 
 
-def _mark_reversed(row: Repayment | Recovery, actor: User, reason: str, *, kind: str = "repayment") -> None:
+def _mark_reversed(row: Repayment | Recovery | OverpaymentRefund, actor: User, reason: str, *, kind: str = "repayment") -> None:
     """Reverse ``row``'s journal entry (source key ``<kind>:<id>:reversal``) and mark it reversed."""
     row.reversal_entry = journal_reverse(entry=row.journal_entry, actor=actor, reason=reason,
                                          source_key=f"{kind}:{row.pk}:reversal")
@@ -752,6 +752,29 @@ def overpayment_refund(*, actor: User, loan: Loan, amount: Decimal, refund_date:
                         "channel": channel, "reference": reference, "held": str(held - amount),
                         "journal_entry": refund.journal_entry_id})
     return refund
+
+
+@transaction.atomic
+def overpayment_refund_reverse(*, actor: User, refund: OverpaymentRefund, reason: str) -> OverpaymentRefund:
+    """Undo a refund (MFI admins) — the money never reached the borrower, or came back: its journal entry reversed
+    (Dr Cash / Cr Overpayment liability 2100), the refund marked reversed, and the loan holds the amount again (it
+    can be refunded again, transferred, or left). Audited (``repayment.overpayment_refund_reverse``). Refused:
+    ``validation_error`` (reason), ``permission_denied``, ``already_reversed`` (409)."""
+    _check_staff(actor, refund.mfi_id, frozenset({Role.MFI_ADMIN}), "MFI admins")
+    reason = _reversal_reason(reason)
+    loan = _lock_loan(refund.loan_id, "reverse_refund",
+                      (LoanStatus.ACTIVE, LoanStatus.CLOSED, LoanStatus.WRITTEN_OFF, LoanStatus.RESCHEDULED))
+    row = OverpaymentRefund.objects.select_for_update(of=("self",)).select_related("journal_entry").get(pk=refund.pk)
+    if row.reversed_at is not None:
+        raise AlreadyReversed("This refund has already been reversed.",
+                              details={"refund": row.pk, "reversed_at": row.reversed_at.isoformat()})
+    held = overpayment_held(loan)
+    _mark_reversed(row, actor, reason, kind="overpayment_refund")
+    audit_record(actor=actor, action="repayment.overpayment_refund_reverse", target_type="overpayment_refund",
+                 target_id=row.pk, mfi=loan.mfi, before={"reversed": False, "held": str(held)},
+                 after={"reversed": True, "reason": reason, "amount": str(row.amount), "held": str(held + row.amount),
+                        "reversal_entry": row.reversal_entry_id})
+    return row
 
 
 @transaction.atomic

@@ -246,6 +246,26 @@ class ReversalForm(forms.Form):
             if r.reversed_at is None]
 
 
+class EntryReversalForm(forms.Form):
+    """An MFI admin undoes a refund (the money never reached the borrower) or a recovery (keyed in error)."""
+
+    entry = forms.ChoiceField(label=_("Refund or recovery"), choices=())
+    reason = forms.CharField(label=_("Reason"), min_length=5, max_length=200)
+    form_key = forms.CharField(widget=forms.HiddenInput)
+
+    def __init__(self, *args, refunds=(), recoveries=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(f"refund:{r.pk}", _("Refund") + f" · {r.refund_date:%Y-%m-%d} · {r.amount}")
+                   for r in reversed(list(refunds)) if r.reversed_at is None]
+        choices += [(f"recovery:{r.pk}", _("Recovery") + f" {r.receipt_number} · {r.payment_date:%Y-%m-%d} · {r.amount}")
+                    for r in reversed(list(recoveries)) if r.reversed_at is None]
+        self.fields["entry"].choices = choices
+
+    def kind_and_id(self) -> tuple[str, int]:
+        kind, _sep, pk = self.cleaned_data["entry"].partition(":")
+        return kind, int(pk)
+
+
 class SearchForm(forms.Form):
     q = forms.CharField(label=_("Name, phone or national ID"), max_length=100, required=False,
                         widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}))

@@ -601,3 +601,52 @@ def test_an_admin_pays_back_or_applies_to_another_loan_what_was_paid_in_advance(
     assert (transfer.to_loan_id, transfer.amount) == (b, Decimal("30.00"))
     assert 'id="paid-in-advance"' not in text(admin.get(f"/staff/loans/{a}/"))  # nothing left
     assert web(shop.officer).post(f"/staff/loans/{a}/transfers", {"to_loan": b, "amount": "1"}).status_code == 403
+
+
+def test_an_admin_undoes_a_refund_and_a_recovery_from_the_loan_page(shop):
+    from node.repayments.models import OverpaymentRefund, Recovery
+    from tests.loan_fixtures import client_for, key, post
+    from tests.test_repayments import repay
+
+    lid = apply(shop, principal="1000.00", n=3)
+    to_approved(shop, lid)
+    web(shop.officer).post(f"/staff/loans/{lid}/initiate", {"channel": "cash"})
+    assert web(shop.admin).post(f"/staff/loans/{lid}/disburse", {"password": PASSWORD}).status_code == 302
+    total = client_for(shop.officer).get(f"/api/v1/loans/{lid}/balance").json()["outstanding"]["total"]
+    today = timezone.localdate().isoformat()
+    assert repay(shop.officer, lid, str(Decimal(total) + Decimal("50.00")), on=today).status_code == 201
+    refund = post(shop.admin, f"/api/v1/loans/{lid}/overpayment-refunds",
+                  {"amount": "50.00", "channel": "mobile_money", "reference": "MM-77"}, idem=key()).json()
+
+    officer_page = text(web(shop.officer).get(f"/staff/loans/{lid}/"))
+    assert 'id="refunds"' in officer_page and "MM-77" in officer_page  # every officer sees what was paid back
+    assert "Undo a refund or a recovery" not in officer_page  # MFI admins only
+    assert web(shop.officer).post(f"/staff/loans/{lid}/undo", {}).status_code == 403
+    admin = web(shop.admin)
+    page = text(admin.get(f"/staff/loans/{lid}/"))
+    assert "Undo a refund or a recovery" in page and f'value="refund:{refund["id"]}"' in page
+    body = {"entry": f"refund:{refund['id']}", "reason": "the mobile money transfer bounced", "form_key": form_key(page)}
+    short = admin.post(f"/staff/loans/{lid}/undo", {**body, "reason": "no"})
+    assert short.status_code == 400 and "errorlist" in text(short)
+    assert OverpaymentRefund.objects.get().reversed_at is None
+    r = admin.post(f"/staff/loans/{lid}/undo", body, follow=True)
+    assert "Refund of M50.00 reversed: the loan holds it again." in text(r)
+    assert OverpaymentRefund.objects.get().reversal_reason == "the mobile money transfer bounced"
+    assert "Paid in advance: M50.00" in text(r) and "(reversed)" in text(r)
+    again = admin.post(f"/staff/loans/{lid}/undo", body, follow=True)  # a double click
+    assert "already made" in text(again)
+
+    # a recovery keyed in error on a written-off loan
+    other = apply(shop, principal="1000.00", n=3)
+    to_approved(shop, other)
+    web(shop.officer).post(f"/staff/loans/{other}/initiate", {"channel": "cash"})
+    assert web(shop.admin).post(f"/staff/loans/{other}/disburse", {"password": PASSWORD}).status_code == 302
+    assert post(shop.admin, f"/api/v1/loans/{other}/write-off", {"reason": "absconded"}, idem=key()).status_code == 200
+    rec = post(shop.officer, f"/api/v1/loans/{other}/recoveries", {"amount": "100.00", "channel": "cash"},
+               idem=key()).json()
+    page = text(admin.get(f"/staff/loans/{other}/"))
+    r = admin.post(f"/staff/loans/{other}/undo", {"entry": f"recovery:{rec['id']}", "reason": "keyed on the wrong loan",
+                                                  "form_key": form_key(page)}, follow=True)
+    assert f"Recovery {rec['receipt_number']} reversed." in text(r)
+    assert Recovery.objects.get().reversed_at is not None
+    assert "Undo a refund or a recovery" not in text(r)  # nothing left to undo

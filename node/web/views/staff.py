@@ -30,11 +30,13 @@ from node.repayments.apis import (
     OverpaymentTransferSerializer,
     RepaymentPostSerializer,
     RepaymentReverseSerializer,
+    ReversalReasonSerializer,
 )
 from node.users.models import Role
 from node.web import once
 from node.web.forms import (
     ConfirmDisbursementForm,
+    EntryReversalForm,
     InitiateForm,
     RefundForm,
     RejectForm,
@@ -76,12 +78,17 @@ def _page(request, loan, *, report=None, report_error=None, forms=None, status=2
         "can_reverse": request.user.role == Role.MFI_ADMIN and any(r.reversed_at is None for r in ctx["repayments"]),
         "recoveries": (list(repayment_selectors.recovery_list(loan=loan))
                        if loan.status == LoanStatus.WRITTEN_OFF else []),
+        "refunds": list(repayment_selectors.overpayment_refund_list(loan=loan)) if loan.disbursement_date else [],
         "can_use_overpayment": (request.user.role == Role.MFI_ADMIN and ctx["balance"] is not None
                                 and ctx["balance"]["overpayment_held"] > 0),
         "refund_form": forms.get("refund") or RefundForm(initial={"form_key": once.new_form_key()}),
         "reversal_form": forms.get("reversal") or ReversalForm(
             repayments=ctx["repayments"], initial={"form_key": once.new_form_key()}),
     })
+    if request.user.role == Role.MFI_ADMIN:
+        form = forms.get("entry_reversal") or EntryReversalForm(
+            refunds=ctx["refunds"], recoveries=ctx["recoveries"], initial={"form_key": once.new_form_key()})
+        ctx["entry_reversal_form"] = form if form.fields["entry"].choices else None
     if ctx["can_use_overpayment"]:
         others = _other_active_loans(request, loan)
         ctx["transfer_form"] = (forms.get("transfer") or TransferForm(loans=others,
@@ -262,32 +269,70 @@ def repayment_reverse(request, loan_id):
     if request.method != "POST":
         return redirect("web:staff-loan", loan_id=loan.pk)
     form = ReversalForm(request.POST, repayments=repayment_selectors.repayment_list(loan=loan))
-    try:  # before the form's own checks: after a double click the repayment is no longer a choice
+
+    def act(v):
+        rep = repayment_selectors.access_repayment_by_id(request.user, form.cleaned_data["repayment"],
+                                                         roles=frozenset({Role.MFI_ADMIN}))
+        rep = repayment_services.repayment_reverse(actor=request.user, repayment=rep, **v)
+        text = _("Repayment %(number)s reversed.") % {"number": rep.receipt_number}
+        if rep.replays:
+            text += " " + _("Posted again: %(receipts)s.") % {
+                "receipts": ", ".join(r.receipt_number for r in rep.replays)}
+        return text
+
+    return _reverse_once(request, loan, form, "reversal", RepaymentReverseSerializer, ("reason", "reprocess_later"),
+                         act, _("This reversal was already made."))
+
+
+@web_view(Role.MFI_ADMIN)
+def entry_reverse(request, loan_id):
+    """Undo a refund or a recovery of this loan (MFI admins): the API's services."""
+    loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset({Role.MFI_ADMIN}))
+    if request.method != "POST":
+        return redirect("web:staff-loan", loan_id=loan.pk)
+    form = EntryReversalForm(request.POST, refunds=repayment_selectors.overpayment_refund_list(loan=loan),
+                             recoveries=repayment_selectors.recovery_list(loan=loan))
+    admins = frozenset({Role.MFI_ADMIN})
+
+    def act(v):
+        kind, pk = form.kind_and_id()
+        if kind == "refund":
+            refund = repayment_selectors.access_refund_by_id(request.user, pk, roles=admins)
+            refund = repayment_services.overpayment_refund_reverse(actor=request.user, refund=refund, **v)
+            return _("Refund of %(amount)s reversed: the loan holds it again.") % {
+                "amount": format_money(refund.amount, loan.product.currency)}
+        rec = repayment_selectors.access_recovery_by_id(request.user, pk, roles=admins)
+        rec = repayment_services.loan_recovery_reverse(actor=request.user, recovery=rec, **v)
+        return _("Recovery %(number)s reversed.") % {"number": rec.receipt_number}
+
+    return _reverse_once(request, loan, form, "entry_reversal", ReversalReasonSerializer, ("reason",), act,
+                         _("This reversal was already made."))
+
+
+def _reverse_once(request, loan, form, name, serializer_class, fields, act, already):
+    """A reversal from the loan page, claimed before the form's own checks (after a double click the entry is no
+    longer a choice, and the second click must find the first one's outcome), then checked by the API's serializer.
+    ``act(validated_data)`` reverses and returns the message to show."""
+    try:
         record = once.claim(request)
     except once.AlreadySubmitted as done:
-        messages.info(request, _("This reversal was already made."))
+        messages.info(request, already)
         return redirect(done.location or reverse("web:staff-loan", args=[loan.pk]))
     if record is None:
         form.add_error(None, _("The form has expired; please fill it in again."))
-        return _page(request, loan, forms={"reversal": form}, status=400)
-    s = form.is_valid() and validated(form, RepaymentReverseSerializer,
-                                      {k: form.cleaned_data[k] for k in ("reason", "reprocess_later")})
+        return _page(request, loan, forms={name: form}, status=400)
+    s = form.is_valid() and validated(form, serializer_class, {k: form.cleaned_data[k] for k in fields})
     if not s:
         once.release(record)
-        return _page(request, loan, forms={"reversal": form}, status=400)
+        return _page(request, loan, forms={name: form}, status=400)
     try:
-        rep = repayment_selectors.access_repayment_by_id(request.user, form.cleaned_data["repayment"],
-                                                         roles=frozenset({Role.MFI_ADMIN}))
-        rep = repayment_services.repayment_reverse(actor=request.user, repayment=rep, **s.validated_data)
+        text = act(s.validated_data)
     except ApplicationError as exc:
         once.release(record)
         service_error_on(form, exc)
-        return _page(request, loan, forms={"reversal": form}, status=exc.status)
+        return _page(request, loan, forms={name: form}, status=exc.status)
     location = reverse("web:staff-loan", args=[loan.pk])
     once.complete(record, location)
-    text = _("Repayment %(number)s reversed.") % {"number": rep.receipt_number}
-    if rep.replays:
-        text += " " + _("Posted again: %(receipts)s.") % {"receipts": ", ".join(r.receipt_number for r in rep.replays)}
     messages.success(request, text)
     return redirect(location)
 
