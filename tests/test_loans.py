@@ -387,6 +387,10 @@ def test_reschedule_moves_outstanding_principal_to_a_new_loan():
     new = Loan.objects.get(pk=r.json()["id"])
     assert new.status == "active" and new.rescheduled_from_id == lid and new.principal == outstanding
     assert Loan.objects.get(pk=lid).status == "rescheduled"
+    # the old loan's balance as of a day before the new schedule starts shows it active then, rescheduled from then on
+    status_on = {day: client_for(shop.officer).get(f"/api/v1/loans/{lid}/balance", {"as_of": day}).json()["status"]
+                 for day in ("2027-01-14", "2027-01-15")}
+    assert status_on == {"2027-01-14": "active", "2027-01-15": "rescheduled"}
     rows = list(new.installments.all())
     assert [i.number for i in rows] == list(range(1, 11)), "no disbursement charges are taken again"
     assert sum(i.principal for i in rows) == outstanding

@@ -270,12 +270,17 @@ def loan_balance(*, loan: Loan, as_of: dt.date) -> LoanBalance:
     )
     outstanding = _sum(rows)
     # the status as of then: a loan closed since that still owed something on as_of was active then; a loan
-    # written off after as_of was active then
+    # written off after as_of was active then; so was a loan rescheduled into a new one starting after as_of
     status, closed_at = loan.status, loan_closed_at(loan)
     if status == "closed" and sum(outstanding.values(), ZERO) > 0:
         status, closed_at = "active", None
     elif status == "written_off" and loan.written_off_at and timezone.localdate(loan.written_off_at) > as_of:
         status = "active"
+    elif status == "rescheduled":
+        successor_start = (Loan.objects.filter(rescheduled_from_id=loan.pk)
+                           .values_list("disbursement_date", flat=True).first())
+        if successor_start is not None and successor_start > as_of:
+            status = "active"
     return LoanBalance(
         loan=loan, as_of=as_of, installments=rows, outstanding=outstanding,
         overdue=_sum([r for r in rows if r.due_date < as_of]), payoff=payoff,
