@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from node.core.errors import ValidationFailed
 from node.core.fields import MoneyField, StrictSerializer
 from node.core.idempotency import idempotent
+from node.loans.models import LoanStatus
 from node.loans.selectors import access_loan_by_id
 from node.repayments import allocation as A
 from node.repayments import schemas, selectors, services
@@ -207,6 +208,48 @@ class LoanOverpaymentRefundsApi(APIView):
                                              refund_date=v.get("refund_date") or timezone.localdate(),
                                              channel=v["channel"], reference=v["reference"])
         return Response(refund_json(refund), status=status.HTTP_201_CREATED)
+
+
+def waiver_json(w) -> dict:
+    return {"id": w.pk, "loan": w.loan_id, "installment": w.installment.number, "component": w.component,
+            "amount": _m(w.amount), "waived_on": w.waived_on.isoformat(), "reason": w.reason,
+            "waived_by": w.waived_by.username, "waived_at": w.waived_at.isoformat()}
+
+
+class ChargeWaiverSerializer(StrictSerializer):
+    component = serializers.ChoiceField(choices=["interest", "fees", "penalties"])
+    amount = MoneyField(required=False, help_text="default: all of it that is unpaid")
+    installment = serializers.IntegerField(min_value=1, required=False,
+                                           help_text="this installment only (its number); default: oldest first")
+    reason = serializers.CharField(min_length=services.REASON_MIN, max_length=services.REASON_MAX)
+
+
+class LoanChargeWaiversApi(APIView):
+    """``GET``: what was waived on the loan. ``POST`` (MFI admins; ``Idempotency-Key`` required): forgive interest,
+    fees or penalties still unpaid on an active loan — all of it or ``amount``, oldest installment first or one
+    ``installment`` (201). No journal entry (cash-based books never booked them); a waiver that leaves nothing to pay
+    closes the loan. ``nothing_to_waive`` / ``waiver_exceeds_unpaid`` (409)."""
+
+    @extend_schema(responses=schemas.ChargeWaiver(many=True))
+    def get(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id)
+        return Response([waiver_json(w) for w in selectors.charge_waiver_list(loan=loan)])
+
+    @extend_schema(request=ChargeWaiverSerializer, responses={201: schemas.ChargeWaiverPosted})
+    @idempotent
+    def post(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id, roles=ADMINS)
+        s = ChargeWaiverSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        v = s.validated_data
+        waivers = services.loan_charges_waive(actor=request.user, loan=loan, component=v["component"],
+                                              reason=v["reason"], amount=v.get("amount"),
+                                              installment_number=v.get("installment"))
+        loan.refresh_from_db(fields=["status"])
+        closed = loan.status == LoanStatus.CLOSED
+        return Response({"waivers": [waiver_json(w) for w in waivers],
+                         "total": _m(sum((w.amount for w in waivers), Decimal(0))), "closed_loan": closed},
+                        status=status.HTTP_201_CREATED)
 
 
 class ReversalReasonSerializer(StrictSerializer):

@@ -52,3 +52,15 @@ class TransferExceedsOverpayment(Conflict):
     """A transfer larger than the overpayment the source loan still holds."""
 
     code = "transfer_exceeds_overpayment"
+
+
+class NothingToWaive(Conflict):
+    """A waiver asked of installments that owe nothing of that component."""
+
+    code = "nothing_to_waive"
+
+
+class WaiverExceedsUnpaid(Conflict):
+    """A waiver larger than what the installments still owe of that component."""
+
+    code = "waiver_exceeds_unpaid"

@@ -181,6 +181,32 @@ class PayoffWaiver(models.Model):
         ]
 
 
+class ChargeWaiver(models.Model):
+    """Interest, fees or penalties an MFI forgives on one installment (Fineract's "waive charge" / "waive interest"):
+    the installment owes that much less from ``waived_on``. Cash-based books never recorded them as income, so a
+    waiver posts no journal entry; it is audited, and the balance as of an earlier day still shows the amount due."""
+
+    COMPONENTS = ("interest", "fees", "penalties")
+
+    mfi = models.ForeignKey("mfis.Mfi", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey("loans.Loan", on_delete=models.PROTECT, related_name="charge_waivers")
+    installment = models.ForeignKey("loans.LoanInstallment", on_delete=models.PROTECT, related_name="charge_waivers")
+    component = models.CharField(max_length=10, choices=[(c, c) for c in COMPONENTS])
+    amount = models.DecimalField(**MONEY)
+    waived_on = models.DateField()
+    reason = models.CharField(max_length=200)
+    waived_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    waived_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["loan_id", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="charge_waiver_amount_positive"),
+            models.CheckConstraint(condition=Q(component__in=("interest", "fees", "penalties")),
+                                   name="charge_waiver_component"),
+        ]
+
+
 class Recovery(Reversible):
     """Money collected on a loan after it was written off (Fineract's recovery repayment): journal Dr Cash (1000) /
     Cr Recoveries of loans written off (4300). The schedule is not touched (the write-off took the principal off the

@@ -165,3 +165,21 @@ class Transfer(serializers.Serializer):
 
 class TransferPosted(Transfer):
     receipt = Receipt()
+
+
+class ChargeWaiver(serializers.Serializer):
+    id = serializers.IntegerField()
+    loan = serializers.IntegerField()
+    installment = serializers.IntegerField(help_text="the installment's number")
+    component = serializers.ChoiceField(choices=["interest", "fees", "penalties"])
+    amount = MoneyField()
+    waived_on = serializers.DateField()
+    reason = serializers.CharField()
+    waived_by = serializers.CharField()
+    waived_at = serializers.DateTimeField()
+
+
+class ChargeWaiverPosted(serializers.Serializer):
+    waivers = ChargeWaiver(many=True, help_text="one per installment the waiver touched, oldest first")
+    total = MoneyField()
+    closed_loan = serializers.BooleanField(help_text="the waiver left nothing to pay: the loan is closed")

@@ -31,6 +31,7 @@ from node.loans.selectors import loan_list_for
 from node.repayments import allocation as A
 from node.repayments.errors import LoanNotDisbursed
 from node.repayments.models import (
+    ChargeWaiver,
     OverpaymentRefund,
     OverpaymentTransfer,
     PayoffWaiver,
@@ -106,6 +107,10 @@ def access_refund_by_id(actor: User, refund_id, *, roles: frozenset[str] | None 
     """The overpayment refund if ``actor`` may see its loan, else NotFound exactly as for a missing id (audited)."""
     return _access_through_loan(actor, OverpaymentRefund.objects.select_related("refunded_by", "reversed_by"),
                                 refund_id, what="overpayment refund", roles=roles)
+
+
+def charge_waiver_list(*, loan: Loan) -> QuerySet[ChargeWaiver]:
+    return ChargeWaiver.objects.filter(loan_id=loan.pk).select_related("installment", "waived_by").order_by("id")
 
 
 def access_product_by_id(actor: User, product_id) -> LoanProduct:
@@ -233,6 +238,10 @@ def loan_balance(*, loan: Loan, as_of: dt.date) -> LoanBalance:
                                     repayment__payment_date__gt=as_of)
         .values("installment_id").annotate(**{c: Sum(c) for c in WAIVED})
     }
+    for inst_id, component, amount in (ChargeWaiver.objects.filter(loan_id=loan.pk, waived_on__gt=as_of)
+                                       .values_list("installment_id", "component").annotate(s=Sum("amount"))):
+        row = waived_later.setdefault(inst_id, {})  # so did a waiver made after as_of
+        row[component] = (row.get(component) or ZERO) + amount
     rows: list[InstallmentBalance] = []
     for inst in installments:
         due = {c: getattr(inst, c) + (waived_later.get(inst.pk, {}).get(c) or ZERO) for c in COMPONENTS}

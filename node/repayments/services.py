@@ -57,6 +57,7 @@ from node.notifications.services import notify_repayments_received
 from node.repayments import allocation as A
 from node.repayments.errors import (
     AlreadyReversed,
+    NothingToWaive,
     OverpaymentRefunded,
     PayoffAmountMismatch,
     RecoveryExceedsWrittenOff,
@@ -64,10 +65,12 @@ from node.repayments.errors import (
     ReprocessNotPossible,
     ReverseLaterFirst,
     TransferExceedsOverpayment,
+    WaiverExceedsUnpaid,
 )
 from node.repayments.models import (
     RECEIVED_CHANNELS,
     AllocationStrategy,
+    ChargeWaiver,
     OverpaymentRefund,
     OverpaymentTransfer,
     PayoffWaiver,
@@ -703,6 +706,79 @@ def loan_payoff(*, actor: User, loan: Loan, amount: Decimal, payoff_date: dt.dat
                         "waived": [{"installment": w.installment.number, **_money_json(
                             {c: getattr(w, c) for c in ("interest", "fees", "penalties")})} for w in waivers]})
     return rep, waivers
+
+
+# --- waiving interest, fees or penalties -------------------------------------------------------------------------
+
+@transaction.atomic
+def loan_charges_waive(*, actor: User, loan: Loan, component: str, reason: str, amount: Decimal | None = None,
+                       installment_number: int | None = None) -> list[ChargeWaiver]:
+    """Forgive ``component`` (interest, fees or penalties) still unpaid on an active loan (MFI admins): ``amount``
+    (default: all of it) taken off the installments oldest first, or off installment ``installment_number`` only.
+    No journal entry (cash-based: never booked as income); one ``ChargeWaiver`` per installment touched; audited
+    (``loan.charges_waive``). A waiver that leaves nothing owed closes the loan, as a repayment would. Refused before
+    writing anything: ``validation_error``, ``permission_denied``, ``illegal_transition`` (not active),
+    ``nothing_to_waive`` (409), ``waiver_exceeds_unpaid`` (409, with what is unpaid)."""
+    _check_staff(actor, loan.mfi_id, frozenset({Role.MFI_ADMIN}), "MFI admins")
+    fields: dict[str, list[str]] = {}
+    if component not in ChargeWaiver.COMPONENTS:
+        fields["component"] = [f"one of {', '.join(ChargeWaiver.COMPONENTS)}"]
+    reason = (reason or "").strip() if isinstance(reason, str) else ""
+    if not REASON_MIN <= len(reason) <= REASON_MAX:
+        fields["reason"] = [f"{REASON_MIN} to {REASON_MAX} characters"]
+    if amount is not None:
+        try:
+            amount = _validate_post(amount, timezone.localdate(), RepaymentChannel.CASH, "")
+        except ValidationFailed as exc:
+            fields.update({k: v for k, v in exc.details.get("fields", {}).items() if k == "amount"})
+    if fields:
+        raise ValidationFailed("The waiver is incomplete or invalid.", details={"fields": fields})
+    loan = _lock_loan(loan.pk, "waive_charges", (LoanStatus.ACTIVE,))
+    installments = _locked_installments(loan)
+    candidates = [i for i in installments if i.number >= 1 and _unpaid(i, component) > 0
+                  and (installment_number is None or i.number == installment_number)]
+    if installment_number is not None and not any(i.number == installment_number for i in installments
+                                                  if i.number >= 1):
+        raise ValidationFailed("The loan has no such installment.",
+                               details={"fields": {"installment": [f"1 to {max(i.number for i in installments)}"]}})
+    unpaid = sum((_unpaid(i, component) for i in candidates), ZERO)
+    if unpaid == 0:
+        raise NothingToWaive(f"Nothing of the {component} is unpaid there.",
+                             details={"component": component, "installment": installment_number})
+    if amount is None:
+        amount = unpaid
+    if amount > unpaid:
+        raise WaiverExceedsUnpaid(f"Only {unpaid} of the {component} is unpaid there; {amount} cannot be waived.",
+                                  details={"component": component, "unpaid": str(unpaid), "amount": str(amount)})
+    today, now, left = timezone.localdate(), timezone.now(), amount
+    waivers = []
+    for inst in candidates:
+        part = min(left, _unpaid(inst, component))
+        if part <= 0:
+            break
+        setattr(inst, component, getattr(inst, component) - part)
+        inst.save(update_fields=[component])
+        waivers.append(ChargeWaiver(mfi=loan.mfi, loan=loan, installment=inst, component=component, amount=part,
+                                    waived_on=today, reason=reason, waived_by=actor, waived_at=now))
+        left -= part
+    ChargeWaiver.objects.bulk_create(waivers)
+    closes = all(_unpaid(i, c) == 0 for i in installments for c in COMPONENTS)
+    audit_record(actor=actor, action="loan.charges_waive", target_type="loan", target_id=loan.pk, mfi=loan.mfi,
+                 before={"unpaid": str(unpaid)},
+                 after={"component": component, "amount": str(amount), "reason": reason, "closed_loan": closes,
+                        "installments": [{"installment": w.installment.number, "amount": str(w.amount)}
+                                         for w in waivers]})
+    if closes:  # nothing left to pay: closed like a final repayment, its arrears cleared and the network told
+        key = loan.borrower.borrower_key
+        Loan.objects.filter(pk=loan.pk).update(
+            status=LoanStatus.CLOSED, closed_at=now, days_past_due=0, delinquency_bucket=bucket_for(0),
+            overdue_since=None, updated_at=now)
+        loan.refresh_from_db()
+        outbox_enqueue_many([("loan.closed", key, credit_event_payload(loan, outstanding_principal=ZERO)),
+                             hold_release_event(borrower_key=key, loan_key=network_loan_key(loan))])
+        audit_record(actor=actor, action="loan.close", target_type="loan", target_id=loan.pk, mfi=loan.mfi,
+                     before={"status": LoanStatus.ACTIVE}, after={"status": LoanStatus.CLOSED, "waiver": True})
+    return waivers
 
 
 # --- overpayment refund ------------------------------------------------------------------------------------------
