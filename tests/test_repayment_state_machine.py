@@ -2,8 +2,8 @@
 
 Each example opens a new MFI with one borrower holding two disbursed loans (1000.00 at 36 %, 3 months) and runs a
 random sequence of: repayments (partial, full, over), reversal of the newest repayment, reversal of an older one
-with the later ones replayed, overpayment refunds (and their reversal) and transfers between the two loans, a
-write-off and recoveries. A plain model keeps which payments are in effect (amount, cash or transfer) — replays keep
+with the later ones replayed, overpayment refunds (and their reversal) and transfers between the two loans, waivers
+of interest or penalties, a write-off and recoveries. A plain model keeps which payments are in effect (amount, cash or transfer) — replays keep
 the payment, with a new receipt. After every step:
 
 - the trial balance is balanced; cash (1000) is the disbursements' baseline plus the cash in effect less refunds;
@@ -26,7 +26,7 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from django.db.models import Sum
+from django.db.models import F, Sum
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -66,7 +66,6 @@ class RepaymentMachine(RuleBasedStateMachine):
         self.paid: dict[int, dict[int, tuple[Decimal, str]]] = {lid: {} for lid in self.loans}  # in effect
         self.recovered = ZERO  # recoveries on written-off loans, in effect
         self.wrote_off = False
-        self.refunds = 0  # refunds made (a reversed one may be reversed no more)
 
     def _loan(self, index: int) -> Loan:
         return Loan.objects.select_related("mfi", "product", "borrower").get(pk=self.loans[index])
@@ -132,8 +131,16 @@ class RepaymentMachine(RuleBasedStateMachine):
         STEPS["reverse older, replay later"] += 1
 
     @precondition(lambda self: any(self.paid.values()))
-    @rule(index=st.integers(0, 1), amount=amounts, whole=st.booleans())
-    def refund(self, index, amount, whole):
+    @rule(index=st.integers(0, 1), amount=amounts, whole=st.booleans(), undo=st.booleans())
+    def refund(self, index, amount, whole, undo):
+        standing = list(OverpaymentRefund.objects.filter(loan_id__in=self.loans, reversed_at__isnull=True)
+                        .order_by("pk"))
+        if undo and standing:  # the refund never reached the borrower: reverse it
+            row = standing[(index + len(standing)) % len(standing)]
+            S.overpayment_refund_reverse(actor=self.shop.admin, refund=row, reason="state machine: transfer bounced")
+            self.cash += row.amount
+            STEPS["reverse refund"] += 1
+            return
         loan = self._loan(index)
         held = overpayment_held(loan)
         if whole and held > 0:
@@ -147,20 +154,24 @@ class RepaymentMachine(RuleBasedStateMachine):
             STEPS["refund refused"] += 1
             return
         self.cash -= amount
-        self.refunds += 1
         STEPS["refund"] += 1
 
-    @precondition(lambda self: self.refunds > 0)
-    @rule(data=st.data())
-    def reverse_refund(self, data):
-        standing = list(OverpaymentRefund.objects.filter(loan_id__in=self.loans, reversed_at__isnull=True)
-                        .order_by("pk"))
-        if not standing:
+    @precondition(lambda self: any(self.paid.values()))
+    @rule(index=st.integers(0, 1), component=st.sampled_from(["interest", "penalties"]), amount=amounts | st.none())
+    def waive(self, index, component, amount):
+        loan = self._loan(index)
+        if component == "penalties" and loan.status == "active":  # as close of business would charge one
+            LoanInstallment.objects.filter(loan_id=loan.pk, number=3, penalty_applied_on__isnull=True).update(
+                penalties=F("penalties") + Decimal("7.50"), penalty_applied_on=dt.date.today())
+        try:
+            S.loan_charges_waive(actor=self.shop.admin, loan=loan, component=component, amount=amount,
+                                 reason="state machine waiver")
+        except ApplicationError as exc:
+            assert exc.code in ("nothing_to_waive", "waiver_exceeds_unpaid") or (
+                exc.code == "illegal_transition" and loan.status != "active"), exc.code
+            STEPS["waive refused"] += 1
             return
-        row = data.draw(st.sampled_from(standing))
-        S.overpayment_refund_reverse(actor=self.shop.admin, refund=row, reason="state machine: transfer bounced")
-        self.cash += row.amount
-        STEPS["reverse refund"] += 1
+        STEPS["waive"] += 1
 
     @precondition(lambda self: any(self.paid.values()))
     @rule(index=st.integers(0, 1), amount=amounts, whole=st.booleans())
@@ -184,13 +195,13 @@ class RepaymentMachine(RuleBasedStateMachine):
     def _written_off(self, lid: int) -> bool:
         return Loan.objects.filter(pk=lid, status="written_off").exists()
 
-    @precondition(lambda self: not self.wrote_off and sum(len(v) for v in self.paid.values()) >= 3)  # late, once
+    @precondition(lambda self: not self.wrote_off and sum(len(v) for v in self.paid.values()) >= 2)  # late, once
     @rule()
     def write_off(self):
         active = [loan for loan in (self._loan(1), self._loan(0)) if loan.status == "active"]
-        self.wrote_off = True  # once per example: the other loan goes on taking repayments
-        if not active:
+        if not active:  # both paid off for now: a reversal may re-open one
             return
+        self.wrote_off = True  # once per example: the other loan goes on taking repayments
         loan_services.loan_write_off(actor=self.shop.admin, loan=active[0], reason="state machine write-off")
         STEPS["write off"] += 1
 
@@ -260,4 +271,4 @@ def test_repayment_state_machine():
     )
     print(dict(STEPS))
     assert {"repay", "reverse newest", "reverse older, replay later", "refund", "reverse refund", "transfer",
-            "write off", "recover"} <= set(STEPS), STEPS
+            "write off", "recover", "waive"} <= set(STEPS), STEPS
