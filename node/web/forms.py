@@ -213,6 +213,28 @@ class RefundForm(forms.Form):
         return {"amount": _decimal_text(d["amount"]), "channel": d["channel"], "reference": d["reference"]}
 
 
+class WaiverForm(forms.Form):
+    """Forgive interest, fees or penalties still unpaid on this loan (MFI admins)."""
+
+    component = forms.ChoiceField(label=_("Waive"), choices=[
+        ("penalties", _("Penalties")), ("fees", _("Fees")), ("interest", _("Interest"))])
+    amount = forms.CharField(label=_("Amount (maloti; leave empty for all that is unpaid)"), max_length=20,
+                             required=False, widget=_money_input())
+    installment = forms.IntegerField(label=_("Installment number (leave empty for the oldest first)"), min_value=1,
+                                     max_value=600, required=False)
+    reason = forms.CharField(label=_("Reason"), min_length=5, max_length=200)
+    form_key = forms.CharField(widget=forms.HiddenInput)
+
+    def api_payload(self) -> dict:
+        d = self.cleaned_data
+        payload = {"component": d["component"], "reason": d["reason"]}
+        if d["amount"]:
+            payload["amount"] = _decimal_text(d["amount"])
+        if d["installment"]:
+            payload["installment"] = d["installment"]
+        return payload
+
+
 class TransferForm(forms.Form):
     """Apply what the borrower paid in advance on this loan to another of their active loans (MFI admins)."""
 

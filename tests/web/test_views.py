@@ -650,3 +650,31 @@ def test_an_admin_undoes_a_refund_and_a_recovery_from_the_loan_page(shop):
     assert f"Recovery {rec['receipt_number']} reversed." in text(r)
     assert Recovery.objects.get().reversed_at is not None
     assert "Undo a refund or a recovery" not in text(r)  # nothing left to undo
+
+
+def test_an_admin_waives_a_penalty_from_the_loan_page(shop):
+    from node.loans.models import LoanInstallment
+    from node.repayments.models import ChargeWaiver
+
+    lid = apply(shop, principal="1000.00", n=3)
+    to_approved(shop, lid)
+    web(shop.officer).post(f"/staff/loans/{lid}/initiate", {"channel": "cash"})
+    assert web(shop.admin).post(f"/staff/loans/{lid}/disburse", {"password": PASSWORD}).status_code == 302
+    LoanInstallment.objects.filter(loan_id=lid, number=1).update(penalties=Decimal("40.00"))
+
+    assert "Waive interest, fees or penalties" not in text(web(shop.officer).get(f"/staff/loans/{lid}/"))
+    assert web(shop.officer).post(f"/staff/loans/{lid}/waivers", {}).status_code == 403
+    admin = web(shop.admin)
+    page = text(admin.get(f"/staff/loans/{lid}/"))
+    assert "Waive interest, fees or penalties" in page
+    body = {"component": "penalties", "amount": "", "installment": "", "reason": "the bank held the payment",
+            "form_key": form_key(page)}
+    r = admin.post(f"/staff/loans/{lid}/waivers", {**body, "amount": "50"})
+    assert r.status_code == 409 and "cannot be waived" in text(r) and not ChargeWaiver.objects.exists()
+    r = admin.post(f"/staff/loans/{lid}/waivers", {**body, "component": "fees"})
+    assert r.status_code == 409 and not ChargeWaiver.objects.exists()
+    r = admin.post(f"/staff/loans/{lid}/waivers", {**body, "amount": "25"}, follow=True)
+    assert "Waived: M25.00." in text(r)
+    assert LoanInstallment.objects.get(loan_id=lid, number=1).penalties == Decimal("15.00")
+    again = admin.post(f"/staff/loans/{lid}/waivers", {**body, "amount": "25"}, follow=True)  # a double click
+    assert "already made" in text(again) and ChargeWaiver.objects.count() == 1

@@ -4,6 +4,8 @@ borrower search. Access goes through the same selectors as the API (another MFI'
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.contrib import messages
 from django.db.models import Q
 from django.shortcuts import redirect, render
@@ -29,6 +31,7 @@ from node.repayments.apis import (
     OverpaymentRefundSerializer,
     OverpaymentTransferSerializer,
     RepaymentPostSerializer,
+    ChargeWaiverSerializer,
     RepaymentReverseSerializer,
     ReversalReasonSerializer,
 )
@@ -44,6 +47,7 @@ from node.web.forms import (
     ReversalForm,
     SearchForm,
     TransferForm,
+    WaiverForm,
 )
 from node.web.templatetags.web import format_money
 from node.web.views.common import (
@@ -82,6 +86,8 @@ def _page(request, loan, *, report=None, report_error=None, forms=None, status=2
         "can_use_overpayment": (request.user.role == Role.MFI_ADMIN and ctx["balance"] is not None
                                 and ctx["balance"]["overpayment_held"] > 0),
         "refund_form": forms.get("refund") or RefundForm(initial={"form_key": once.new_form_key()}),
+        "waiver_form": (forms.get("waiver") or WaiverForm(initial={"form_key": once.new_form_key()})
+                        if request.user.role == Role.MFI_ADMIN and loan.status == LoanStatus.ACTIVE else None),
         "reversal_form": forms.get("reversal") or ReversalForm(
             repayments=ctx["repayments"], initial={"form_key": once.new_form_key()}),
     })
@@ -243,6 +249,23 @@ def overpayment_refund(request, loan_id):
 
     return _submit_once(request, loan, RefundForm(request.POST), "refund", OverpaymentRefundSerializer, post,
                         _("This refund was already made."), _("Paid back to the borrower: %(number)s."))
+
+
+@web_view(Role.MFI_ADMIN)
+def charges_waive(request, loan_id):
+    """Forgive interest, fees or penalties still unpaid (the API's ``loan_charges_waive``)."""
+    loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset({Role.MFI_ADMIN}))
+    if request.method != "POST":
+        return redirect("web:staff-loan", loan_id=loan.pk)
+
+    def post(v):
+        waivers = repayment_services.loan_charges_waive(
+            actor=request.user, loan=loan, component=v["component"], reason=v["reason"], amount=v.get("amount"),
+            installment_number=v.get("installment"))
+        return format_money(sum((w.amount for w in waivers), Decimal(0)), loan.product.currency)
+
+    return _submit_once(request, loan, WaiverForm(request.POST), "waiver", ChargeWaiverSerializer, post,
+                        _("This waiver was already made."), _("Waived: %(number)s."))
 
 
 @web_view(Role.MFI_ADMIN)
