@@ -282,6 +282,10 @@ LETSEMA_RING = {
 # The stacking guard's policy until a Letsema admin sets the network policy in the ring (manage.py network_policy).
 LETSEMA_STACKING_POLICY = {"max_active_loans": 3, "max_dti": "0.70", "reservation_days": 30}
 HEALTH_CHECK_TIMEOUT_SECONDS = float(os.environ.get("LETSEMA_HEALTH_TIMEOUT", "2.5"))
+# GET /metrics (Prometheus text): scrapers from these networks, or with this bearer token (node/health/metrics.py)
+LETSEMA_METRICS_ALLOW = [n.strip() for n in os.environ.get("LETSEMA_METRICS_ALLOW", "127.0.0.0/8,::1/128").split(",")
+                         if n.strip()]
+LETSEMA_METRICS_TOKEN = os.environ.get("LETSEMA_METRICS_TOKEN", "")
 # Federation between nodes (docs/federation.md): signature window, clock skew, per-peer timeout; the rest defaults
 # in federation/conf.py (backoff, directory cache, Redis, key file).
 LETSEMA_FEDERATION = {"max_age_seconds": int(os.environ.get("LETSEMA_FEDERATION_MAX_AGE", "300")), "clock_skew_seconds": int(os.environ.get("LETSEMA_FEDERATION_CLOCK_SKEW", "30")), "peer_timeout_seconds": float(os.environ.get("LETSEMA_FEDERATION_PEER_TIMEOUT", "0.3")), "directory_ttl_seconds": float(os.environ.get("LETSEMA_FEDERATION_DIRECTORY_TTL", "30")), "ca_bundle": os.environ.get("LETSEMA_FEDERATION_CA_BUNDLE") or None}
