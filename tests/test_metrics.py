@@ -23,7 +23,7 @@ def parse(text: str) -> dict[tuple[str, frozenset], float]:
     """{(name, labels): value}; every line is a comment or a well-formed sample."""
     samples = {}
     for line in text.splitlines():
-        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+        if line.startswith(("# HELP ", "# TYPE ")):
             continue
         m = SAMPLE.match(line)
         assert m, f"not a Prometheus sample: {line!r}"
