@@ -430,6 +430,37 @@ def test_network_report_sums_every_district(test_cluster, node_url):
 
 
 @pytest.mark.django_db
+def test_the_statement_lists_every_movement_on_the_account_in_date_order(client):
+    shop = open_shop("pdfmoves")
+    lid = disbursed(shop, principal="1000.00", n=3, on="2026-01-01")
+    other = disbursed(shop, principal="1000.00", n=3, on="2026-01-01")
+    LoanInstallment.objects.filter(loan_id=lid, number=1).update(penalties=D("15.00"))
+    assert post(shop.admin, f"/api/v1/loans/{lid}/waivers", {"component": "penalties", "reason": "bank delay"},
+                idem=key()).status_code == 201
+    repay(shop, lid, "1100.00", "2026-03-10")  # pays it off; 39.41 held for the borrower
+    refund = post(shop.admin, f"/api/v1/loans/{lid}/overpayment-refunds",
+                  {"amount": "10.00", "refund_date": "2026-03-12", "channel": "mobile_money", "reference": "MM-1"},
+                  idem=key()).json()
+    assert post(shop.admin, f"/api/v1/overpayment-refunds/{refund['id']}/reverse", {"reason": "transfer bounced"},
+                idem=key()).status_code == 200
+    assert post(shop.admin, f"/api/v1/loans/{lid}/overpayment-transfers",
+                {"to_loan": other, "amount": "20.00"}, idem=key()).status_code == 201
+    client.force_login(shop.borrower_user)
+    r = client.get(f"/me/loans/{lid}/statement.pdf")
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(r.content)).pages)
+    other_ref = Loan.objects.get(pk=other).reference
+    for line in ("Paid out", "Repayment", "Paid back to the borrower (reversed)", "MM-1",
+                 f"Moved to loan {other_ref}", "Penalties waived", "installment 1"):
+        assert line in text, line
+    order = [text.index(x) for x in ("Paid out", "Repayment", "Paid back to the borrower", f"Moved to loan {other_ref}")]
+    assert order == sorted(order)  # 2026-01-01, 2026-03-10, 2026-03-12, today
+    assert text.index("Penalties waived") > text.index("Repayment")  # waived today, after the repayment's date
+    target = "".join(p.extract_text() for p in PdfReader(io.BytesIO(
+        client.get(f"/me/loans/{other}/statement.pdf").content)).pages)
+    assert "Applied from another loan" in target and "M20.00" in target
+
+
+@pytest.mark.django_db
 def test_borrower_statement_and_schedule_pdfs(client):
     shop = open_shop("pdf")
     lid = disbursed(shop, principal="1000.00", n=3, on="2026-01-01")

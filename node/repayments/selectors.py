@@ -88,7 +88,8 @@ def _access_through_loan(actor: User, qs: QuerySet, raw_id, *, what: str, roles:
 
 def overpayment_transfer_list(*, loan: Loan) -> QuerySet[OverpaymentTransfer]:
     """The transfers out of ``loan``'s overpayment, in order (reversed ones included: see ``reversed``)."""
-    return (OverpaymentTransfer.objects.filter(from_loan_id=loan.pk).select_related("repayment", "transferred_by")
+    return (OverpaymentTransfer.objects.filter(from_loan_id=loan.pk)
+            .select_related("repayment", "transferred_by", "to_loan")
             .order_by("id"))
 
 
