@@ -210,6 +210,41 @@ class LoanOverpaymentRefundsApi(APIView):
         return Response(refund_json(refund), status=status.HTTP_201_CREATED)
 
 
+def charge_json(c) -> dict:
+    return {"id": c.pk, "loan": c.loan_id, "installment": c.installment.number, "kind": c.kind, "name": c.name,
+            "amount": _m(c.amount), "due_date": c.due_date.isoformat(), "charged_on": c.charged_on.isoformat(),
+            "added_by": c.added_by.username, "added_at": c.added_at.isoformat()}
+
+
+class LoanChargeSerializer(StrictSerializer):
+    kind = serializers.ChoiceField(choices=["fees", "penalties"])
+    name = serializers.CharField(max_length=100, help_text="what it is for, e.g. \"field visit\"")
+    amount = MoneyField()
+    due_date = serializers.DateField(required=False, help_text="default: today; it falls on the first installment "
+                                                               "due on or after it")
+
+
+class LoanChargesApi(APIView):
+    """``GET``: the fees and penalties staff added to the loan. ``POST`` (loan officers and MFI admins;
+    ``Idempotency-Key`` required): add one to an active loan (201). Paid like any charge; forgiven with a waiver."""
+
+    @extend_schema(responses=schemas.LoanCharge(many=True))
+    def get(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id)
+        return Response([charge_json(c) for c in selectors.loan_charge_list(loan=loan)])
+
+    @extend_schema(request=LoanChargeSerializer, responses={201: schemas.LoanCharge})
+    @idempotent
+    def post(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id, roles=OFFICERS)
+        s = LoanChargeSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        v = s.validated_data
+        charge = services.loan_charge_add(actor=request.user, loan=loan, kind=v["kind"], name=v["name"],
+                                          amount=v["amount"], due_date=v.get("due_date"))
+        return Response(charge_json(charge), status=status.HTTP_201_CREATED)
+
+
 def waiver_json(w) -> dict:
     return {"id": w.pk, "loan": w.loan_id, "installment": w.installment.number, "component": w.component,
             "amount": _m(w.amount), "waived_on": w.waived_on.isoformat(), "reason": w.reason,

@@ -181,6 +181,32 @@ class PayoffWaiver(models.Model):
         ]
 
 
+class LoanCharge(models.Model):
+    """A fee or penalty added to an active loan by staff (Fineract's "specified due date" loan charge): it falls on
+    the first installment due on or after ``due_date`` (the last one if the schedule ends before) and is paid like
+    any charge there. Cash-based: no journal entry until it is paid; forgiven with a waiver."""
+
+    KINDS = ("fees", "penalties")
+
+    mfi = models.ForeignKey("mfis.Mfi", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey("loans.Loan", on_delete=models.PROTECT, related_name="charges")
+    installment = models.ForeignKey("loans.LoanInstallment", on_delete=models.PROTECT, related_name="charges")
+    kind = models.CharField(max_length=10, choices=[(k, k) for k in KINDS])
+    name = models.CharField(max_length=100)
+    amount = models.DecimalField(**MONEY)
+    due_date = models.DateField()
+    charged_on = models.DateField()  # the day it was added: the balance as of an earlier day does not show it
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    added_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["loan_id", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="loan_charge_amount_positive"),
+            models.CheckConstraint(condition=Q(kind__in=("fees", "penalties")), name="loan_charge_kind"),
+        ]
+
+
 class ChargeWaiver(models.Model):
     """Interest, fees or penalties an MFI forgives on one installment (Fineract's "waive charge" / "waive interest"):
     the installment owes that much less from ``waived_on``. Cash-based books never recorded them as income, so a

@@ -183,3 +183,16 @@ class ChargeWaiverPosted(serializers.Serializer):
     waivers = ChargeWaiver(many=True, help_text="one per installment the waiver touched, oldest first")
     total = MoneyField()
     closed_loan = serializers.BooleanField(help_text="the waiver left nothing to pay: the loan is closed")
+
+
+class LoanCharge(serializers.Serializer):
+    id = serializers.IntegerField()
+    loan = serializers.IntegerField()
+    installment = serializers.IntegerField(help_text="the number of the installment it falls on")
+    kind = serializers.ChoiceField(choices=["fees", "penalties"])
+    name = serializers.CharField()
+    amount = MoneyField()
+    due_date = serializers.DateField()
+    charged_on = serializers.DateField()
+    added_by = serializers.CharField()
+    added_at = serializers.DateTimeField()

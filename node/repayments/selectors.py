@@ -32,6 +32,7 @@ from node.repayments import allocation as A
 from node.repayments.errors import LoanNotDisbursed
 from node.repayments.models import (
     ChargeWaiver,
+    LoanCharge,
     OverpaymentRefund,
     OverpaymentTransfer,
     PayoffWaiver,
@@ -108,6 +109,10 @@ def access_refund_by_id(actor: User, refund_id, *, roles: frozenset[str] | None 
     """The overpayment refund if ``actor`` may see its loan, else NotFound exactly as for a missing id (audited)."""
     return _access_through_loan(actor, OverpaymentRefund.objects.select_related("refunded_by", "reversed_by"),
                                 refund_id, what="overpayment refund", roles=roles)
+
+
+def loan_charge_list(*, loan: Loan) -> QuerySet[LoanCharge]:
+    return LoanCharge.objects.filter(loan_id=loan.pk).select_related("installment", "added_by").order_by("id")
 
 
 def charge_waiver_list(*, loan: Loan) -> QuerySet[ChargeWaiver]:
@@ -243,6 +248,10 @@ def loan_balance(*, loan: Loan, as_of: dt.date) -> LoanBalance:
                                        .values_list("installment_id", "component").annotate(s=Sum("amount"))):
         row = waived_later.setdefault(inst_id, {})  # so did a waiver made after as_of
         row[component] = (row.get(component) or ZERO) + amount
+    for inst_id, kind, amount in (LoanCharge.objects.filter(loan_id=loan.pk, charged_on__gt=as_of)
+                                  .values_list("installment_id", "kind").annotate(s=Sum("amount"))):
+        row = waived_later.setdefault(inst_id, {})  # a charge added after as_of was not owed then
+        row[kind] = (row.get(kind) or ZERO) - amount
     rows: list[InstallmentBalance] = []
     for inst in installments:
         due = {c: getattr(inst, c) + (waived_later.get(inst.pk, {}).get(c) or ZERO) for c in COMPONENTS}

@@ -71,6 +71,7 @@ from node.repayments.models import (
     RECEIVED_CHANNELS,
     AllocationStrategy,
     ChargeWaiver,
+    LoanCharge,
     OverpaymentRefund,
     OverpaymentTransfer,
     PayoffWaiver,
@@ -706,6 +707,50 @@ def loan_payoff(*, actor: User, loan: Loan, amount: Decimal, payoff_date: dt.dat
                         "waived": [{"installment": w.installment.number, **_money_json(
                             {c: getattr(w, c) for c in ("interest", "fees", "penalties")})} for w in waivers]})
     return rep, waivers
+
+
+# --- adding a fee or penalty ---------------------------------------------------------------------------------------
+
+@transaction.atomic
+def loan_charge_add(*, actor: User, loan: Loan, kind: str, name: str, amount: Decimal,
+                    due_date: dt.date | None = None) -> LoanCharge:
+    """Add a fee or penalty to an active loan (loan officers and MFI admins): it falls on the first installment due
+    on or after ``due_date`` (default today; the last installment if the schedule ends before) and is paid like any
+    charge there, by the product's allocation order. No journal entry (cash-based: income when paid); audited
+    (``loan.charge_add``); forgiven with a waiver. Refused before writing anything: ``validation_error``,
+    ``permission_denied``, ``illegal_transition`` (not active)."""
+    _check_staff(actor, loan.mfi_id, frozenset({Role.LOAN_OFFICER, Role.MFI_ADMIN}), "loan officers and MFI admins")
+    fields: dict[str, list[str]] = {}
+    if kind not in LoanCharge.KINDS:
+        fields["kind"] = [f"one of {', '.join(LoanCharge.KINDS)}"]
+    name = name.strip() if isinstance(name, str) else ""
+    if not 1 <= len(name) <= 100:
+        fields["name"] = ["1 to 100 characters"]
+    try:
+        amount = _validate_post(amount, timezone.localdate(), RepaymentChannel.CASH, "")
+    except ValidationFailed as exc:
+        fields.update({k: v for k, v in exc.details.get("fields", {}).items() if k == "amount"})
+    due_date = due_date or timezone.localdate()
+    if isinstance(due_date, dt.datetime) or not isinstance(due_date, dt.date):
+        fields["due_date"] = ["a date"]
+    elif loan.disbursement_date and due_date < loan.disbursement_date:
+        fields["due_date"] = [f"on or after the disbursement ({loan.disbursement_date.isoformat()})"]
+    if fields:
+        raise ValidationFailed("The charge is incomplete or invalid.", details={"fields": fields})
+    loan = _lock_loan(loan.pk, "add_charge", (LoanStatus.ACTIVE,))
+    installments = [i for i in _locked_installments(loan) if i.number >= 1]
+    target = next((i for i in installments if i.due_date >= due_date), installments[-1])
+    before = getattr(target, kind)
+    setattr(target, kind, before + amount)
+    target.save(update_fields=[kind])
+    charge = LoanCharge.objects.create(mfi=loan.mfi, loan=loan, installment=target, kind=kind, name=name,
+                                       amount=amount, due_date=due_date, charged_on=timezone.localdate(),
+                                       added_by=actor, added_at=timezone.now())
+    audit_record(actor=actor, action="loan.charge_add", target_type="loan", target_id=loan.pk, mfi=loan.mfi,
+                 before={kind: str(before), "installment": target.number},
+                 after={"charge": charge.pk, "kind": kind, "name": name, "amount": str(amount),
+                        "due_date": due_date.isoformat(), "installment": target.number, kind: str(before + amount)})
+    return charge
 
 
 # --- waiving interest, fees or penalties -------------------------------------------------------------------------
