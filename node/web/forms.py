@@ -213,6 +213,24 @@ class RefundForm(forms.Form):
         return {"amount": _decimal_text(d["amount"]), "channel": d["channel"], "reference": d["reference"]}
 
 
+class ChargeForm(forms.Form):
+    """Add a fee or penalty to this loan (loan officers and MFI admins)."""
+
+    kind = forms.ChoiceField(label=_("Kind"), choices=[("fees", _("Fee")), ("penalties", _("Penalty"))])
+    name = forms.CharField(label=_("What it is for"), max_length=100)
+    amount = forms.CharField(label=_("Amount (maloti)"), max_length=20, widget=_money_input())
+    due_date = forms.DateField(label=_("Due on (leave empty for today)"), required=False,
+                               widget=forms.DateInput(attrs={"type": "date"}))
+    form_key = forms.CharField(widget=forms.HiddenInput)
+
+    def api_payload(self) -> dict:
+        d = self.cleaned_data
+        payload = {"kind": d["kind"], "name": d["name"], "amount": _decimal_text(d["amount"])}
+        if d["due_date"]:
+            payload["due_date"] = d["due_date"].isoformat()
+        return payload
+
+
 class WaiverForm(forms.Form):
     """Forgive interest, fees or penalties still unpaid on this loan (MFI admins)."""
 

@@ -35,6 +35,7 @@ urlpatterns = [
     path("staff/loans/<int:loan_id>/transfers", staff.overpayment_transfer, name="staff-loan-transfer"),
     path("staff/loans/<int:loan_id>/undo", staff.entry_reverse, name="staff-loan-undo"),
     path("staff/loans/<int:loan_id>/waivers", staff.charges_waive, name="staff-loan-waiver"),
+    path("staff/loans/<int:loan_id>/charges", staff.charge_add, name="staff-loan-charge"),
     path("staff/loans/<int:loan_id>/<slug:kind>.pdf", staff.loan_pdf, name="staff-loan-pdf"),
     path("staff/loans/<int:loan_id>/disburse", staff.disbursement_confirm, name="staff-loan-disburse"),
     path("staff/loans/<int:loan_id>/<slug:action>", staff.loan_action, name="staff-loan-action"),

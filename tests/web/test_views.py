@@ -678,3 +678,26 @@ def test_an_admin_waives_a_penalty_from_the_loan_page(shop):
     assert LoanInstallment.objects.get(loan_id=lid, number=1).penalties == Decimal("15.00")
     again = admin.post(f"/staff/loans/{lid}/waivers", {**body, "amount": "25"}, follow=True)  # a double click
     assert "already made" in text(again) and ChargeWaiver.objects.count() == 1
+
+
+def test_an_officer_adds_a_fee_from_the_loan_page(shop):
+    from node.loans.models import LoanInstallment
+    from node.repayments.models import LoanCharge
+
+    lid = apply(shop, principal="1000.00", n=3)
+    to_approved(shop, lid)
+    web(shop.officer).post(f"/staff/loans/{lid}/initiate", {"channel": "cash"})
+    assert web(shop.admin).post(f"/staff/loans/{lid}/disburse", {"password": PASSWORD}).status_code == 302
+    officer = web(shop.officer)
+    page = text(officer.get(f"/staff/loans/{lid}/"))
+    assert "Add a fee or penalty" in page and "Waive interest, fees or penalties" not in page
+    body = {"kind": "fees", "name": "field visit", "amount": "25", "due_date": "", "form_key": form_key(page)}
+    bad = officer.post(f"/staff/loans/{lid}/charges", {**body, "amount": "-1"})
+    assert bad.status_code == 400 and not LoanCharge.objects.exists()
+    r = officer.post(f"/staff/loans/{lid}/charges", body, follow=True)
+    charge = LoanCharge.objects.get()
+    assert f"Charge added: M25.00 on installment {charge.installment.number}." in text(r)
+    assert LoanInstallment.objects.get(pk=charge.installment_id).fees == Decimal("25.00")
+    again = officer.post(f"/staff/loans/{lid}/charges", body, follow=True)  # a double click
+    assert "already added" in text(again) and LoanCharge.objects.count() == 1
+    assert web(shop.analyst).post(f"/staff/loans/{lid}/charges", body).status_code == 403

@@ -32,12 +32,14 @@ from node.repayments.apis import (
     OverpaymentTransferSerializer,
     RepaymentPostSerializer,
     ChargeWaiverSerializer,
+    LoanChargeSerializer,
     RepaymentReverseSerializer,
     ReversalReasonSerializer,
 )
 from node.users.models import Role
 from node.web import once
 from node.web.forms import (
+    ChargeForm,
     ConfirmDisbursementForm,
     EntryReversalForm,
     InitiateForm,
@@ -86,6 +88,8 @@ def _page(request, loan, *, report=None, report_error=None, forms=None, status=2
         "can_use_overpayment": (request.user.role == Role.MFI_ADMIN and ctx["balance"] is not None
                                 and ctx["balance"]["overpayment_held"] > 0),
         "refund_form": forms.get("refund") or RefundForm(initial={"form_key": once.new_form_key()}),
+        "charge_form": (forms.get("charge") or ChargeForm(initial={"form_key": once.new_form_key()})
+                        if loan.status == LoanStatus.ACTIVE else None),
         "waiver_form": (forms.get("waiver") or WaiverForm(initial={"form_key": once.new_form_key()})
                         if request.user.role == Role.MFI_ADMIN and loan.status == LoanStatus.ACTIVE else None),
         "reversal_form": forms.get("reversal") or ReversalForm(
@@ -249,6 +253,23 @@ def overpayment_refund(request, loan_id):
 
     return _submit_once(request, loan, RefundForm(request.POST), "refund", OverpaymentRefundSerializer, post,
                         _("This refund was already made."), _("Paid back to the borrower: %(number)s."))
+
+
+@web_view(*OFFICERS)
+def charge_add(request, loan_id):
+    """Add a fee or penalty (the API's ``loan_charge_add``)."""
+    loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset(OFFICERS))
+    if request.method != "POST":
+        return redirect("web:staff-loan", loan_id=loan.pk)
+
+    def post(v):
+        charge = repayment_services.loan_charge_add(actor=request.user, loan=loan, kind=v["kind"], name=v["name"],
+                                                    amount=v["amount"], due_date=v.get("due_date"))
+        return _("%(amount)s on installment %(number)s") % {
+            "amount": format_money(charge.amount, loan.product.currency), "number": charge.installment.number}
+
+    return _submit_once(request, loan, ChargeForm(request.POST), "charge", LoanChargeSerializer, post,
+                        _("This charge was already added."), _("Charge added: %(number)s."))
 
 
 @web_view(Role.MFI_ADMIN)
