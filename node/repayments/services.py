@@ -629,7 +629,8 @@ def _reversal_reason(reason) -> str:
     return reason
 
 
-def _mark_reversed(row: Repayment | Recovery | OverpaymentRefund, actor: User, reason: str, *, kind: str = "repayment") -> None:
+def _mark_reversed(row: Repayment | Recovery | OverpaymentRefund, actor: User, reason: str, *,
+                   kind: str = "repayment") -> None:
     """Reverse ``row``'s journal entry (source key ``<kind>:<id>:reversal``) and mark it reversed."""
     row.reversal_entry = journal_reverse(entry=row.journal_entry, actor=actor, reason=reason,
                                          source_key=f"{kind}:{row.pk}:reversal")

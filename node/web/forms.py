@@ -297,7 +297,8 @@ class EntryReversalForm(forms.Form):
         super().__init__(*args, **kwargs)
         choices = [(f"refund:{r.pk}", _("Refund") + f" · {r.refund_date:%Y-%m-%d} · {r.amount}")
                    for r in reversed(list(refunds)) if r.reversed_at is None]
-        choices += [(f"recovery:{r.pk}", _("Recovery") + f" {r.receipt_number} · {r.payment_date:%Y-%m-%d} · {r.amount}")
+        choices += [(f"recovery:{r.pk}",
+                     _("Recovery") + f" {r.receipt_number} · {r.payment_date:%Y-%m-%d} · {r.amount}")
                     for r in reversed(list(recoveries)) if r.reversed_at is None]
         self.fields["entry"].choices = choices
 
