@@ -445,6 +445,17 @@ def test_the_statement_lists_every_movement_on_the_account_in_date_order(client)
                 idem=key()).status_code == 200
     assert post(shop.admin, f"/api/v1/loans/{lid}/overpayment-transfers",
                 {"to_loan": other, "amount": "20.00"}, idem=key()).status_code == 201
+    from tests.openapi_helpers import assert_documented
+
+    history = assert_documented(client_for(shop.borrower_user).get(f"/api/v1/loans/{lid}/transactions"), "get",
+                                "/api/v1/loans/{loan_id}/transactions")
+    assert [(t["type"], t["amount"], t["reversed"]) for t in history] == [
+        ("disbursement", "1000.00", False), ("repayment", "1100.00", False), ("refund", "10.00", True),
+        ("waiver", "15.00", False), ("transfer_out", "20.00", False)]
+    assert history[1]["parts"] == {"principal": "1000.00", "interest": "60.59", "fees": "0.00", "penalties": "0.00",
+                                   "overpayment": "39.41"} and history[1]["outstanding_after"] == "0.00"
+    assert (history[3]["detail"], history[3]["installment"]) == ("penalties", 1)
+    assert history[4]["detail"] == Loan.objects.get(pk=other).reference
     client.force_login(shop.borrower_user)
     r = client.get(f"/me/loans/{lid}/statement.pdf")
     def squashed(pdf: bytes) -> str:  # the PDF's text without whitespace: a table cell may wrap anywhere

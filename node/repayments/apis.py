@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from node.core.errors import ValidationFailed
 from node.core.fields import MoneyField, StrictSerializer
 from node.core.idempotency import idempotent
+from node.core.openapi import error_responses
 from node.loans.models import LoanStatus
 from node.loans.selectors import access_loan_by_id
 from node.repayments import allocation as A
@@ -208,6 +209,24 @@ class LoanOverpaymentRefundsApi(APIView):
                                              refund_date=v.get("refund_date") or timezone.localdate(),
                                              channel=v["channel"], reference=v["reference"])
         return Response(refund_json(refund), status=status.HTTP_201_CREATED)
+
+
+def transaction_json(t: selectors.LoanTransaction) -> dict:
+    return {"date": t.date.isoformat(), "type": t.kind, "id": t.id, "amount": _m(t.amount), "reference": t.reference,
+            "detail": t.detail, "installment": t.installment, "reversed": t.reversed,
+            "parts": {k: _m(v) for k, v in t.parts.items()} if t.parts else None,
+            "outstanding_after": _m(t.outstanding_after) if t.outstanding_after is not None else None}
+
+
+class LoanTransactionsApi(APIView):
+    """Every movement on the loan account in date order — the statement's lines: disbursement, repayments,
+    overpayment refunds and transfers, charges added, waivers, recoveries; reversed ones marked (the borrower and
+    staff of the MFI). Empty before the payout."""
+
+    @extend_schema(responses=schemas.LoanTransaction(many=True))
+    def get(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id)
+        return Response([transaction_json(t) for t in selectors.loan_transactions(loan=loan)])
 
 
 def charge_json(c) -> dict:
@@ -434,6 +453,7 @@ class LoanBalanceApi(APIView):
 
     @extend_schema(parameters=[OpenApiParameter("as_of", str, description="YYYY-MM-DD; default today")],
                    responses=schemas.Balance)
+    @error_responses({409: "The loan has not been paid out: it has no schedule to owe yet (loan_not_disbursed)."})
     def get(self, request, loan_id):
         loan = access_loan_by_id(request.user, loan_id)
         raw = request.query_params.get("as_of")

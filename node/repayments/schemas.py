@@ -196,3 +196,29 @@ class LoanCharge(serializers.Serializer):
     charged_on = serializers.DateField()
     added_by = serializers.CharField()
     added_at = serializers.DateTimeField()
+
+
+class TransactionParts(serializers.Serializer):
+    principal = MoneyField()
+    interest = MoneyField()
+    fees = MoneyField()
+    penalties = MoneyField()
+    overpayment = MoneyField()
+
+
+class LoanTransaction(serializers.Serializer):
+    date = serializers.DateField()
+    type = serializers.ChoiceField(choices=["disbursement", "repayment", "transfer_in", "refund", "transfer_out",
+                                            "charge", "waiver", "recovery"])
+    id = serializers.IntegerField(allow_null=True, help_text="the row's id among its kind (repayments, refunds, …); "
+                                                             "null for the disbursement")
+    amount = MoneyField()
+    reference = serializers.CharField(allow_blank=True, help_text="receipt number, payment reference, charge name "
+                                                                  "or waiver reason")
+    detail = serializers.CharField(allow_blank=True, help_text="the component waived, the kind of a charge, the "
+                                                               "loan an overpayment moved to, a refund's channel")
+    installment = serializers.IntegerField(allow_null=True, help_text="the installment a charge or a waiver is on")
+    reversed = serializers.BooleanField()
+    parts = TransactionParts(allow_null=True, help_text="a repayment's split by component")
+    outstanding_after = MoneyField(allow_null=True, help_text="what the loan still owed right after it "
+                                                              "(a disbursement or a repayment in effect)")

@@ -305,3 +305,73 @@ def loan_balance(*, loan: Loan, as_of: dt.date) -> LoanBalance:
         overdue=_sum([r for r in rows if r.due_date < as_of]), payoff=payoff,
         overpayment_held=overpayment_held(loan, as_of=as_of), closed_at=closed_at, status=status,
     )
+
+
+# --- the loan's transaction history ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LoanTransaction:
+    """One movement on a loan account, for the statement and ``GET …/transactions`` (Fineract's loan transactions).
+
+    ``kind``: ``disbursement``, ``repayment`` (``transfer_in`` when paid out of another loan's overpayment),
+    ``refund`` (overpayment paid back to the borrower), ``transfer_out`` (overpayment moved to another loan),
+    ``charge`` (a fee or penalty added by staff: ``detail`` fees|penalties, ``reference`` its name), ``waiver``
+    (``detail`` the component forgiven, ``reference`` why), ``recovery`` (collected after a write-off). ``parts``
+    splits a repayment by component; ``outstanding_after`` is what the loan still owed right after a disbursement or
+    a repayment in effect."""
+
+    date: dt.date
+    kind: str
+    amount: Decimal
+    reference: str = ""
+    detail: str = ""  # the component waived, the kind of a charge, the other loan of a transfer, a refund's channel
+    reversed: bool = False
+    parts: dict | None = None
+    outstanding_after: Decimal | None = None
+    installment: int | None = None  # the installment a charge or a waiver is on
+    id: int | None = None  # the row's id in its own list (repayments, refunds, …)
+    at: dt.datetime | None = None  # when it was recorded: orders a day's movements
+
+
+_TX_ORDER = {"disbursement": 0}
+
+
+def loan_transactions(*, loan: Loan) -> list[LoanTransaction]:
+    """Every movement on ``loan`` in date order (the disbursement first on its day, then in the order they were
+    recorded), reversed ones included and marked."""
+    out: list[LoanTransaction] = []
+    if loan.disbursement_date is None:
+        return out
+    if loan.schedule:
+        total = loan.schedule.get("totals", {}).get("total")
+        out.append(LoanTransaction(date=loan.disbursement_date, kind="disbursement", amount=loan.principal,
+                                   reference=loan.disbursement_reference or "",
+                                   outstanding_after=Decimal(total) if total is not None else None,
+                                   at=loan.disbursed_at))
+    for r in repayment_list(loan=loan):
+        out.append(LoanTransaction(
+            date=r.payment_date, kind="transfer_in" if r.channel == "transfer" else "repayment", amount=r.amount,
+            reference=r.receipt_number, reversed=r.reversed_at is not None, id=r.pk, at=r.posted_at,
+            parts={"principal": r.principal, "interest": r.interest, "fees": r.fees, "penalties": r.penalties,
+                   "overpayment": r.overpayment},
+            outstanding_after=None if r.reversed_at else (r.outstanding_principal_after + r.outstanding_interest_after
+                                                          + r.outstanding_fees_after + r.outstanding_penalties_after)))
+    for f in overpayment_refund_list(loan=loan):
+        out.append(LoanTransaction(date=f.refund_date, kind="refund", amount=f.amount, reference=f.reference,
+                                   detail=f.channel, reversed=f.reversed_at is not None, id=f.pk, at=f.refunded_at))
+    for t in overpayment_transfer_list(loan=loan):
+        out.append(LoanTransaction(date=t.repayment.payment_date, kind="transfer_out", amount=t.amount,
+                                   reference=t.repayment.receipt_number, detail=t.to_loan.reference,
+                                   reversed=t.repayment.reversed_at is not None, id=t.pk, at=t.transferred_at))
+    for c in loan_charge_list(loan=loan):
+        out.append(LoanTransaction(date=c.charged_on, kind="charge", amount=c.amount, reference=c.name,
+                                   detail=c.kind, installment=c.installment.number, id=c.pk, at=c.added_at))
+    for w in charge_waiver_list(loan=loan):
+        out.append(LoanTransaction(date=w.waived_on, kind="waiver", amount=w.amount, reference=w.reason,
+                                   detail=w.component, installment=w.installment.number, id=w.pk,
+                                   at=w.waived_at))
+    for c in recovery_list(loan=loan):
+        out.append(LoanTransaction(date=c.payment_date, kind="recovery", amount=c.amount, reference=c.receipt_number,
+                                   reversed=c.reversed_at is not None, id=c.pk, at=c.posted_at))
+    never = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return sorted(out, key=lambda t: (t.date, _TX_ORDER.get(t.kind, 1), t.at or never))

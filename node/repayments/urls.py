@@ -10,6 +10,7 @@ urlpatterns = [
          name="loan-overpayment-refunds"),
     path("loans/<int:loan_id>/overpayment-transfers", apis.LoanOverpaymentTransfersApi.as_view(),
          name="loan-overpayment-transfers"),
+    path("loans/<int:loan_id>/transactions", apis.LoanTransactionsApi.as_view(), name="loan-transactions"),
     path("loans/<int:loan_id>/charges", apis.LoanChargesApi.as_view(), name="loan-charges"),
     path("loans/<int:loan_id>/waivers", apis.LoanChargeWaiversApi.as_view(), name="loan-charge-waivers"),
     path("loans/<int:loan_id>/recoveries", apis.LoanRecoveriesApi.as_view(), name="loan-recoveries"),

@@ -58,45 +58,32 @@ def loan_context(loan: Loan) -> dict:
 DOCUMENTS = ("statement", "schedule")
 
 
-def statement_rows(loan: Loan, repayments: list) -> list[dict]:
-    """The loan account statement, in date order: the payout, each repayment (reversed ones marked) with what was
-    still owed right after it as the repayment recorded it, and every other movement on the account — overpayment
-    paid back to the borrower or moved to another loan, interest or charges waived, recoveries after a write-off."""
+def statement_rows(loan: Loan) -> list[dict]:
+    """The loan account statement: every movement on the account in date order (``loan_transactions``, the API's
+    ``…/transactions``), labelled for the reader; reversed ones marked."""
     from django.utils.translation import gettext as _
 
+    waived = {"interest": _("Interest waived"), "fees": _("Fees waived"), "penalties": _("Penalties waived")}
+    added = {"fees": _("Fee added"), "penalties": _("Penalty added")}
     rows = []
-    if loan.disbursement_date and loan.schedule:
-        total = loan.schedule.get("totals", {}).get("total")
-        rows.append({"date": loan.disbursement_date, "kind": "disbursement", "label": _("Paid out"),
-                     "amount": loan.principal, "outstanding": total, "reference": loan.disbursement_reference})
-    for r in repayments:
-        rows.append({"date": r.payment_date, "kind": "repayment",
-                     "label": _("Applied from another loan") if r.channel == "transfer" else _("Repayment"),
-                     "amount": r.amount, "principal": r.principal,
-                     "interest": r.interest, "charges": r.fees + r.penalties, "reference": r.receipt_number,
-                     "reversed": r.reversed_at is not None,
-                     "outstanding": None if r.reversed_at else sum_exact((
-                         r.outstanding_principal_after, r.outstanding_interest_after, r.outstanding_fees_after,
-                         r.outstanding_penalties_after))})
-    if not loan.disbursement_date:
-        return rows
-    for f in repayment_selectors.overpayment_refund_list(loan=loan):
-        rows.append({"date": f.refund_date, "kind": "refund", "label": _("Paid back to the borrower"),
-                     "amount": f.amount, "reference": f.reference, "reversed": f.reversed_at is not None})
-    for t in repayment_selectors.overpayment_transfer_list(loan=loan):
-        rows.append({"date": t.repayment.payment_date, "kind": "transfer",
-                     "label": _("Moved to loan %(reference)s") % {"reference": t.to_loan.reference},
-                     "amount": t.amount, "reference": t.repayment.receipt_number,
-                     "reversed": t.repayment.reversed_at is not None})
-    labels = {"interest": _("Interest waived"), "fees": _("Fees waived"), "penalties": _("Penalties waived")}
-    for w in repayment_selectors.charge_waiver_list(loan=loan):
-        rows.append({"date": w.waived_on, "kind": "waiver", "label": labels[w.component], "amount": w.amount,
-                     "reference": _("installment %(number)s") % {"number": w.installment.number}})
-    for c in repayment_selectors.recovery_list(loan=loan):
-        rows.append({"date": c.payment_date, "kind": "recovery", "label": _("Recovered after the write-off"),
-                     "amount": c.amount, "reference": c.receipt_number, "reversed": c.reversed_at is not None})
-    order = {"disbursement": 0}
-    return sorted(rows, key=lambda r: (r["date"], order.get(r["kind"], 1)))  # stable: same day keeps its order
+    for t in repayment_selectors.loan_transactions(loan=loan):
+        label = {
+            "disbursement": _("Paid out"), "repayment": _("Repayment"), "transfer_in": _("Applied from another loan"),
+            "refund": _("Paid back to the borrower"), "recovery": _("Recovered after the write-off"),
+            "transfer_out": _("Moved to loan %(reference)s") % {"reference": t.detail},
+            "waiver": waived.get(t.detail, t.detail), "charge": added.get(t.detail, t.detail),
+        }[t.kind]
+        reference = t.reference
+        if t.installment is not None:  # a charge shows its name after the installment; a waiver not its reason
+            on = _("installment %(number)s") % {"number": t.installment}
+            reference = f"{on} · {t.reference}" if t.kind == "charge" else on
+        row = {"date": t.date, "kind": t.kind, "label": label, "amount": t.amount, "reference": reference,
+               "reversed": t.reversed, "outstanding": t.outstanding_after}
+        if t.parts:
+            row.update(principal=t.parts["principal"], interest=t.parts["interest"],
+                       charges=t.parts["fees"] + t.parts["penalties"])
+        rows.append(row)
+    return rows
 
 
 def loan_document(loan: Loan, kind: str):
@@ -109,7 +96,7 @@ def loan_document(loan: Loan, kind: str):
     if kind not in DOCUMENTS:
         raise Http404("no such document")
     ctx = loan_context(loan)
-    ctx.update(kind=kind, today=timezone.localdate(), statement=statement_rows(loan, ctx["repayments"]))
+    ctx.update(kind=kind, today=timezone.localdate(), statement=statement_rows(loan))
     body = to_pdf(render_to_string("web/loan_pdf.html", ctx))
     resp = HttpResponse(body, content_type="application/pdf")
     resp["Content-Disposition"] = f'attachment; filename="{loan.reference}-{kind}.pdf"'
