@@ -538,7 +538,7 @@ def test_an_officer_records_a_recovery_on_a_written_off_loan(shop):
     rec = Recovery.objects.get(loan_id=lid)
     assert r.status_code == 200 and f"Recovery recorded: receipt {rec.receipt_number}." in text(r)
     assert rec.amount == Decimal("250.00") and rec.reference == "COLL-1"
-    assert 'id="recoveries"' in text(r) and rec.receipt_number in text(r)
+    assert 'id="movements"' in text(r) and "Recovered after the write-off" in text(r) and rec.receipt_number in text(r)
     again = officer.post(f"/staff/loans/{lid}/recoveries", body, follow=True)  # a double click
     assert "already recorded" in text(again) and Recovery.objects.filter(loan_id=lid).count() == 1
     assert Loan.objects.get(pk=lid).status == "written_off"
@@ -619,7 +619,9 @@ def test_an_admin_undoes_a_refund_and_a_recovery_from_the_loan_page(shop):
                   {"amount": "50.00", "channel": "mobile_money", "reference": "MM-77"}, idem=key()).json()
 
     officer_page = text(web(shop.officer).get(f"/staff/loans/{lid}/"))
-    assert 'id="refunds"' in officer_page and "MM-77" in officer_page  # every officer sees what was paid back
+    assert 'id="movements"' in officer_page and "MM-77" in officer_page  # every officer sees what was paid back
+    borrower_page = text(web(shop.borrower_user).get(f"/me/loans/{lid}/"))
+    assert "Paid back to the borrower" in borrower_page and "M50.00" in borrower_page  # and the borrower
     assert "Undo a refund or a recovery" not in officer_page  # MFI admins only
     assert web(shop.officer).post(f"/staff/loans/{lid}/undo", {}).status_code == 403
     admin = web(shop.admin)

@@ -48,8 +48,12 @@ def loan_context(loan: Loan) -> dict:
         balance = balance_view(repayment_selectors.loan_balance(
             loan=loan, as_of=max(timezone.localdate(), loan.disbursement_date)))
     repayments = list(repayment_selectors.repayment_list(loan=loan)) if loan.disbursement_date else []
+    statement = statement_rows(loan)
     return {
         "loan": loan, "schedule": schedule, "schedule_stored": stored, "balance": balance, "repayments": repayments,
+        "statement": statement,
+        # what else moved on the account: overpayment paid back or moved, charges added, waivers, recoveries
+        "movements": [r for r in statement if r["kind"] not in ("disbursement", "repayment", "transfer_in")],
         # which actions the loan's state allows (the service checks again, under the row lock)
         "can": {action: loan.status in states for action, states in TRANSITIONS.items()},
     }
@@ -96,7 +100,7 @@ def loan_document(loan: Loan, kind: str):
     if kind not in DOCUMENTS:
         raise Http404("no such document")
     ctx = loan_context(loan)
-    ctx.update(kind=kind, today=timezone.localdate(), statement=statement_rows(loan))
+    ctx.update(kind=kind, today=timezone.localdate())
     body = to_pdf(render_to_string("web/loan_pdf.html", ctx))
     resp = HttpResponse(body, content_type="application/pdf")
     resp["Content-Disposition"] = f'attachment; filename="{loan.reference}-{kind}.pdf"'
