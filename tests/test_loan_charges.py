@@ -14,6 +14,8 @@ from node.audit.models import AuditEvent
 from node.ledger.models import JournalEntry
 from node.ledger.selectors import trial_balance
 from node.loans.models import LoanInstallment
+from node.notifications.models import Notification
+from node.notifications.texts import render
 from node.repayments.models import LoanCharge
 from tests.loan_fixtures import client_for, err, key, open_shop, post
 from tests.test_repayments import FAR, balance, lines, repay, small_loan
@@ -56,6 +58,11 @@ def test_a_charge_falls_on_the_installment_due_on_or_after_its_date_and_is_paid_
     assert LoanInstallment.objects.get(loan_id=lid, number=1).penalties == D("40.00")
     assert JournalEntry.objects.count() == entries  # income only when paid
     assert AuditEvent.objects.filter(action="loan.charge_add", target_id=str(lid)).count() == 3
+    # the borrower is told of each, once (the replay above recorded nothing more)
+    told = Notification.objects.filter(kind="charge_added", loan_id=lid).order_by("id")
+    assert [n.context["installment"] for n in told] == [2, 1, 3]
+    subject, body = render("charge_added", "en", "email", told[0].context, first_name="Mpho")
+    assert "25.00 (field visit)" in subject + body and "2026-03-01" in body
 
     # paid by the allocation order: installment 1's penalty first, then its interest and principal; then #2's fee
     rep = repay(shop.officer, lid, "400.00", on="2026-02-10").json()

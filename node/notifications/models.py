@@ -30,6 +30,7 @@ class NotificationKind(models.TextChoices):
     INSTALLMENT_OVERDUE = "installment_overdue", "Installment overdue"
     REPAYMENT_RECEIVED = "repayment_received", "Repayment received"
     LOAN_DISBURSED = "loan_disbursed", "Loan disbursed"
+    CHARGE_ADDED = "charge_added", "Fee or penalty added"
 
 
 class NotificationStatus(models.TextChoices):

@@ -191,6 +191,18 @@ def notify_loan_disbursed(loan) -> Notification | None:
     )
 
 
+def notify_charge_added(charge) -> Notification | None:
+    """Hook in ``loan_charge_add`` (its transaction): the borrower hears of a fee or penalty the day it is added."""
+    loan = charge.loan
+    return notify(
+        kind=K.CHARGE_ADDED, event_key=f"charge:{charge.pk}:added", borrower_id=loan.borrower_id, mfi_id=loan.mfi_id,
+        loan_id=loan.pk,
+        context={"mfi": loan.mfi.name, "reference": loan.reference, "currency": loan.product.currency,
+                 "amount": _money(charge.amount), "name": charge.name[:60],
+                 "due_date": charge.installment.due_date.isoformat(), "installment": charge.installment.number},
+    )
+
+
 # --- reminders (set-based) ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ReminderResult:

@@ -20,6 +20,7 @@ FIELDS: dict[str, frozenset[str]] = {
     K.REPAYMENT_RECEIVED: frozenset({"mfi", "reference", "currency", "amount", "receipt_number", "payment_date",
                                      "outstanding"}),
     K.LOAN_DISBURSED: frozenset({"mfi", "reference", "currency", "amount", "first_due_date", "first_amount"}),
+    K.CHARGE_ADDED: frozenset({"mfi", "reference", "currency", "amount", "name", "due_date", "installment"}),
 }
 RENDER_EXTRA = frozenset({"first_name"})
 
@@ -55,6 +56,14 @@ TEXTS: dict[tuple[str, str], dict[str, str]] = {
         "body": "Dear {first_name},\n\nYour loan {reference} of {currency} {amount} has been paid out.\nYour first "
                 "installment of {currency} {first_amount} is due on {first_due_date}.\n\n{mfi}\n",
     },
+    (K.CHARGE_ADDED, Language.EN): {
+        "sms": "{mfi}: a charge of {currency} {amount} ({name}) was added to loan {reference}, payable with the "
+               "installment due on {due_date}.",
+        "subject": "{mfi}: charge of {currency} {amount} added to loan {reference}",
+        "body": "Dear {first_name},\n\nA charge of {currency} {amount} ({name}) was added to your loan {reference}. "
+                "It is payable with installment {installment}, due on {due_date}.\n\nIf you think it is wrong, "
+                "please contact us.\n\n{mfi}\n",
+    },
     # --- Sesotho (needs native review) -------------------------------------------------------------------------
     (K.INSTALLMENT_DUE, Language.ST): {
         "sms": "{mfi}: tefo ea hau ea {currency} {amount} ea kalimo {reference} e lokela ho lefuoa ka {due_date}. "
@@ -85,6 +94,14 @@ TEXTS: dict[tuple[str, str], dict[str, str]] = {
         "subject": "{mfi}: kalimo {reference} e lefiloe",
         "body": "Lumela {first_name},\n\nKalimo ea hau {reference} ea {currency} {amount} e lefiloe.\nTefo ea hau "
                 "ea pele ea {currency} {first_amount} e lokela ho lefuoa ka {first_due_date}.\n\n{mfi}\n",
+    },
+    (K.CHARGE_ADDED, Language.ST): {
+        "sms": "{mfi}: tefiso ea {currency} {amount} ({name}) e kentsoe kalimong {reference}; e tla lefuoa le tefo "
+               "e lokelang ka {due_date}.",
+        "subject": "{mfi}: tefiso ea {currency} {amount} e kentsoe kalimong {reference}",
+        "body": "Lumela {first_name},\n\nTefiso ea {currency} {amount} ({name}) e kentsoe kalimong ea hau "
+                "{reference}. E tla lefuoa le tefo ea {installment}, e lokelang ho lefuoa ka {due_date}.\n\nHaeba u "
+                "nahana hore e fosahetse, ka kopo ikopanye le rona.\n\n{mfi}\n",
     },
 }
 

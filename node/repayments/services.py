@@ -53,7 +53,7 @@ from node.loans.credit_events import (
 from node.loans.errors import IllegalTransition
 from node.loans.models import Loan, LoanInstallment, LoanProduct, LoanStatus
 from node.mfis.models import Mfi
-from node.notifications.services import notify_repayments_received
+from node.notifications.services import notify_charge_added, notify_repayments_received
 from node.repayments import allocation as A
 from node.repayments.errors import (
     AlreadyReversed,
@@ -718,7 +718,7 @@ def loan_charge_add(*, actor: User, loan: Loan, kind: str, name: str, amount: De
     """Add a fee or penalty to an active loan (loan officers and MFI admins): it falls on the first installment due
     on or after ``due_date`` (default today; the last installment if the schedule ends before) and is paid like any
     charge there, by the product's allocation order. No journal entry (cash-based: income when paid); audited
-    (``loan.charge_add``); forgiven with a waiver. Refused before writing anything: ``validation_error``,
+    (``loan.charge_add``); the borrower is told (``charge_added`` notification); forgiven with a waiver. Refused before writing anything: ``validation_error``,
     ``permission_denied``, ``illegal_transition`` (not active)."""
     _check_staff(actor, loan.mfi_id, frozenset({Role.LOAN_OFFICER, Role.MFI_ADMIN}), "loan officers and MFI admins")
     fields: dict[str, list[str]] = {}
@@ -751,6 +751,7 @@ def loan_charge_add(*, actor: User, loan: Loan, kind: str, name: str, amount: De
                  before={kind: str(before), "installment": target.number},
                  after={"charge": charge.pk, "kind": kind, "name": name, "amount": str(amount),
                         "due_date": due_date.isoformat(), "installment": target.number, kind: str(before + amount)})
+    notify_charge_added(charge)  # SMS/e-mail to the borrower, sent after commit
     return charge
 
 
