@@ -55,7 +55,9 @@ def test_keyspace_has_rf3(session):
 def test_a_new_ring_runs_paxos_v2_on_every_node(test_cluster, session):
     # the stacking guard's compare-and-set: 2 round trips on v2 instead of v1's 4 (docs/runbooks/paxos-v2.md)
     assert ring_launcher.paxos_variant(test_cluster) == "v2"
-    reported = node_setting(session, "paxos_variant")
+    # every node must answer (the driver may still be reconnecting to one restarted by an earlier test)
+    reported = wait_for(lambda: (r := node_setting(session, "paxos_variant")) and None not in r.values() and r, 60,
+                        interval=2, what="every ring node reporting its paxos_variant")
     assert len(reported) == 3
     assert set(reported.values()) == {"v2"}, reported
 
