@@ -336,9 +336,9 @@ class LoanTransaction:
 _TX_ORDER = {"disbursement": 0}
 
 
-def loan_transactions(*, loan: Loan) -> list[LoanTransaction]:
+def loan_transactions(*, loan: Loan, repayments: list[Repayment] | None = None) -> list[LoanTransaction]:
     """Every movement on ``loan`` in date order (the disbursement first on its day, then in the order they were
-    recorded), reversed ones included and marked."""
+    recorded), reversed ones included and marked. ``repayments``: ``repayment_list`` already read by the caller."""
     out: list[LoanTransaction] = []
     if loan.disbursement_date is None:
         return out
@@ -348,7 +348,7 @@ def loan_transactions(*, loan: Loan) -> list[LoanTransaction]:
                                    reference=loan.disbursement_reference or "",
                                    outstanding_after=Decimal(total) if total is not None else None,
                                    at=loan.disbursed_at))
-    for r in repayment_list(loan=loan):
+    for r in repayment_list(loan=loan) if repayments is None else repayments:
         out.append(LoanTransaction(
             date=r.payment_date, kind="transfer_in" if r.channel == "transfer" else "repayment", amount=r.amount,
             reference=r.receipt_number, reversed=r.reversed_at is not None, id=r.pk, at=r.posted_at,

@@ -242,16 +242,23 @@ def _check_staff(actor: User, mfi_id: int, roles: frozenset[str], what: str) -> 
         raise Forbidden(f"Only {what} of the loan's MFI may do this.")
 
 
+def _amount_errors(amount) -> list[str]:
+    """What is wrong with a money amount given to a service (nothing: [])."""
+    if isinstance(amount, bool) or not isinstance(amount, Decimal) or not amount.is_finite():
+        return ["a decimal amount (a string such as \"150.00\")"]
+    if amount <= 0:
+        return ["must be greater than 0"]
+    if amount != amount.quantize(CENT):
+        return ["at most 2 decimal places"]
+    if amount >= MAX_AMOUNT:
+        return ["too large"]
+    return []
+
+
 def _validate_post(amount, payment_date, channel, reference, channels=RECEIVED_CHANNELS) -> Decimal:
     errors: dict[str, list[str]] = {}
-    if isinstance(amount, bool) or not isinstance(amount, Decimal) or not amount.is_finite():
-        errors["amount"] = ["a decimal amount (a string such as \"150.00\")"]
-    elif amount <= 0:
-        errors["amount"] = ["must be greater than 0"]
-    elif amount != amount.quantize(CENT):
-        errors["amount"] = ["at most 2 decimal places"]
-    elif amount >= MAX_AMOUNT:
-        errors["amount"] = ["too large"]
+    if problems := _amount_errors(amount):
+        errors["amount"] = problems
     if isinstance(payment_date, dt.datetime) or not isinstance(payment_date, dt.date):
         errors["payment_date"] = ["a date"]
     elif payment_date > timezone.localdate():
@@ -727,10 +734,10 @@ def loan_charge_add(*, actor: User, loan: Loan, kind: str, name: str, amount: De
     name = name.strip() if isinstance(name, str) else ""
     if not 1 <= len(name) <= 100:
         fields["name"] = ["1 to 100 characters"]
-    try:
-        amount = _validate_post(amount, timezone.localdate(), RepaymentChannel.CASH, "")
-    except ValidationFailed as exc:
-        fields.update({k: v for k, v in exc.details.get("fields", {}).items() if k == "amount"})
+    if problems := _amount_errors(amount):
+        fields["amount"] = problems
+    else:
+        amount = amount.quantize(CENT)
     due_date = due_date or timezone.localdate()
     if isinstance(due_date, dt.datetime) or not isinstance(due_date, dt.date):
         fields["due_date"] = ["a date"]
@@ -774,10 +781,10 @@ def loan_charges_waive(*, actor: User, loan: Loan, component: str, reason: str, 
     if not REASON_MIN <= len(reason) <= REASON_MAX:
         fields["reason"] = [f"{REASON_MIN} to {REASON_MAX} characters"]
     if amount is not None:
-        try:
-            amount = _validate_post(amount, timezone.localdate(), RepaymentChannel.CASH, "")
-        except ValidationFailed as exc:
-            fields.update({k: v for k, v in exc.details.get("fields", {}).items() if k == "amount"})
+        if problems := _amount_errors(amount):
+            fields["amount"] = problems
+        else:
+            amount = amount.quantize(CENT)
     if fields:
         raise ValidationFailed("The waiver is incomplete or invalid.", details={"fields": fields})
     loan = _lock_loan(loan.pk, "waive_charges", (LoanStatus.ACTIVE,))

@@ -48,7 +48,7 @@ def loan_context(loan: Loan) -> dict:
         balance = balance_view(repayment_selectors.loan_balance(
             loan=loan, as_of=max(timezone.localdate(), loan.disbursement_date)))
     repayments = list(repayment_selectors.repayment_list(loan=loan)) if loan.disbursement_date else []
-    statement = statement_rows(loan)
+    statement = statement_rows(loan, repayments)
     return {
         "loan": loan, "schedule": schedule, "schedule_stored": stored, "balance": balance, "repayments": repayments,
         "statement": statement,
@@ -62,7 +62,7 @@ def loan_context(loan: Loan) -> dict:
 DOCUMENTS = ("statement", "schedule")
 
 
-def statement_rows(loan: Loan) -> list[dict]:
+def statement_rows(loan: Loan, repayments: list | None = None) -> list[dict]:
     """The loan account statement: every movement on the account in date order (``loan_transactions``, the API's
     ``…/transactions``), labelled for the reader; reversed ones marked."""
     from django.utils.translation import gettext as _
@@ -70,7 +70,7 @@ def statement_rows(loan: Loan) -> list[dict]:
     waived = {"interest": _("Interest waived"), "fees": _("Fees waived"), "penalties": _("Penalties waived")}
     added = {"fees": _("Fee added"), "penalties": _("Penalty added")}
     rows = []
-    for t in repayment_selectors.loan_transactions(loan=loan):
+    for t in repayment_selectors.loan_transactions(loan=loan, repayments=repayments):
         label = {
             "disbursement": _("Paid out"), "repayment": _("Repayment"), "transfer_in": _("Applied from another loan"),
             "refund": _("Paid back to the borrower"), "recovery": _("Recovered after the write-off"),
