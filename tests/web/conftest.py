@@ -51,3 +51,12 @@ def consent_texts(db):
     m = importlib.import_module("node.borrowers.migrations.0002_consent_text_v1")
     ConsentText.objects.get_or_create(version=1, language="en", defaults={"title": m.EN_TITLE, "body": m.EN_BODY})
     ConsentText.objects.get_or_create(version=1, language="st", defaults={"title": m.ST_TITLE, "body": m.ST_BODY})
+
+
+@pytest.fixture
+def live_server(live_server, settings):
+    """pytest-django's live server answers /static/ through the finders, which know each file by its own name
+    only: its pages link those names (the nodes link the hashed copies collectstatic writes, config/settings.py)."""
+    settings.STORAGES = {**settings.STORAGES,
+                         "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"}}
+    return live_server
