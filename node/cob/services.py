@@ -76,6 +76,22 @@ def bucket_for(dpd: int) -> str:
     return name
 
 
+# --- a loan that owes nothing closes (here, by a repayment, by a waiver) ---------------------------------------
+def closing_fields(now) -> dict:
+    """What closing a loan writes on its row: the status, when, and its arrears (kept by close of business) cleared.
+    Callers write them in one UPDATE for all the loans they close and set them on the instances they hold."""
+    return {"status": LoanStatus.CLOSED, "closed_at": now, "days_past_due": 0, "delinquency_bucket": bucket_for(0),
+            "overdue_since": None, "updated_at": now}
+
+
+def closed_events(loan: Loan) -> list[tuple[str, str, dict]]:
+    """What the network is told when ``loan`` (already carrying ``closing_fields``) closes: ``loan.closed`` with
+    nothing outstanding and no days past due, and its stacking hold released. The caller enqueues them."""
+    key = loan.borrower.borrower_key
+    return [("loan.closed", key, credit_event_payload(loan, outstanding_principal=Decimal("0.00"), days_past_due=0)),
+            hold_release_event(borrower_key=key, loan_key=network_loan_key(loan))]
+
+
 # --- the run ---------------------------------------------------------------------------------------
 @dataclass
 class CobResult:
@@ -301,16 +317,13 @@ def _emit(moved: list[tuple], settled: set[int], day: date) -> int:
     outstanding = dict(LoanInstallment.objects.filter(loan_id__in=wanted).values("loan_id")
                        .annotate(o=Sum(F("principal") - F("principal_paid"))).values_list("loan_id", "o"))
     if settled:
-        Loan.objects.filter(pk__in=settled).update(status=LoanStatus.CLOSED, closed_at=timezone.now(), days_past_due=0,
-                                                   delinquency_bucket=bucket_for(0), overdue_since=None)
+        Loan.objects.filter(pk__in=settled).update(**closing_fields(timezone.now()))
     out: list[tuple[str, str, dict]] = []
     for loan in (Loan.objects.filter(pk__in=wanted).select_related("mfi", "product", "borrower").order_by("pk")):
-        key = loan.borrower.borrower_key
         if loan.pk in settled:
-            out.append(("loan.closed", key, credit_event_payload(loan, outstanding_principal=Decimal("0.00"),
-                                                                 days_past_due=0)))
-            out.append(hold_release_event(borrower_key=key, loan_key=network_loan_key(loan)))
+            out.extend(closed_events(loan))
         else:
+            key = loan.borrower.borrower_key
             out.append(("loan.dpd_changed", key, credit_event_payload(
                 loan, outstanding_principal=outstanding.get(loan.pk, Decimal(0)), days_past_due=changed[loan.pk][3])))
     outbox_enqueue_many(out)

@@ -32,10 +32,10 @@ from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from node.audit.services import AuditSpec, audit_record, audit_record_many
-from node.cob.services import bucket_for
+from node.cob.services import closed_events, closing_fields
 from node.core.bulk import insert_columns
 from node.core.errors import ApplicationError, Forbidden, NotFound, ValidationFailed
-from node.credit.stacking import hold_release_event, stacking_hold_later
+from node.credit.stacking import stacking_hold_later
 from node.ledger import chart
 from node.ledger.services import (
     PostingEntry,
@@ -48,7 +48,6 @@ from node.loans.credit_events import (
     credit_event_payload,
     emit_credit_event,
     loan_exposure,
-    network_loan_key,
 )
 from node.loans.errors import IllegalTransition
 from node.loans.models import Loan, LoanInstallment, LoanProduct, LoanStatus
@@ -227,14 +226,11 @@ def _create_receipt_sequence(seq: str) -> None:
         pass
 
 
-def _set_loan_status(loan: Loan, status: str, closed_at) -> None:
-    """Close or re-open. A closed loan owes nothing, so its arrears (kept by close of business) are cleared."""
-    loan.status, loan.closed_at = status, closed_at
-    fields = ["status", "closed_at", "updated_at"]
-    if status == LoanStatus.CLOSED:
-        loan.days_past_due, loan.delinquency_bucket, loan.overdue_since = 0, bucket_for(0), None
-        fields += ["days_past_due", "delinquency_bucket", "overdue_since"]
-    loan.save(update_fields=fields)
+def _reopen(loan: Loan) -> None:
+    """A closed loan is active again (a reversal took back the repayment that closed it); the replays after it
+    close it again if they pay it off (``_record``)."""
+    loan.status, loan.closed_at = LoanStatus.ACTIVE, None
+    loan.save(update_fields=["status", "closed_at", "updated_at"])
 
 
 def _check_staff(actor: User, mfi_id: int, roles: frozenset[str], what: str) -> None:
@@ -387,11 +383,10 @@ def _record(*, actor: User, mfi: Mfi, planned: list[_Planned], payment_date: dt.
     events: list[tuple[str, str, dict]] = []
     for rep, p in zip(reps, planned, strict=True):
         loan, key = p.loan, p.loan.borrower.borrower_key
-        if p.closes:  # closed: it owes nothing, so its arrears (kept by close of business) are cleared
-            loan.status, loan.closed_at, loan.updated_at = LoanStatus.CLOSED, now, now
-            loan.days_past_due, loan.delinquency_bucket, loan.overdue_since = 0, bucket_for(0), None
-            events.append(("loan.closed", key, credit_event_payload(loan, outstanding_principal=ZERO)))
-            events.append(hold_release_event(borrower_key=key, loan_key=network_loan_key(loan)))
+        if p.closes:  # it owes nothing: closed (one UPDATE for the batch, below)
+            for field, value in closing_fields(now).items():
+                setattr(loan, field, value)
+            events.extend(closed_events(loan))
             audit.append(AuditSpec(action="loan.close", target_type="loan", target_id=loan.pk, mfi_id=mfi.pk,
                                    before={"status": LoanStatus.ACTIVE},
                                    after={"status": loan.status, "repayment": rep.pk,
@@ -415,9 +410,7 @@ def _record(*, actor: User, mfi: Mfi, planned: list[_Planned], payment_date: dt.
         ))
     closing = [p.loan.pk for p in planned if p.closes]
     if closing:
-        Loan.objects.filter(pk__in=closing).update(
-            status=LoanStatus.CLOSED, closed_at=now, days_past_due=0, delinquency_bucket=bucket_for(0),
-            overdue_since=None, updated_at=now)
+        Loan.objects.filter(pk__in=closing).update(**closing_fields(now))
     outbox_enqueue_many(events)
     if notify:
         notify_repayments_received(reps)  # SMS/e-mail to the borrowers, sent after commit
@@ -562,7 +555,7 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str, reproce
         _take_back(taken, by_pk)
     was_closed = loan.status == LoanStatus.CLOSED
     if was_closed:  # what is left is allocated on an open loan; the last replay closes it again if it pays it off
-        _set_loan_status(loan, LoanStatus.ACTIVE, None)
+        _reopen(loan)
     planned = [_plan_replay(loan, installments, old) for old in later]
     for inst in installments:
         if [getattr(inst, f) for f in fields] != as_stored[inst.pk]:
@@ -823,13 +816,11 @@ def loan_charges_waive(*, actor: User, loan: Loan, component: str, reason: str, 
                         "installments": [{"installment": w.installment.number, "amount": str(w.amount)}
                                          for w in waivers]})
     if closes:  # nothing left to pay: closed like a final repayment, its arrears cleared and the network told
-        key = loan.borrower.borrower_key
-        Loan.objects.filter(pk=loan.pk).update(
-            status=LoanStatus.CLOSED, closed_at=now, days_past_due=0, delinquency_bucket=bucket_for(0),
-            overdue_since=None, updated_at=now)
-        loan.refresh_from_db()
-        outbox_enqueue_many([("loan.closed", key, credit_event_payload(loan, outstanding_principal=ZERO)),
-                             hold_release_event(borrower_key=key, loan_key=network_loan_key(loan))])
+        fields = closing_fields(now)
+        Loan.objects.filter(pk=loan.pk).update(**fields)
+        for field, value in fields.items():
+            setattr(loan, field, value)
+        outbox_enqueue_many(closed_events(loan))
         audit_record(actor=actor, action="loan.close", target_type="loan", target_id=loan.pk, mfi=loan.mfi,
                      before={"status": LoanStatus.ACTIVE}, after={"status": LoanStatus.CLOSED, "waiver": True})
     return waivers
