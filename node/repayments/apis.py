@@ -267,7 +267,10 @@ class LoanChargesApi(APIView):
 def waiver_json(w) -> dict:
     return {"id": w.pk, "loan": w.loan_id, "installment": w.installment.number, "component": w.component,
             "amount": _m(w.amount), "waived_on": w.waived_on.isoformat(), "reason": w.reason,
-            "waived_by": w.waived_by.username, "waived_at": w.waived_at.isoformat()}
+            "waived_by": w.waived_by.username, "waived_at": w.waived_at.isoformat(),
+            "undone_on": w.undone_on.isoformat() if w.undone_on else None,
+            "undone_at": w.undone_at.isoformat() if w.undone_at else None,
+            "undone_by": w.undone_by.username if w.undone_by_id else None, "undo_reason": w.undo_reason}
 
 
 class ChargeWaiverSerializer(StrictSerializer):
@@ -308,6 +311,21 @@ class LoanChargeWaiversApi(APIView):
 
 class ReversalReasonSerializer(StrictSerializer):
     reason = serializers.CharField(min_length=services.REASON_MIN, max_length=services.REASON_MAX)
+
+
+class ChargeWaiverUndoApi(APIView):
+    """Undo a waiver made in error (MFI admins; ``Idempotency-Key`` required): the installment owes the amount again
+    from today; a loan the waiver had closed re-opens. ``already_reversed`` / ``overpayment_held`` (409)."""
+
+    @extend_schema(request=ReversalReasonSerializer, responses=schemas.ChargeWaiverUndone)
+    @idempotent
+    def post(self, request, waiver_id):
+        waiver = selectors.access_waiver_by_id(request.user, waiver_id, roles=ADMINS)
+        s = ReversalReasonSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        waiver = services.charge_waiver_undo(actor=request.user, waiver=waiver, reason=s.validated_data["reason"])
+        return Response({**waiver_json(selectors.access_waiver_by_id(request.user, waiver.pk)),
+                         "loan_reopened": waiver.loan_reopened})
 
 
 class OverpaymentRefundReverseApi(APIView):

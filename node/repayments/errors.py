@@ -64,3 +64,10 @@ class WaiverExceedsUnpaid(Conflict):
     """A waiver larger than what the installments still owe of that component."""
 
     code = "waiver_exceeds_unpaid"
+
+
+class OverpaymentHeld(Conflict):
+    """Undoing a waiver on a loan that holds an overpayment would make it owe money while holding the borrower's:
+    the overpayment is refunded or transferred first."""
+
+    code = "overpayment_held"

@@ -223,6 +223,12 @@ class ChargeWaiver(models.Model):
     reason = models.CharField(max_length=200)
     waived_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     waived_at = models.DateTimeField()
+    # undone (a waiver made in error): the installment owes the amount again from ``undone_on``; the row stays
+    undone_on = models.DateField(null=True, blank=True)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+")
+    undo_reason = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["loan_id", "id"]
@@ -230,7 +236,16 @@ class ChargeWaiver(models.Model):
             models.CheckConstraint(condition=Q(amount__gt=0), name="charge_waiver_amount_positive"),
             models.CheckConstraint(condition=Q(component__in=("interest", "fees", "penalties")),
                                    name="charge_waiver_component"),
+            models.CheckConstraint(
+                condition=(Q(undone_at__isnull=True, undone_on__isnull=True, undone_by__isnull=True, undo_reason="")
+                           | (Q(undone_at__isnull=False, undone_on__isnull=False, undone_by__isnull=False)
+                              & ~Q(undo_reason=""))),
+                name="charge_waiver_undo_complete"),
         ]
+
+    @property
+    def is_undone(self) -> bool:
+        return self.undone_at is not None
 
 
 class Recovery(Reversible):

@@ -177,6 +177,14 @@ class ChargeWaiver(serializers.Serializer):
     reason = serializers.CharField()
     waived_by = serializers.CharField()
     waived_at = serializers.DateTimeField()
+    undone_on = serializers.DateField(allow_null=True, help_text="undone (made in error): owed again from this day")
+    undone_at = serializers.DateTimeField(allow_null=True)
+    undone_by = serializers.CharField(allow_null=True)
+    undo_reason = serializers.CharField(allow_blank=True)
+
+
+class ChargeWaiverUndone(ChargeWaiver):
+    loan_reopened = serializers.BooleanField(help_text="the waiver had closed the loan: it is active again")
 
 
 class ChargeWaiverPosted(serializers.Serializer):

@@ -116,7 +116,14 @@ def loan_charge_list(*, loan: Loan) -> QuerySet[LoanCharge]:
 
 
 def charge_waiver_list(*, loan: Loan) -> QuerySet[ChargeWaiver]:
-    return ChargeWaiver.objects.filter(loan_id=loan.pk).select_related("installment", "waived_by").order_by("id")
+    return (ChargeWaiver.objects.filter(loan_id=loan.pk).select_related("installment", "waived_by", "undone_by")
+            .order_by("id"))
+
+
+def access_waiver_by_id(actor: User, waiver_id, *, roles: frozenset[str] | None = None) -> ChargeWaiver:
+    """The charge waiver if ``actor`` may see its loan, else NotFound exactly as for a missing id (audited)."""
+    return _access_through_loan(actor, ChargeWaiver.objects.select_related("installment", "waived_by", "undone_by"),
+                                waiver_id, what="charge waiver", roles=roles)
 
 
 def access_product_by_id(actor: User, product_id) -> LoanProduct:
@@ -244,10 +251,16 @@ def loan_balance(*, loan: Loan, as_of: dt.date) -> LoanBalance:
                                     repayment__payment_date__gt=as_of)
         .values("installment_id").annotate(**{c: Sum(c) for c in WAIVED})
     }
-    for inst_id, component, amount in (ChargeWaiver.objects.filter(loan_id=loan.pk, waived_on__gt=as_of)
+    for inst_id, component, amount in (ChargeWaiver.objects.filter(loan_id=loan.pk, waived_on__gt=as_of,
+                                                                   undone_at__isnull=True)
                                        .values_list("installment_id", "component").annotate(s=Sum("amount"))):
         row = waived_later.setdefault(inst_id, {})  # so did a waiver made after as_of
         row[component] = (row.get(component) or ZERO) + amount
+    for inst_id, component, amount in (ChargeWaiver.objects.filter(loan_id=loan.pk, waived_on__lte=as_of,
+                                                                   undone_on__gt=as_of)
+                                       .values_list("installment_id", "component").annotate(s=Sum("amount"))):
+        row = waived_later.setdefault(inst_id, {})  # a waiver undone since was in effect as of then
+        row[component] = (row.get(component) or ZERO) - amount
     for inst_id, kind, amount in (LoanCharge.objects.filter(loan_id=loan.pk, charged_on__gt=as_of)
                                   .values_list("installment_id", "kind").annotate(s=Sum("amount"))):
         row = waived_later.setdefault(inst_id, {})  # a charge added after as_of was not owed then
@@ -369,7 +382,7 @@ def loan_transactions(*, loan: Loan, repayments: list[Repayment] | None = None) 
     for w in charge_waiver_list(loan=loan):
         out.append(LoanTransaction(date=w.waived_on, kind="waiver", amount=w.amount, reference=w.reason,
                                    detail=w.component, installment=w.installment.number, id=w.pk,
-                                   at=w.waived_at))
+                                   at=w.waived_at, reversed=w.undone_at is not None))
     for c in recovery_list(loan=loan):
         out.append(LoanTransaction(date=c.payment_date, kind="recovery", amount=c.amount, reference=c.receipt_number,
                                    reversed=c.reversed_at is not None, id=c.pk, at=c.posted_at))

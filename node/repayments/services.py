@@ -57,6 +57,7 @@ from node.repayments import allocation as A
 from node.repayments.errors import (
     AlreadyReversed,
     NothingToWaive,
+    OverpaymentHeld,
     OverpaymentRefunded,
     PayoffAmountMismatch,
     RecoveryExceedsWrittenOff,
@@ -824,6 +825,50 @@ def loan_charges_waive(*, actor: User, loan: Loan, component: str, reason: str, 
         audit_record(actor=actor, action="loan.close", target_type="loan", target_id=loan.pk, mfi=loan.mfi,
                      before={"status": LoanStatus.ACTIVE}, after={"status": LoanStatus.CLOSED, "waiver": True})
     return waivers
+
+
+@transaction.atomic
+def charge_waiver_undo(*, actor: User, waiver: ChargeWaiver, reason: str) -> ChargeWaiver:
+    """Undo a waiver made in error (MFI admins; Fineract's "undo waive"): the installment owes the amount again
+    from today (the waiver stays, marked undone, and the balance as of a day it was in effect still leaves it out).
+    A loan the waiver had closed re-opens (``loan.reopened`` to the network, its stacking hold taken again); close
+    of business counts its days past due from its next run. Audited (``loan.charges_waive_undo``). Refused before
+    writing anything: ``validation_error`` (reason), ``permission_denied``, ``illegal_transition`` (a loan written
+    off or rescheduled since), ``already_reversed`` (409), ``overpayment_held`` (409: the loan holds an overpayment
+    — refund or transfer it first)."""
+    _check_staff(actor, waiver.mfi_id, frozenset({Role.MFI_ADMIN}), "MFI admins")
+    reason = _reversal_reason(reason)
+    loan = _lock_loan(waiver.loan_id, "undo_waiver", (LoanStatus.ACTIVE, LoanStatus.CLOSED))
+    row = ChargeWaiver.objects.select_for_update(of=("self",)).select_related("installment").get(pk=waiver.pk)
+    if row.undone_at is not None:
+        raise AlreadyReversed("This waiver has already been undone.",
+                              details={"waiver": row.pk, "undone_at": row.undone_at.isoformat()})
+    held = overpayment_held(loan)
+    if held > 0:
+        raise OverpaymentHeld(f"The loan holds an overpayment of {held}: refund or transfer it before the waiver is "
+                              "undone.", details={"waiver": row.pk, "held": str(held)})
+    inst = LoanInstallment.objects.select_for_update().get(pk=row.installment_id)
+    before = getattr(inst, row.component)
+    setattr(inst, row.component, before + row.amount)
+    inst.save(update_fields=[row.component])
+    now = timezone.now()
+    row.undone_on, row.undone_at, row.undone_by, row.undo_reason = timezone.localdate(), now, actor, reason
+    row.save(update_fields=["undone_on", "undone_at", "undone_by", "undo_reason"])
+    reopened = loan.status == LoanStatus.CLOSED
+    audit_record(actor=actor, action="loan.charges_waive_undo", target_type="charge_waiver", target_id=row.pk,
+                 mfi=loan.mfi, before={"undone": False, row.component: str(before)},
+                 after={"undone": True, "reason": reason, "loan": loan.pk, "installment": inst.number,
+                        "component": row.component, "amount": str(row.amount), row.component: str(before + row.amount),
+                        "loan_reopened": reopened})
+    if reopened:
+        _reopen(loan)
+        audit_record(actor=actor, action="loan.reopen", target_type="loan", target_id=loan.pk, mfi=loan.mfi,
+                     before={"status": LoanStatus.CLOSED}, after={"status": loan.status, "undone_waiver": row.pk})
+        outstanding = sum((i.principal - i.principal_paid for i in loan.installments.all()), ZERO)
+        emit_credit_event(loan, "loan.reopened", outstanding_principal=outstanding)
+        stacking_hold_later(to=loan_exposure(loan))
+    row.loan_reopened = reopened
+    return row
 
 
 # --- overpayment refund ------------------------------------------------------------------------------------------

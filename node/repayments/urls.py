@@ -16,6 +16,7 @@ urlpatterns = [
     path("loans/<int:loan_id>/recoveries", apis.LoanRecoveriesApi.as_view(), name="loan-recoveries"),
     path("overpayment-refunds/<int:refund_id>/reverse", apis.OverpaymentRefundReverseApi.as_view(),
          name="overpayment-refund-reverse"),
+    path("waivers/<int:waiver_id>/reverse", apis.ChargeWaiverUndoApi.as_view(), name="charge-waiver-undo"),
     path("recoveries/<int:recovery_id>/reverse", apis.RecoveryReverseApi.as_view(), name="recovery-reverse"),
     path("repayments/<int:repayment_id>", apis.RepaymentDetailApi.as_view(), name="repayment-detail"),
     path("repayments/<int:repayment_id>/reverse", apis.RepaymentReverseApi.as_view(), name="repayment-reverse"),
