@@ -287,19 +287,24 @@ class ReversalForm(forms.Form):
 
 
 class EntryReversalForm(forms.Form):
-    """An MFI admin undoes a refund (the money never reached the borrower) or a recovery (keyed in error)."""
+    """An MFI admin undoes a refund (the money never reached the borrower), a recovery or a waiver (made in
+    error)."""
 
-    entry = forms.ChoiceField(label=_("Refund or recovery"), choices=())
+    entry = forms.ChoiceField(label=_("Refund, recovery or waiver"), choices=())
     reason = forms.CharField(label=_("Reason"), min_length=5, max_length=200)
     form_key = forms.CharField(widget=forms.HiddenInput)
 
-    def __init__(self, *args, refunds=(), recoveries=(), **kwargs):
+    def __init__(self, *args, refunds=(), recoveries=(), waivers=(), **kwargs):
         super().__init__(*args, **kwargs)
         choices = [(f"refund:{r.pk}", _("Refund") + f" · {r.refund_date:%Y-%m-%d} · {r.amount}")
                    for r in reversed(list(refunds)) if r.reversed_at is None]
         choices += [(f"recovery:{r.pk}",
                      _("Recovery") + f" {r.receipt_number} · {r.payment_date:%Y-%m-%d} · {r.amount}")
                     for r in reversed(list(recoveries)) if r.reversed_at is None]
+        components = dict(WaiverForm.base_fields["component"].choices)
+        choices += [(f"waiver:{w.pk}", _("Waiver") + f" · {w.waived_on:%Y-%m-%d} · {components[w.component]} · "
+                     + _("installment %(number)s") % {"number": w.installment.number} + f" · {w.amount}")
+                    for w in reversed(list(waivers)) if w.undone_at is None]
         self.fields["entry"].choices = choices
 
     def kind_and_id(self) -> tuple[str, int]:

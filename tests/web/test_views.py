@@ -622,11 +622,11 @@ def test_an_admin_undoes_a_refund_and_a_recovery_from_the_loan_page(shop):
     assert 'id="movements"' in officer_page and "MM-77" in officer_page  # every officer sees what was paid back
     borrower_page = text(web(shop.borrower_user).get(f"/me/loans/{lid}/"))
     assert "Paid back to the borrower" in borrower_page and "M50.00" in borrower_page  # and the borrower
-    assert "Undo a refund or a recovery" not in officer_page  # MFI admins only
+    assert "Undo a refund, a recovery or a waiver" not in officer_page  # MFI admins only
     assert web(shop.officer).post(f"/staff/loans/{lid}/undo", {}).status_code == 403
     admin = web(shop.admin)
     page = text(admin.get(f"/staff/loans/{lid}/"))
-    assert "Undo a refund or a recovery" in page and f'value="refund:{refund["id"]}"' in page
+    assert "Undo a refund, a recovery or a waiver" in page and f'value="refund:{refund["id"]}"' in page
     body = {"entry": f"refund:{refund['id']}", "reason": "the mobile money transfer bounced", "form_key": form_key(page)}
     short = admin.post(f"/staff/loans/{lid}/undo", {**body, "reason": "no"})
     assert short.status_code == 400 and "errorlist" in text(short)
@@ -651,7 +651,7 @@ def test_an_admin_undoes_a_refund_and_a_recovery_from_the_loan_page(shop):
                                                   "form_key": form_key(page)}, follow=True)
     assert f"Recovery {rec['receipt_number']} reversed." in text(r)
     assert Recovery.objects.get().reversed_at is not None
-    assert "Undo a refund or a recovery" not in text(r)  # nothing left to undo
+    assert "Undo a refund, a recovery or a waiver" not in text(r)  # nothing left to undo
 
 
 def test_an_admin_waives_a_penalty_from_the_loan_page(shop):
@@ -680,6 +680,17 @@ def test_an_admin_waives_a_penalty_from_the_loan_page(shop):
     assert LoanInstallment.objects.get(loan_id=lid, number=1).penalties == Decimal("15.00")
     again = admin.post(f"/staff/loans/{lid}/waivers", {**body, "amount": "25"}, follow=True)  # a double click
     assert "already made" in text(again) and ChargeWaiver.objects.count() == 1
+
+    # made in error: undone from the same page, owed again
+    page = text(admin.get(f"/staff/loans/{lid}/"))
+    waiver = ChargeWaiver.objects.get()
+    assert f'value="waiver:{waiver.pk}"' in page and "installment 1" in page
+    undo = {"entry": f"waiver:{waiver.pk}", "reason": "waived on the wrong loan", "form_key": form_key(page)}
+    r = admin.post(f"/staff/loans/{lid}/undo", undo, follow=True)
+    assert "Waiver of M25.00 undone: installment 1 owes it again." in text(r), text(r)
+    assert LoanInstallment.objects.get(loan_id=lid, number=1).penalties == Decimal("40.00")
+    assert ChargeWaiver.objects.get().undo_reason == "waived on the wrong loan"
+    assert f'value="waiver:{waiver.pk}"' not in text(r)  # nothing left to undo
 
 
 def test_an_officer_adds_a_fee_from_the_loan_page(shop):

@@ -96,8 +96,11 @@ def _page(request, loan, *, report=None, report_error=None, forms=None, status=2
             repayments=ctx["repayments"], initial={"form_key": once.new_form_key()}),
     })
     if request.user.role == Role.MFI_ADMIN:
+        waivers = (repayment_selectors.charge_waiver_list(loan=loan)
+                   if loan.status in (LoanStatus.ACTIVE, LoanStatus.CLOSED) else [])
         form = forms.get("entry_reversal") or EntryReversalForm(
-            refunds=ctx["refunds"], recoveries=ctx["recoveries"], initial={"form_key": once.new_form_key()})
+            refunds=ctx["refunds"], recoveries=ctx["recoveries"], waivers=waivers,
+            initial={"form_key": once.new_form_key()})
         ctx["entry_reversal_form"] = form if form.fields["entry"].choices else None
     if ctx["can_use_overpayment"]:
         others = _other_active_loans(request, loan)
@@ -330,12 +333,13 @@ def repayment_reverse(request, loan_id):
 
 @web_view(Role.MFI_ADMIN)
 def entry_reverse(request, loan_id):
-    """Undo a refund or a recovery of this loan (MFI admins): the API's services."""
+    """Undo a refund, a recovery or a waiver of this loan (MFI admins): the API's services."""
     loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset({Role.MFI_ADMIN}))
     if request.method != "POST":
         return redirect("web:staff-loan", loan_id=loan.pk)
     form = EntryReversalForm(request.POST, refunds=repayment_selectors.overpayment_refund_list(loan=loan),
-                             recoveries=repayment_selectors.recovery_list(loan=loan))
+                             recoveries=repayment_selectors.recovery_list(loan=loan),
+                             waivers=repayment_selectors.charge_waiver_list(loan=loan))
     admins = frozenset({Role.MFI_ADMIN})
 
     def act(v):
@@ -345,6 +349,12 @@ def entry_reverse(request, loan_id):
             refund = repayment_services.overpayment_refund_reverse(actor=request.user, refund=refund, **v)
             return _("Refund of %(amount)s reversed: the loan holds it again.") % {
                 "amount": format_money(refund.amount, loan.product.currency)}
+        if kind == "waiver":
+            waiver = repayment_selectors.access_waiver_by_id(request.user, pk, roles=admins)
+            waiver = repayment_services.charge_waiver_undo(actor=request.user, waiver=waiver, **v)
+            done = _("Waiver of %(amount)s undone: installment %(number)s owes it again.") % {
+                "amount": format_money(waiver.amount, loan.product.currency), "number": waiver.installment.number}
+            return " ".join([done, _("The loan is open again.")]) if waiver.loan_reopened else done
         rec = repayment_selectors.access_recovery_by_id(request.user, pk, roles=admins)
         rec = repayment_services.loan_recovery_reverse(actor=request.user, recovery=rec, **v)
         return _("Recovery %(number)s reversed.") % {"number": rec.receipt_number}
