@@ -3,7 +3,7 @@
 Each example opens a new MFI with one borrower holding two disbursed loans (1000.00 at 36 %, 3 months) and runs a
 random sequence of: repayments (partial, full, over), reversal of the newest repayment, reversal of an older one
 with the later ones replayed, overpayment refunds (and their reversal) and transfers between the two loans, waivers
-of interest or penalties, a write-off and recoveries. A plain model keeps which payments are in effect (amount, cash or transfer) — replays keep
+of interest or penalties (and their undoing), a write-off and recoveries. A plain model keeps which payments are in effect (amount, cash or transfer) — replays keep
 the payment, with a new receipt. After every step:
 
 - the trial balance is balanced; cash (1000) is the disbursements' baseline plus the cash in effect less refunds;
@@ -42,7 +42,7 @@ from node.ledger.selectors import trial_balance
 from node.loans import services as loan_services
 from node.loans.models import Loan, LoanInstallment
 from node.repayments import services as S
-from node.repayments.models import OverpaymentRefund, Repayment
+from node.repayments.models import ChargeWaiver, OverpaymentRefund, Repayment
 from node.repayments.selectors import overpayment_held
 from tests.loan_fixtures import disbursed, open_shop
 
@@ -173,6 +173,25 @@ class RepaymentMachine(RuleBasedStateMachine):
             return
         STEPS["waive"] += 1
 
+    @precondition(lambda self: ChargeWaiver.objects.filter(loan__mfi=self.shop.mfi).exists())
+    @rule(index=st.integers(0, 1), newest=st.booleans())
+    def undo_waiver(self, index, newest):
+        loan = self._loan(index)
+        waivers = list(ChargeWaiver.objects.filter(loan_id=loan.pk).order_by("-pk" if newest else "pk")[:1])
+        if not waivers:
+            return
+        w = waivers[0]
+        try:
+            S.charge_waiver_undo(actor=self.shop.admin, waiver=w, reason="state machine undo")
+        except ApplicationError as exc:
+            assert (exc.code == "already_reversed" and w.undone_at is not None) or (
+                exc.code == "overpayment_held" and overpayment_held(loan) > 0) or (
+                exc.code == "illegal_transition" and loan.status == "written_off"), exc.code
+            STEPS["undo waiver refused"] += 1
+            return
+        assert w.undone_at is None
+        STEPS["undo waiver"] += 1
+
     @precondition(lambda self: any(self.paid.values()))
     @rule(index=st.integers(0, 1), amount=amounts, whole=st.booleans())
     def transfer(self, index, amount, whole):
@@ -271,4 +290,4 @@ def test_repayment_state_machine():
     )
     print(dict(STEPS))
     assert {"repay", "reverse newest", "reverse older, replay later", "refund", "reverse refund", "transfer",
-            "write off", "recover", "waive"} <= set(STEPS), STEPS
+            "write off", "recover", "waive", "undo waiver"} <= set(STEPS), STEPS
