@@ -76,6 +76,7 @@ class FanoutClient:
         self._max_workers = max_workers
         self._signer = signer
         self._pool: ThreadPoolExecutor | None = None
+        self._http: requests.adapters.HTTPAdapter | None = None
         self._pool_lock = threading.Lock()
         self._local = threading.local()
 
@@ -94,13 +95,25 @@ class FanoutClient:
                 self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="federation-fanout")
             return self._pool
 
+    def _adapter(self) -> requests.adapters.HTTPAdapter:
+        """One connection pool per peer, shared by every thread of the pool: a kept-alive connection to a peer
+        serves whichever thread calls it next. (With a pool per thread, a peer's request landed on one of
+        ``fanout_max_workers`` threads, most of them without a connection to it yet: each new connection costs one
+        more round trip — two with TLS — which a far peer's deadline cannot afford: bench/federation_wan.py.)"""
+        with self._pool_lock:
+            if self._http is None:
+                workers = int(self._max_workers or conf.get("fanout_max_workers"))
+                self._http = requests.adapters.HTTPAdapter(pool_connections=16, pool_maxsize=workers, max_retries=0)
+            return self._http
+
     def _session(self) -> requests.Session:
         s = getattr(self._local, "session", None)
-        if s is None:
+        if s is None:  # a Session per thread (its cookie jar and settings); the connections are the shared pool's
             s = requests.Session()
             s.trust_env = False  # no proxies or CA bundles from the environment between nodes
-            s.mount("http://", requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=8, max_retries=0))
-            s.mount("https://", requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=8, max_retries=0))
+            adapter = self._adapter()
+            s.mount("http://", adapter)
+            s.mount("https://", adapter)
             self._local.session = s
         return s
 

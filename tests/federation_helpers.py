@@ -4,6 +4,7 @@ district, and throw-away districts in the ring's node directory."""
 from __future__ import annotations
 
 import json
+import queue
 import secrets
 import subprocess
 import sys
@@ -96,14 +97,16 @@ class StubPeer:
 
 class FaultProxy:
     """A TCP proxy in a thread, in front of a real node: ``mode`` is ``pass`` (forward both ways), ``delay`` (hold
-    each request ``delay`` seconds, then forward), ``reset`` (close the connection with a TCP reset) or ``refuse``
-    (the listening socket is closed: connection refused). The mode may change while it runs; it applies to kept-alive
-    connections too, from their next request."""
+    each request ``delay`` seconds, then forward), ``latency`` (a path of round-trip time ``rtt`` seconds: a new
+    connection waits one ``rtt`` before its first byte goes through, as a TCP handshake would, and every chunk
+    waits half of it each way), ``reset`` (close the connection with a TCP reset) or ``refuse`` (the listening
+    socket is closed: connection refused). The mode may change while it runs; it applies to kept-alive connections
+    too, from their next request."""
 
-    def __init__(self, target: tuple[str, int], mode: str = "pass", delay: float = 2.0):
+    def __init__(self, target: tuple[str, int], mode: str = "pass", delay: float = 2.0, rtt: float = 0.15):
         import socket
 
-        self.target, self.mode, self.delay = target, mode, delay
+        self.target, self.mode, self.delay, self.rtt = target, mode, delay, rtt
         self.connections = 0
         self._socket = socket
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -150,13 +153,32 @@ class FaultProxy:
             return
         if self.mode == "delay":
             time.sleep(self.delay)
+        elif self.mode == "latency":
+            time.sleep(self.rtt)  # the handshake's round trip
         try:
             upstream = sock.create_connection(self.target, timeout=10)
         except OSError:
             conn.close()
             return
+        for end in (conn, upstream):  # forward each chunk at once, as the node itself does (gunicorn: TCP_NODELAY)
+            end.setsockopt(sock.IPPROTO_TCP, sock.TCP_NODELAY, 1)
 
         def pump(src, dst, inbound=False):
+            # in ``latency`` mode what is read goes out half a round trip after it arrived, whatever came before it
+            # (back-to-back segments are not each delayed again): a reader stamps chunks, a sender releases them
+            line: queue.Queue = queue.Queue()
+
+            def release():
+                while (item := line.get()) is not None:
+                    due, data = item
+                    time.sleep(max(0.0, due - time.monotonic()))
+                    try:
+                        dst.sendall(data)
+                    except OSError:
+                        return
+
+            sender = threading.Thread(target=release, daemon=True)
+            sender.start()
             try:
                 while data := src.recv(65536):
                     if inbound and self.mode in ("reset", "refuse"):  # a kept-alive connection is cut too
@@ -165,10 +187,15 @@ class FaultProxy:
                         return
                     if inbound and self.mode == "delay":  # so is every request on it delayed
                         time.sleep(self.delay)
+                    elif self.mode == "latency":  # half the round trip each way, as a delay line
+                        line.put((time.monotonic() + self.rtt / 2, data))
+                        continue
                     dst.sendall(data)
             except OSError:
                 pass
             finally:
+                line.put(None)
+                sender.join(timeout=5)
                 for s in (src, dst):
                     try:
                         s.shutdown(sock.SHUT_RDWR)

@@ -398,6 +398,30 @@ def test_fault_proxy_in_front_of_a_real_peer(leribe):
         fc.backoff.forget(["leribe"])
 
 
+def test_a_peer_connection_is_reused_by_whichever_thread_of_the_pool_calls_next(leribe):
+    """The fan-out's threads share one connection pool per peer: 30 look-ups over the two real peers (each behind a
+    proxy that counts connections) open one connection to each, not one per thread that happened to call it. A
+    peer 150 ms away cannot afford a new connection inside the 0.3 s deadline (bench/federation_wan.py: with a pool
+    per thread a third of the look-ups missed it)."""
+    directory = get_directory()
+    proxies, peers = [], []
+    try:
+        for code in ("leribe", "mohales_hoek"):
+            real = directory.get(code)
+            host, port = real.public_url.removeprefix("http://").split(":")
+            proxy = FaultProxy((host, int(port))).__enter__()
+            proxies.append(proxy)
+            peers.append(Peer(code, proxy.url, real.keys))
+        fc = _client(5.0)
+        for _ in range(30):
+            r = fc.request("GET", PING, peers=peers)
+            assert not r.partial, r.missing
+        assert [p.connections for p in proxies] == [1, 1]
+    finally:
+        for proxy in proxies:
+            proxy.__exit__(None, None, None)
+
+
 def test_fanout_4xx_does_not_mark_a_peer_down():
     with StubPeer(unique_district("nf"), mode="404") as nf:
         fc = _client(1.0)
