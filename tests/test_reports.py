@@ -506,3 +506,50 @@ def test_borrower_statement_and_schedule_pdfs(client):
     assert client.get(f"/me/loans/{lid}/statement.pdf").status_code == 404
     client.force_login(shop.officer)
     assert client.get(f"/staff/loans/{lid}/statement.pdf").status_code == 200
+
+
+def test_every_report_costs_the_same_queries_for_a_small_or_a_larger_book(book, client):
+    """Reliability notes P2: a report's SQL is the same whatever the size of the book (no query per loan, per
+    officer or per product) and at most 20 statements — counted for every report and parameter the analyst can pick,
+    over the API and the report page, on the 7-loan book and again after 6 more loans (other terms, another
+    approving officer, two more borrowers, repayments)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    shop, loans, _ = book
+    month_end_snapshot(month_end=date(2026, 1, 31), as_of=date(2026, 1, 31))
+    cases = [("par", {"by": by}) for by in ("mfi", "product", "officer")] + [
+        ("aging", {}), ("flows", {"from": "2026-01-01", "to": "2026-04-30"}),
+        ("demand_collection", {"from": "2026-01-01", "to": "2026-04-30"}),
+        ("repayment_rate", {"by": "officer"}), ("risk_grades", {}), ("loans", {"status": "active"}),
+        ("regulatory_return", {"month": "2026-01"})]
+    api = client_for(shop.analyst)
+    assert client.login(username=shop.analyst.username, password=PASSWORD)
+
+    def counts() -> dict[str, tuple[int, int]]:
+        out = {}
+        for name, params in cases:
+            with CaptureQueriesContext(connection) as q:
+                assert api.get(f"{BASE}{name}", params).status_code == 200
+            with CaptureQueriesContext(connection) as page:
+                assert client.get(f"/reports/{name}/", params).status_code == 200
+            out[f"{name} {params}"] = (len(q), len(page))
+        return out
+
+    small = counts()
+    officer2 = make_user(Role.LOAN_OFFICER, mfi=shop.mfi)
+    for _ in range(2):
+        data = payload(password=PASSWORD)
+        assert APIClient().post("/api/v1/borrowers/register", data, format="json").status_code == 201
+        u = User.objects.get(username=data["phone"])
+        b = Borrower.objects.get(user=u)
+        assert client_for(u).post(f"/api/v1/borrowers/{b.pk}/consents/", {"version": 1, "language": "en"},
+                                  format="json").status_code == 201
+        for n in (3, 6, 9):
+            lid = disbursed(shop, principal="2000.00", n=n, on="2026-01-15", borrower_user=u)
+            Loan.objects.filter(pk=lid).update(approved_by=officer2, days_past_due=45, delinquency_bucket="31-60")
+            repay(shop, lid, "100.00", on="2026-02-15")
+    assert Loan.objects.filter(mfi=shop.mfi).count() == 13
+    larger = counts()
+    assert larger == small, {k: (small[k], larger[k]) for k in small if small[k] != larger[k]}
+    assert max(n for pair in small.values() for n in pair) <= 20, small
