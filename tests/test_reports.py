@@ -57,21 +57,24 @@ def repay(shop, lid, amount, on):
     return r.json()
 
 
+def consenting_borrower() -> User:
+    """A borrower registered on the node who has consented to credit checks (their web account)."""
+    data = payload(password=PASSWORD)
+    assert APIClient().post("/api/v1/borrowers/register", data, format="json").status_code == 201
+    u = User.objects.get(username=data["phone"])
+    b = Borrower.objects.get(user=u)
+    assert client_for(u).post(f"/api/v1/borrowers/{b.pk}/consents/", {"version": 1, "language": "en"},
+                              format="json").status_code == 201
+    return u
+
+
 @pytest.fixture
 def book(db):
     """One MFI with loans at boundary days past due (as close of business would set them); a second MFI whose
     loans must never show in the first one's reports."""
     shop = open_shop("rep")
     # three loans per borrower (the network policy): the shop's borrower and two more
-    users = [shop.borrower_user]
-    for _ in range(2):
-        data = payload(password=PASSWORD)
-        assert APIClient().post("/api/v1/borrowers/register", data, format="json").status_code == 201
-        u = User.objects.get(username=data["phone"])
-        b = Borrower.objects.get(user=u)
-        assert client_for(u).post(f"/api/v1/borrowers/{b.pk}/consents/", {"version": 1, "language": "en"},
-                                  format="json").status_code == 201
-        users.append(u)
+    users = [shop.borrower_user, consenting_borrower(), consenting_borrower()]
     dpds = [0, 1, 2, 30, 31, 61, 91]
     loans = []
     for i, dpd in enumerate(dpds):
@@ -516,7 +519,7 @@ def test_every_report_costs_the_same_queries_for_a_small_or_a_larger_book(book, 
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    shop, loans, _ = book
+    shop, _, _ = book
     month_end_snapshot(month_end=date(2026, 1, 31), as_of=date(2026, 1, 31))
     cases = [("par", {"by": by}) for by in ("mfi", "product", "officer")] + [
         ("aging", {}), ("flows", {"from": "2026-01-01", "to": "2026-04-30"}),
@@ -539,12 +542,7 @@ def test_every_report_costs_the_same_queries_for_a_small_or_a_larger_book(book, 
     small = counts()
     officer2 = make_user(Role.LOAN_OFFICER, mfi=shop.mfi)
     for _ in range(2):
-        data = payload(password=PASSWORD)
-        assert APIClient().post("/api/v1/borrowers/register", data, format="json").status_code == 201
-        u = User.objects.get(username=data["phone"])
-        b = Borrower.objects.get(user=u)
-        assert client_for(u).post(f"/api/v1/borrowers/{b.pk}/consents/", {"version": 1, "language": "en"},
-                                  format="json").status_code == 201
+        u = consenting_borrower()
         for n in (3, 6, 9):
             lid = disbursed(shop, principal="2000.00", n=n, on="2026-01-15", borrower_user=u)
             Loan.objects.filter(pk=lid).update(approved_by=officer2, days_past_due=45, delinquency_bucket="31-60")
