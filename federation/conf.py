@@ -11,6 +11,9 @@ DEFAULTS: dict[str, Any] = {
     "clock_skew_seconds": 30,
     # Fan-out: every peer gets at most this long; the whole call returns within it (+ a few ms).
     "peer_timeout_seconds": 0.3,
+    # ...but a request may finish in its pool thread up to this long after it started (its answer unused), so
+    # that the connection it opened to a far peer is kept alive for the next call (docs/federation.md, far peers).
+    "peer_finish_seconds": 2.0,
     "fanout_max_workers": 16,
     "max_response_bytes": 1024 * 1024,
     # Per-peer backoff after a failure: initial * multiplier^(failures-1), times a jitter in [low, high], capped.

@@ -194,16 +194,24 @@ class FanoutClient:
             headers["Content-Type"] = "application/json"
         limit = int(conf.get("max_response_bytes"))
         verify = conf.get("ca_bundle") or True  # never False
+        # The caller stops waiting at the deadline; this thread may go on up to ``peer_finish_seconds``, so that a
+        # new connection it is opening (one or two round trips more than a kept-alive one: a far peer) is finished
+        # and kept for the next call, whose probe then fits the deadline. Its late answer is not used and does not
+        # clear the peer's backoff (a slow peer stays skipped).
+        finish = max(left, float(conf.get("peer_finish_seconds")))
+        give_up = time.monotonic() + finish
         try:
-            with self._session().request(method, url, data=body or None, headers=headers, timeout=(left, left),
+            with self._session().request(method, url, data=body or None, headers=headers, timeout=(finish, finish),
                                          verify=verify, allow_redirects=False, stream=True) as r:
                 content = bytearray()
                 for chunk in r.iter_content(16384):
                     content += chunk
                     if len(content) > limit:
                         return _Outcome(False, reason="bad_response", mark_down=True)
-                    if time.monotonic() > deadline + _GRACE:
+                    if time.monotonic() > give_up:
                         return _Outcome(False, reason="timeout", mark_down=True)
+                if time.monotonic() > deadline + _GRACE:  # finished after the caller gave up: nobody reads it
+                    return _Outcome(False, reason="timeout", mark_down=True)
                 status = r.status_code
                 retry_after = _retry_after(r.headers.get("Retry-After"))
         except requests.Timeout:

@@ -422,6 +422,27 @@ def test_a_peer_connection_is_reused_by_whichever_thread_of_the_pool_calls_next(
             proxy.__exit__(None, None, None)
 
 
+def test_a_far_peer_whose_new_connection_misses_the_deadline_is_reached_by_the_next_probe(leribe):
+    """leribe 0.5 s away (a latency proxy), a 0.75 s deadline: a new connection needs two round trips (1 s) and
+    misses it, but the request finishes in its pool thread and the connection is kept, so the probe after the retry
+    time answers on it (0.5 s) and clears the backoff. (Before, the thread gave up at the deadline with the caller:
+    every probe opened a new connection and missed again — a far peer was never reached: bench/federation_wan.py.)
+    The caller never waits past its deadline."""
+    real = get_directory().get("leribe")
+    host, port = real.public_url.removeprefix("http://").split(":")
+    with FaultProxy((host, int(port)), mode="latency", rtt=0.5) as proxy:
+        via = Peer("leribe", proxy.url, real.keys)
+        fc = _client(0.75, initial=0.5)
+        t0 = time.monotonic()
+        first = fc.request("GET", PING, peers=[via])
+        assert time.monotonic() - t0 < 0.75 + 0.2
+        assert first.missing == {"leribe": "timeout"} and fc.backoff.state("leribe").failures == 1
+        _wait_until(max(fc.backoff.state("leribe").retry_at, time.time() + 1.5))  # the thread has finished by then
+        probe = fc.request("GET", PING, peers=[via])
+        assert probe.answered["leribe"]["district"] == "leribe", probe.missing
+        assert fc.backoff.state("leribe") == RetryState() and proxy.connections == 1
+
+
 def test_fanout_4xx_does_not_mark_a_peer_down():
     with StubPeer(unique_district("nf"), mode="404") as nf:
         fc = _client(1.0)
