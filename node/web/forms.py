@@ -403,3 +403,21 @@ class MfiOnboardForm(forms.Form):
         d = dict(self.cleaned_data)
         d["interest_rate_cap"] = _decimal_text(d["interest_rate_cap"])
         return d
+
+
+class PayrollDownloadForm(forms.Form):
+    """The month's deduction file for an employer (loan officers, MFI admins): a GET form."""
+
+    month = forms.RegexField(label=_("Payroll month (YYYY-MM)"), regex=r"^\d{4}-\d{2}$", max_length=7,
+                             widget=forms.TextInput(attrs={"inputmode": "numeric", "placeholder": "2026-07"}))
+    format = forms.ChoiceField(label=_("File"), choices=[("csv", "CSV"), ("xlsx", "Excel (XLSX)")])
+
+
+class PayrollImportForm(forms.Form):
+    """The employer's result file for a month (MFI admins): validated whole, then the valid rows are posted."""
+
+    month = forms.RegexField(label=_("Payroll month (YYYY-MM)"), regex=r"^\d{4}-\d{2}$", max_length=7,
+                             widget=forms.TextInput(attrs={"inputmode": "numeric", "placeholder": "2026-07"}))
+    payment_date = forms.DateField(label=_("Date the deductions were paid"), required=False, widget=DateInput(),
+                                   help_text=_("Leave empty for the month's last day (or today, during the month)."))
+    file = forms.FileField(label=_("Employer's result file (CSV or XLSX)"))

@@ -4,7 +4,7 @@
 from django.urls import path
 from django.views.i18n import set_language
 
-from node.web.views import admin, borrower, network, public, reports, staff
+from node.web.views import admin, borrower, network, payroll, public, reports, staff
 
 app_name = "web"
 
@@ -42,6 +42,11 @@ urlpatterns = [
     path("staff/disbursements/", staff.disbursements, name="staff-disbursements"),
     path("staff/borrowers/", staff.borrowers, name="staff-borrowers"),
     path("staff/borrowers/<int:borrower_id>/", staff.borrower_detail, name="staff-borrower"),
+    path("staff/payroll/", payroll.employers, name="payroll-employers"),
+    path("staff/payroll/<int:employer_id>/", payroll.employer, name="payroll-employer"),
+    path("staff/payroll/<int:employer_id>/deductions", payroll.deductions, name="payroll-deductions"),
+    path("staff/payroll/<int:employer_id>/imports", payroll.import_upload, name="payroll-import-upload"),
+    path("staff/payroll/<int:employer_id>/imports/<int:import_id>/", payroll.import_report, name="payroll-import"),
     # MFI admins
     path("staff/team/", admin.team, name="admin-team"),
     path("staff/team/<int:user_id>/", admin.team_member, name="admin-team-member"),

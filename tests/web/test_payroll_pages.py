@@ -1,0 +1,101 @@
+"""Payroll pages (staff web): an officer downloads the month's deduction file; an MFI admin uploads the employer's
+result file and reads the report row by row; a bad file is refused whole with the reason; the same file twice posts
+nothing twice. Same services as the API (tests/test_payroll.py holds the arithmetic); the world of that module."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from node.payroll.models import PayrollExport, PayrollImport
+from node.repayments.models import Repayment
+from tests.loan_fixtures import open_shop
+from tests.test_payroll import result_csv, world
+
+pytestmark = pytest.mark.django_db
+
+
+def web(user) -> Client:
+    c = Client()
+    c.force_login(user)
+    return c
+
+
+def text(r) -> str:
+    return r.content.decode()
+
+
+def test_officer_downloads_the_deduction_file_and_an_admin_imports_the_result_file():
+    w = world(n_gov=3)
+    shop, L = w.shop, w.loans
+    officer, admin = web(shop.officer), web(shop.admin)
+
+    page = text(officer.get("/staff/payroll/"))
+    assert "Government of Lesotho" in page and f"/staff/payroll/{w.gov}/" in page
+    page = text(officer.get(f"/staff/payroll/{w.gov}/"))
+    assert "3 employees enrolled" in page and "Deduction file" in page
+    assert "Import the employer" not in page  # MFI admins only
+    r = officer.get(f"/staff/payroll/{w.gov}/deductions", {"month": "2026-07", "format": "csv"})
+    assert r.status_code == 200 and r["Content-Type"].startswith("text/csv"), text(r)[:300]
+    assert 'filename="payroll-' in r["Content-Disposition"]
+    lines = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert sorted(x["employee_number"] for x in lines) == ["GOV-001", "GOV-002", "GOV-003"]
+    assert PayrollExport.objects.filter(employer_id=w.gov).count() == 1  # recorded, as over the API
+    bad = officer.get(f"/staff/payroll/{w.gov}/deductions", {"month": "July", "format": "csv"})
+    assert bad.status_code == 400 and "errorlist" in text(bad)
+    upload = {"month": "2026-07", "payment_date": "",
+              "file": SimpleUploadedFile("gov.csv", result_csv(f"GOV-001,{L['L1'].reference},1.00,deducted,"))}
+    assert officer.post(f"/staff/payroll/{w.gov}/imports", upload).status_code == 403
+
+    content = result_csv(f"GOV-001,{L['L1'].reference},607.06,deducted,",
+                         f"GOV-002,{L['L2'].reference},0,not_deducted,unpaid leave",
+                         "GOV-009,NOPE-0001,100.00,deducted,")
+    page = text(admin.get(f"/staff/payroll/{w.gov}/"))
+    assert "Import the employer" in page and 'enctype="multipart/form-data"' in page
+    r = admin.post(f"/staff/payroll/{w.gov}/imports",
+                   {"month": "2026-07", "payment_date": "", "file": SimpleUploadedFile("gov-july.csv", content)},
+                   follow=True)
+    imp = PayrollImport.objects.get(employer_id=w.gov)
+    assert r.redirect_chain[-1][0] == f"/staff/payroll/{w.gov}/imports/{imp.pk}/"
+    page = text(r)
+    assert "File imported." in page and "gov-july.csv" in page
+    assert "unknown_loan" in page and "No loan NOPE-0001 at this MFI." in page and "Not deducted" in page
+    assert "M607.06" in page and "<progress" not in page  # completed: no progress bar
+    assert Repayment.objects.filter(channel="payroll").count() == 1
+
+    # the same file again: nothing posted twice, the first import shown
+    again = admin.post(f"/staff/payroll/{w.gov}/imports",
+                       {"month": "2026-07", "payment_date": "", "file": SimpleUploadedFile("again.csv", content)},
+                       follow=True)
+    assert "already imported" in text(again) and again.redirect_chain[-1][0].endswith(f"/imports/{imp.pk}/")
+    assert Repayment.objects.filter(channel="payroll").count() == 1 and PayrollImport.objects.count() == 1
+
+    # a file that cannot be read is refused whole, with the reason, and nothing is written
+    broken = admin.post(f"/staff/payroll/{w.gov}/imports",
+                        {"month": "2026-07", "payment_date": "",
+                         "file": SimpleUploadedFile("latin1.csv", "employee_number,loan\r\nGOV-001,é\r\n".encode("latin-1"))})
+    assert broken.status_code in (400, 409) and "errorlist" in text(broken)
+    assert PayrollImport.objects.count() == 1
+    # another MFI's staff do not see the employer
+    assert web(open_shop("other").admin).get(f"/staff/payroll/{w.gov}/").status_code == 404
+
+
+def test_a_large_file_shows_its_progress_while_it_is_posted_in_the_background(settings):
+    settings.LETSEMA_PAYROLL_SYNC_ROWS = 1  # more than one row to post: the rest goes to the background task
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    w = world(n_gov=3)
+    shop, L = w.shop, w.loans
+    content = result_csv(*(f"GOV-00{i},{L[f'L{i}'].reference},100.00,deducted," for i in (1, 2, 3)))
+    admin = web(shop.admin)
+    r = admin.post(f"/staff/payroll/{w.gov}/imports",
+                   {"month": "2026-07", "payment_date": "", "file": SimpleUploadedFile("big.csv", content)}, follow=True)
+    imp = PayrollImport.objects.get(employer_id=w.gov)
+    page = text(r)
+    assert "being posted" in page and imp.status == "posting"
+    assert '<progress id="posting-bar" max="3" value="0"' in page and 'hx-trigger="every 2s"' in page
+    panel = admin.get(f"/staff/payroll/{w.gov}/imports/{imp.pk}/", HTTP_HX_REQUEST="true")
+    assert text(panel).startswith('<div id="import-progress"') and "Row by row" not in text(panel)
