@@ -3,9 +3,14 @@ a missing one (NotFound, same body); when the object exists, the attempt is audi
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from node.audit.services import audit_access_denied
+from node.borrowers.identity import (
+    IdentityFormatError,
+    normalise_national_id,
+    normalise_phone,
+)
 from node.borrowers.models import Borrower, Consent, ConsentText, KycDocument
 from node.core.errors import Forbidden, NotFound
 from node.users.models import MFI_STAFF_ROLES, Role, User
@@ -19,6 +24,18 @@ def borrower_list_for(*, actor: User) -> QuerySet[Borrower]:
     if actor.role in MFI_STAFF_ROLES and actor.mfi_id is not None:
         return Borrower.objects.filter(mfi_links__mfi_id=actor.mfi_id)
     return Borrower.objects.none()
+
+
+def identity_match(typed: str) -> Q:
+    """A filter for the borrower whose national ID or phone number ``typed`` is, in any usual writing (normalised
+    as registration stores them); an empty ``Q()`` when it is neither (the caller decides what that means)."""
+    match = Q()
+    for normalise, field in ((normalise_phone, "phone"), (normalise_national_id, "national_id")):
+        try:
+            match |= Q(**{field: normalise(typed)})
+        except IdentityFormatError:
+            pass
+    return match
 
 
 def access_borrower_by_id(actor: User, borrower_id, *, roles: frozenset[str] | None = None) -> Borrower:

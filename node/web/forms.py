@@ -421,3 +421,18 @@ class PayrollImportForm(forms.Form):
     payment_date = forms.DateField(label=_("Date the deductions were paid"), required=False, widget=DateInput(),
                                    help_text=_("Leave empty for the month's last day (or today, during the month)."))
     file = forms.FileField(label=_("Employer's result file (CSV or XLSX)"))
+
+
+class EmployerForm(forms.Form):
+    """A payroll employer of the MFI (MFI admins)."""
+
+    name = forms.CharField(label=_("Employer's name"), max_length=200)
+    code = forms.CharField(label=_("Short code (lower-case letters, digits and -)"), max_length=40,
+                           widget=forms.TextInput(attrs={"placeholder": "gov-ls", "autocomplete": "off"}))
+
+
+class EnrolmentForm(forms.Form):
+    """Enrol a client of the MFI at the employer: found by national ID or phone number."""
+
+    who = forms.CharField(label=_("Client's national ID or phone number"), max_length=40)
+    employee_number = forms.CharField(label=_("Employee number at the employer"), max_length=40)

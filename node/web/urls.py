@@ -45,6 +45,9 @@ urlpatterns = [
     path("staff/payroll/", payroll.employers, name="payroll-employers"),
     path("staff/payroll/<int:employer_id>/", payroll.employer, name="payroll-employer"),
     path("staff/payroll/<int:employer_id>/deductions", payroll.deductions, name="payroll-deductions"),
+    path("staff/payroll/<int:employer_id>/enrolments", payroll.enrol, name="payroll-enrol"),
+    path("staff/payroll/<int:employer_id>/enrolments/<int:enrolment_id>/end", payroll.enrolment_end,
+         name="payroll-enrolment-end"),
     path("staff/payroll/<int:employer_id>/imports", payroll.import_upload, name="payroll-import-upload"),
     path("staff/payroll/<int:employer_id>/imports/<int:import_id>/", payroll.import_report, name="payroll-import"),
     # MFI admins

@@ -13,7 +13,7 @@ from django.test import Client
 
 from node.payroll.models import PayrollExport, PayrollImport
 from node.repayments.models import Repayment
-from tests.loan_fixtures import open_shop
+from tests.loan_fixtures import apply, open_shop
 from tests.test_payroll import result_csv, world
 
 pytestmark = pytest.mark.django_db
@@ -99,3 +99,31 @@ def test_a_large_file_shows_its_progress_while_it_is_posted_in_the_background(se
     assert '<progress id="posting-bar" max="3" value="0"' in page and 'hx-trigger="every 2s"' in page
     panel = admin.get(f"/staff/payroll/{w.gov}/imports/{imp.pk}/", HTTP_HX_REQUEST="true")
     assert text(panel).startswith('<div id="import-progress"') and "Row by row" not in text(panel)
+
+
+def test_an_admin_adds_an_employer_and_an_officer_enrols_and_unenrols_a_client():
+    from node.payroll.models import Employer, PayrollEnrolment
+
+    shop = open_shop("payweb")
+    admin, officer = web(shop.admin), web(shop.officer)
+    assert officer.post("/staff/payroll/", {"name": "X", "code": "x"}).status_code == 403  # MFI admins add employers
+    bad = admin.post("/staff/payroll/", {"name": "Letseng Mine", "code": "Not A Code!"})
+    assert bad.status_code == 400 and "errorlist" in text(bad) and not Employer.objects.exists()
+    r = admin.post("/staff/payroll/", {"name": "Letseng Mine", "code": "mine-co"}, follow=True)
+    emp = Employer.objects.get(code="mine-co", mfi=shop.mfi)
+    assert r.redirect_chain[-1][0] == f"/staff/payroll/{emp.pk}/" and "Employer added." in text(r)
+
+    apply(shop, principal="1000.00", n=3)  # applying makes the borrower a client of the MFI
+    url = f"/staff/payroll/{emp.pk}/enrolments"
+    stranger = officer.post(url, {"who": "999999999999", "employee_number": "M-1"})
+    assert stranger.status_code == 400 and "No client of your MFI" in text(stranger)
+    r = officer.post(url, {"who": shop.borrower.phone, "employee_number": "M-1"}, follow=True)
+    assert "enrolled as M-1" in text(r) and "1 employee enrolled" in text(r)
+    e = PayrollEnrolment.objects.get(employer=emp)
+    assert (e.borrower_id, e.employee_number, e.ended_at) == (shop.borrower.pk, "M-1", None)
+    again = officer.post(url, {"who": shop.borrower.national_id, "employee_number": "M-2"})
+    assert again.status_code == 409 and "already enrolled" in text(again)  # one live enrolment per borrower
+    r = officer.post(f"/staff/payroll/{emp.pk}/enrolments/{e.pk}/end", follow=True)
+    assert "Enrolment of M-1 ended." in text(r) and "Nobody is enrolled yet." in text(r)
+    e.refresh_from_db()
+    assert e.ended_at is not None

@@ -12,31 +12,104 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from node.core.errors import ApplicationError
+from node.borrowers import selectors as borrower_selectors
+from node.core.errors import ApplicationError, NotFound
 from node.payroll import files, selectors, services
 from node.payroll.models import ImportStatus
 from node.users.models import Role
-from node.web.forms import PayrollDownloadForm, PayrollImportForm
+from node.web.forms import (
+    EmployerForm,
+    EnrolmentForm,
+    PayrollDownloadForm,
+    PayrollImportForm,
+)
 from node.web.views.common import add_errors, is_htmx, message_for, web_view
 
 OFFICERS = (Role.LOAN_OFFICER, Role.MFI_ADMIN)
+SHOWN = 200  # enrolments listed on the employer's page (a government payroll has thousands: the API lists all)
 
 
 @web_view(*OFFICERS)
 def employers(request):
-    return render(request, "web/payroll/employers.html",
-                  {"employers": selectors.employer_list_for(actor=request.user).order_by("name")})
+    """The MFI's employers; MFI admins add one here."""
+    form = None
+    if request.user.role == Role.MFI_ADMIN:
+        form = EmployerForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                emp = services.employer_create(actor=request.user, code=form.cleaned_data["code"],
+                                               name=form.cleaned_data["name"])
+            except ApplicationError as exc:
+                add_errors(form, exc.details.get("fields") or message_for(exc))
+            else:
+                messages.success(request, _("Employer added."))
+                return redirect("web:payroll-employer", employer_id=emp.pk)
+    elif request.method == "POST":
+        return render(request, "web/error.html", {"message": _("Your role may not open this page."),
+                                                  "code": "permission_denied"}, status=403)
+    return render(request, "web/payroll/employers.html", {
+        "employers": selectors.employer_list_for(actor=request.user).order_by("name"), "form": form},
+        status=400 if form is not None and form.errors else 200)
 
 
-def _page(request, employer, *, download=None, upload=None, status=200):
+def _page(request, employer, *, download=None, upload=None, enrol=None, status=200):
     month = timezone.localdate().strftime("%Y-%m")
+    enrolments = selectors.enrolment_list(employer=employer)
     return render(request, "web/payroll/employer.html", {
         "employer": employer, "imports": selectors.import_list(employer=employer)[:24],
-        "enrolled": selectors.enrolment_list(employer=employer).count(),
+        "enrolments": enrolments.select_related("borrower").order_by("employee_number")[:SHOWN],
+        "enrolled": enrolments.count(), "shown": SHOWN,
         "download_form": download or PayrollDownloadForm(initial={"month": month, "format": "csv"}),
         "upload_form": (upload or PayrollImportForm(initial={"month": month}))
         if request.user.role == Role.MFI_ADMIN else None,
+        "enrol_form": enrol or EnrolmentForm(),
     }, status=status)
+
+
+def _client_by_identity(actor, typed: str):
+    """The MFI's client whose national ID or phone number this is, or None."""
+    match = borrower_selectors.identity_match(typed)
+    return borrower_selectors.borrower_list_for(actor=actor).filter(match).first() if match else None
+
+
+@web_view(*OFFICERS)
+def enrol(request, employer_id):
+    """Enrol a client of the MFI at the employer (the API's ``enrolment_create``)."""
+    emp = selectors.access_employer_by_id(request.user, employer_id)
+    if request.method != "POST":
+        return redirect("web:payroll-employer", employer_id=emp.pk)
+    form = EnrolmentForm(request.POST)
+    status = 400
+    if form.is_valid():
+        borrower = _client_by_identity(request.user, form.cleaned_data["who"])
+        if borrower is None:
+            form.add_error("who", _("No client of your MFI has this national ID or phone number."))
+        else:
+            try:
+                services.enrolment_create(actor=request.user, employer=emp, borrower=borrower,
+                                          employee_number=form.cleaned_data["employee_number"])
+            except ApplicationError as exc:  # already enrolled, the number taken (409), a bad number (400)
+                add_errors(form, exc.details.get("fields") if "fields" in exc.details else message_for(exc))
+                status = exc.status
+            else:
+                messages.success(request, _("%(name)s enrolled as %(number)s.") % {
+                    "name": f"{borrower.first_name} {borrower.last_name}",
+                    "number": form.cleaned_data["employee_number"].strip()})
+                return redirect("web:payroll-employer", employer_id=emp.pk)
+    return _page(request, emp, enrol=form, status=status)
+
+
+@web_view(*OFFICERS)
+def enrolment_end(request, employer_id, enrolment_id):
+    """End an enrolment (the employee left): later deduction files leave them out."""
+    emp = selectors.access_employer_by_id(request.user, employer_id)
+    if request.method == "POST":
+        enrolment = selectors.access_enrolment_by_id(request.user, enrolment_id)
+        if enrolment.employer_id != emp.pk:
+            raise NotFound("No such enrolment.")
+        services.enrolment_end(actor=request.user, enrolment=enrolment)
+        messages.success(request, _("Enrolment of %(number)s ended.") % {"number": enrolment.employee_number})
+    return redirect("web:payroll-employer", employer_id=emp.pk)
 
 
 @web_view(*OFFICERS)

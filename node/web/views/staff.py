@@ -14,11 +14,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from node.borrowers import selectors as borrower_selectors
-from node.borrowers.identity import (
-    IdentityFormatError,
-    normalise_national_id,
-    normalise_phone,
-)
 from node.core.errors import ApplicationError
 from node.credit.apis import assessment_json
 from node.loans import selectors as loan_selectors
@@ -425,12 +420,7 @@ def borrowers(request):
     results = None
     if form.is_valid() and form.cleaned_data["q"].strip():
         q = form.cleaned_data["q"].strip()
-        match = Q(first_name__icontains=q) | Q(last_name__icontains=q)
-        for normalise, field in ((normalise_phone, "phone"), (normalise_national_id, "national_id")):
-            try:
-                match |= Q(**{field: normalise(q)})
-            except IdentityFormatError:
-                pass
+        match = Q(first_name__icontains=q) | Q(last_name__icontains=q) | borrower_selectors.identity_match(q)
         results = borrower_selectors.borrower_list_for(actor=request.user).filter(match).order_by("last_name", "id")[:50]
     template = "web/partials/borrower_results.html" if is_htmx(request) else "web/staff/borrowers.html"
     return render(request, template, {"form": form, "results": results})
