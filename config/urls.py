@@ -46,7 +46,8 @@ urlpatterns = [
     path("", include("node.web.urls")),  # the web interface (node/web): /, /login/, /me/..., /staff/...
 ]
 
-handler400 = "node.core.errors.json_bad_request"
-handler403 = "node.core.errors.json_permission_denied"
-handler404 = "node.core.errors.json_not_found"
-handler500 = "node.core.errors.json_server_error"
+# a browser gets the web interface's error page, everything else the API's JSON error body (node/web/views/errors.py)
+handler400 = "node.web.views.errors.bad_request"
+handler403 = "node.web.views.errors.permission_denied"
+handler404 = "node.web.views.errors.not_found"
+handler500 = "node.web.views.errors.server_error"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from node.borrowers.models import Borrower, Consent
 from node.loans.models import Loan
@@ -714,3 +714,33 @@ def test_an_officer_adds_a_fee_from_the_loan_page(shop):
     again = officer.post(f"/staff/loans/{lid}/charges", body, follow=True)  # a double click
     assert "already added" in text(again) and LoanCharge.objects.count() == 1
     assert web(shop.analyst).post(f"/staff/loans/{lid}/charges", body).status_code == 403
+
+
+def test_a_browser_gets_an_html_error_page_and_programs_keep_the_json_error_body(shop, rf):
+    from node.web.views.errors import server_error
+
+    officer = shop.officer
+    browser = {"HTTP_ACCEPT": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    r = web(officer).get("/staff/no-such-page/", **browser)
+    assert r.status_code == 404 and r["Content-Type"].startswith("text/html")
+    assert "This page does not exist, or you may not see it." in text(r) and "Applications" in text(r)  # the menu
+    r = web().get("/nowhere", **browser)  # signed out: the same page, no menu
+    assert r.status_code == 404 and r["Content-Type"].startswith("text/html") and "Log out" not in text(r)
+    r = web(officer).get("/api/v1/no-such-resource/", **browser)  # the API answers JSON whatever is accepted
+    assert r.status_code == 404 and r.json() == {"code": "not_found", "message": "No such resource.",
+                                                 "details": {"path": "/api/v1/no-such-resource/"}}
+    r = web(officer).get("/staff/no-such-page/", HTTP_ACCEPT="application/json")
+    assert r.status_code == 404 and r.json()["code"] == "not_found"
+    c = web(officer)
+    c.post("/language/", {"language": "st", "next": "/"})
+    r = c.get("/nowhere", **browser)
+    assert r.status_code == 404 and 'lang="st"' in text(r)
+    assert "This page does not exist, or you may not see it." not in text(r)  # said in Sesotho
+
+    with translation.override("en"):
+        page = server_error(rf.get("/staff/queue/", HTTP_ACCEPT="text/html"))
+        assert page.status_code == 500 and "Something went wrong on our side." in page.content.decode()
+        api = server_error(rf.get("/api/v1/loans/", HTTP_ACCEPT="text/html"))
+        assert api.status_code == 500 and json.loads(api.content)["code"] == "internal_error"
+    with translation.override("st"):
+        assert '<html lang="st">' in server_error(rf.get("/staff/queue/", HTTP_ACCEPT="text/html")).content.decode()
