@@ -261,10 +261,6 @@ def reconciliation_json(r: selectors.Reconciliation) -> dict:
     }
 
 
-RECONCILIATION_COLUMNS = ("employee_number", "loan_reference", "requested", "deducted", "difference", "flag",
-                          "employer_status", "reason", "error_code")
-
-
 class ReconciliationApi(APIView):
     """``?month=YYYY-MM``: the month's latest deduction file against what the employer's result files deducted,
     loan by loan (MFI staff). ``payroll_not_exported`` (409) when nothing was exported for the month.
@@ -287,16 +283,11 @@ class ReconciliationApi(APIView):
             raise ValidationFailed("format must be json, csv or xlsx.",
                                    details={"fields": {"format": ["json", "csv", "xlsx"]}})
         r = selectors.payroll_reconciliation(employer=employer, month=month)
-        body = reconciliation_json(r)
         if kind == "json":
-            return Response(body)
-        rows = [tuple(str(line[c]) for c in RECONCILIATION_COLUMNS) for line in body["lines"]]
-        content = (files.write_csv(rows, columns=RECONCILIATION_COLUMNS) if kind == "csv"
-                   else files.write_xlsx(rows, sheet="reconciliation", columns=RECONCILIATION_COLUMNS))
-        response = HttpResponse(content, content_type=files.CSV_CONTENT_TYPE if kind == "csv"
-                                else files.XLSX_CONTENT_TYPE)
-        name = f"reconciliation-{employer.mfi.code}-{employer.code}-{body['month']}.{kind}"
-        response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return Response(reconciliation_json(r))
+        out = files.reconciliation_download(r, kind)
+        response = HttpResponse(out.content, content_type=out.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{out.file_name}"'
         response["Cache-Control"] = "no-store"
         response["X-Content-Type-Options"] = "nosniff"
         return response

@@ -186,3 +186,31 @@ def read_result_file(content: bytes) -> ResultFile:
                                  details={"max_bytes": MAX_BYTES})
     fmt = sniff_format(content)
     return _rows_from_table(_xlsx_records(content) if fmt == "xlsx" else _csv_records(content), fmt)
+
+
+# --- the reconciliation as a sheet (API and staff pages) ----------------------------------------------------------
+
+RECONCILIATION_COLUMNS = ("employee_number", "loan_reference", "requested", "deducted", "difference", "flag",
+                          "employer_status", "reason", "error_code")
+
+
+@dataclass(frozen=True)
+class Download:
+    content: bytes
+    content_type: str
+    file_name: str
+
+
+def reconciliation_download(r, kind: str) -> Download:
+    """The reconciliation's lines (``node.payroll.selectors.Reconciliation``) as a CSV or XLSX sheet, in its order;
+    money with two decimals, negative differences kept as numbers, formula-like text quoted."""
+    rows = [(x.employee_number, x.loan_reference, f"{x.requested:.2f}", f"{x.deducted:.2f}", f"{x.difference:.2f}",
+             x.flag, x.employer_status, x.reason, x.error_code) for x in r.lines]
+    if kind == "csv":
+        content, content_type = write_csv(rows, columns=RECONCILIATION_COLUMNS), CSV_CONTENT_TYPE
+    else:
+        content = write_xlsx(rows, sheet="reconciliation", columns=RECONCILIATION_COLUMNS)
+        content_type = XLSX_CONTENT_TYPE
+    month = f"{r.month.year:04d}-{r.month.month:02d}"
+    return Download(content=content, content_type=content_type,
+                    file_name=f"reconciliation-{r.employer.mfi.code}-{r.employer.code}-{month}.{kind}")

@@ -413,6 +413,15 @@ class PayrollDownloadForm(forms.Form):
     format = forms.ChoiceField(label=_("File"), choices=[("csv", "CSV"), ("xlsx", "Excel (XLSX)")])
 
 
+class PayrollReconciliationForm(forms.Form):
+    """The month to reconcile: the deduction file asked for against what the result files deducted (a GET form)."""
+
+    month = forms.RegexField(label=_("Payroll month (YYYY-MM)"), regex=r"^\d{4}-\d{2}$", max_length=7,
+                             widget=forms.TextInput(attrs={"inputmode": "numeric", "placeholder": "2026-07"}))
+    format = forms.ChoiceField(label=_("Show"), required=False, initial="page",
+                               choices=[("page", _("On this page")), ("csv", "CSV"), ("xlsx", "Excel (XLSX)")])
+
+
 class PayrollImportForm(forms.Form):
     """The employer's result file for a month (MFI admins): validated whole, then the valid rows are posted."""
 

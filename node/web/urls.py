@@ -49,6 +49,7 @@ urlpatterns = [
     path("staff/payroll/<int:employer_id>/enrolments/<int:enrolment_id>/end", payroll.enrolment_end,
          name="payroll-enrolment-end"),
     path("staff/payroll/<int:employer_id>/imports", payroll.import_upload, name="payroll-import-upload"),
+    path("staff/payroll/<int:employer_id>/reconciliation", payroll.reconciliation, name="payroll-reconciliation"),
     path("staff/payroll/<int:employer_id>/imports/<int:import_id>/", payroll.import_report, name="payroll-import"),
     # MFI admins
     path("staff/team/", admin.team, name="admin-team"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -127,3 +128,47 @@ def test_an_admin_adds_an_employer_and_an_officer_enrols_and_unenrols_a_client()
     assert "Enrolment of M-1 ended." in text(r) and "Nobody is enrolled yet." in text(r)
     e.refresh_from_db()
     assert e.ended_at is not None
+
+
+def test_an_officer_reconciles_the_month_on_the_page_and_downloads_the_same_lines_as_the_api():
+    from tests.factories import client_for
+
+    w = world(n_gov=3)
+    shop, L = w.shop, w.loans
+    officer, admin = web(shop.officer), web(shop.admin)
+    url = f"/staff/payroll/{w.gov}/reconciliation"
+    assert "Reconciliation" in text(officer.get(f"/staff/payroll/{w.gov}/"))
+    before = officer.get(url, {"month": "2026-07"})  # nothing exported yet: said on the form, nothing else
+    assert before.status_code == 409 and "No deduction file was exported" in text(before) and "<table" not in text(before)
+    assert officer.get(url, {"month": "July"}).status_code == 400
+
+    asked = officer.get(f"/staff/payroll/{w.gov}/deductions", {"month": "2026-07", "format": "csv"})
+    due = {x["loan_reference"]: x["amount_due"] for x in csv.DictReader(io.StringIO(asked.content.decode("utf-8-sig")))}
+    short = str(Decimal(due[L["L1"].reference]) - Decimal("7.00"))  # 7.00 short (text, as the employer writes it)
+    admin.post(f"/staff/payroll/{w.gov}/imports", {"month": "2026-07", "payment_date": "", "file": SimpleUploadedFile(
+        "gov.csv", result_csv(f"GOV-001,{L['L1'].reference},{short},partial,overtime cut",
+                              f"GOV-002,{L['L2'].reference},0,not_deducted,unpaid leave"))})
+
+    r = officer.get(url, {"month": "2026-07"})
+    page = text(r)
+    assert r.status_code == 200
+    assert "Short" in page and "overtime cut" in page and "M7.00" in page  # L1: the difference
+    assert "Not deducted" in page and "unpaid leave" in page  # L2
+    assert "No answer from the employer" in page  # L3: no row in the result file
+    api = client_for(shop.officer).get(f"/api/v1/payroll/employers/{w.gov}/reconciliation", {"month": "2026-07"}).json()
+    assert [x["flag"] for x in api["lines"]] == ["short", "not_deducted", "missing"]
+    assert api["summary"]["total_deducted"] == short and f"/staff/loans/{L['L1'].pk}/" in page
+    positions = [page.index(L[k].reference) for k in ("L1", "L2", "L3")]
+    assert positions == sorted(positions)  # the API's order
+
+    sheet = officer.get(url, {"month": "2026-07", "format": "csv"})
+    assert sheet.status_code == 200 and sheet["Content-Type"].startswith("text/csv")
+    assert 'filename="reconciliation-' in sheet["Content-Disposition"]
+    api_sheet = client_for(shop.officer).get(f"/api/v1/payroll/employers/{w.gov}/reconciliation",
+                                             {"month": "2026-07", "format": "csv"})
+    assert sheet.content == api_sheet.content
+    rows = list(csv.DictReader(io.StringIO(sheet.content.decode("utf-8-sig"))))
+    assert [(x["flag"], x["difference"]) for x in rows][0] == ("short", "7.00")
+    xlsx = officer.get(url, {"month": "2026-07", "format": "xlsx"})
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+    assert web(open_shop("other2").officer).get(url, {"month": "2026-07"}).status_code == 404

@@ -11,6 +11,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from node.borrowers import selectors as borrower_selectors
 from node.core.errors import ApplicationError, NotFound
@@ -22,6 +23,7 @@ from node.web.forms import (
     EnrolmentForm,
     PayrollDownloadForm,
     PayrollImportForm,
+    PayrollReconciliationForm,
 )
 from node.web.views.common import add_errors, is_htmx, message_for, web_view
 
@@ -63,6 +65,7 @@ def _page(request, employer, *, download=None, upload=None, enrol=None, status=2
         "upload_form": (upload or PayrollImportForm(initial={"month": month}))
         if request.user.role == Role.MFI_ADMIN else None,
         "enrol_form": enrol or EnrolmentForm(),
+        "reconcile_form": PayrollReconciliationForm(initial={"month": month, "format": "page"}),
     }, status=status)
 
 
@@ -175,3 +178,44 @@ def import_report(request, employer_id, import_id):
     if is_htmx(request):  # the progress panel, polled while the rows are posted
         return render(request, "web/payroll/import_progress.html", ctx)
     return render(request, "web/payroll/import.html", {**ctx, "rows": selectors.import_rows(imp)})
+
+
+#: How each reconciliation flag reads on the page (the API and the sheets keep the codes).
+FLAG_LABELS = {
+    "matched": gettext_lazy("Deducted as asked"), "short": gettext_lazy("Short"), "over": gettext_lazy("More than asked"),
+    "not_deducted": gettext_lazy("Not deducted"), "reversed": gettext_lazy("Deducted, then reversed"),
+    "missing": gettext_lazy("No answer from the employer"), "rejected": gettext_lazy("Refused at import"),
+    "not_requested": gettext_lazy("Not asked for"),
+}
+
+
+@web_view(*OFFICERS)
+def reconciliation(request, employer_id):
+    """The month's latest deduction file against what the employer's result files deducted, loan by loan (the
+    API's ``payroll_reconciliation``): differences first; the same lines as a CSV or XLSX download."""
+    emp = selectors.access_employer_by_id(request.user, employer_id)
+    form = PayrollReconciliationForm(request.GET)
+    if not form.is_valid():
+        return _reconcile_page(request, emp, form, None, 400)
+    try:
+        r = selectors.payroll_reconciliation(employer=emp, month=services.parse_month(form.cleaned_data["month"]))
+    except ApplicationError as exc:  # nothing exported that month, a month that does not parse
+        add_errors(form, exc.details.get("fields") or message_for(exc))
+        return _reconcile_page(request, emp, form, None, exc.status)
+    kind = form.cleaned_data.get("format") or "page"
+    if kind != "page":
+        out = files.reconciliation_download(r, kind)
+        response = HttpResponse(out.content, content_type=out.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{out.file_name}"'
+        response["Cache-Control"] = "no-store"
+        return response
+    return _reconcile_page(request, emp, form, r, 200)
+
+
+def _reconcile_page(request, emp, form, r, status):
+    lines = [{"line": x, "label": FLAG_LABELS[x.flag]} for x in r.lines] if r else []
+    counts = [(FLAG_LABELS[f], n) for f, n in r.counts.items() if n] if r else []
+    return render(request, "web/payroll/reconciliation.html", {
+        "employer": emp, "form": form, "r": r, "lines": lines, "counts": counts,
+        "month": form.data.get("month", ""), "difference": (r.total_requested - r.total_deducted) if r else None,
+    }, status=status)
