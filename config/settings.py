@@ -272,6 +272,9 @@ LETSEMA_REGULATORY_CLASSES_BY_COUNTRY = {
 }
 LETSEMA_REGULATORY_CLASSES = LETSEMA_REGULATORY_CLASSES_BY_COUNTRY.get(
     DISTRICT.country, LETSEMA_REGULATORY_CLASSES_BY_COUNTRY["LS"])
+# At each month end close of business books each MFI's loan loss provision to what those rates require (Dr 5100 /
+# Cr 1190, or the release back): docs/close-of-business.md. Off for MFIs that provision outside Letsema's ledger.
+LETSEMA_POST_PROVISIONS = os.environ.get("LETSEMA_POST_PROVISIONS", "1") == "1"
 
 # The shared credit-history ring.
 LETSEMA_RING = {

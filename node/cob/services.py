@@ -9,7 +9,9 @@ order as a repayment, so the two never deadlock):
 2. days past due: D minus the due date of the oldest installment with anything unpaid that fell due before D
    (an installment due on D is not late yet); the delinquency bucket follows (``LETSEMA_DELINQUENCY_BUCKETS``);
 3. a loan with nothing left to pay is closed (a safety net: a final repayment closes it at once);
-4. every bucket change and closure emits a credit event through the outbox, in the same transaction.
+4. every bucket change and closure emits a credit event through the outbox, in the same transaction;
+5. at a month end, once every chunk is done: the portfolio's regulatory classification (``month_end_snapshot``) and
+   each MFI's loan loss provision booked to what it requires (``provisions_post``).
 
 Set-based SQL does the per-installment work, so the cost grows with the number of chunks, not of loans. The run
 records a cursor with every chunk: a run that stops (crash, ``max_chunks``) resumes where it stopped, and closing a
@@ -32,7 +34,12 @@ from django.utils import timezone
 
 from node.audit.services import audit_record
 from node.core.errors import Conflict, ValidationFailed
-from node.cob.models import BusinessDate, CobRun, CobStatus
+from node.core.money import exact_mul, to_money
+from node.cob.models import BusinessDate, CobRun, CobStatus, MonthEndPortfolio
+from node.ledger.chart import LOAN_LOSS_PROVISION, PROVISION_EXPENSE
+from node.ledger.models import JournalEntry, JournalLine
+from node.ledger.services import PostingLine, journal_post, ledger_ensure_chart
+from node.mfis.models import Mfi
 from node.credit.stacking import hold_release_event
 from node.loans.credit_events import credit_event_payload, network_loan_key
 from node.loans.models import Loan, LoanInstallment, LoanProduct, LoanStatus
@@ -159,6 +166,9 @@ def _close(through: date, actor_name: str, chunk_size: int, max_chunks: int | No
             ends = month_ends_between(last, day)
             for end in ends:
                 month_end_snapshot(month_end=end, as_of=day)
+                posted = provisions_post(month_end=end)
+                if posted:
+                    run.summary.setdefault("provisions", []).extend(p.as_summary() for p in posted)
             if ends:
                 run.summary["month_end_snapshots"] = [e.isoformat() for e in ends]
             run.save(update_fields=["status", "finished_at", "summary"])
@@ -175,6 +185,74 @@ def regulatory_classes() -> list[tuple[int, str, Decimal]]:
     if not c or c[0][0] != 0:
         raise ValueError("LETSEMA_REGULATORY_CLASSES must start at 0 days")
     return c
+
+
+def provision_rate(klass: str) -> Decimal | None:
+    """The provision rate of a regulatory class, to 4 places (as the return shows every ratio); None if unknown."""
+    rate = next((rate for _, name, rate in regulatory_classes() if name == klass), None)
+    return rate.quantize(Decimal("0.0001")) if rate is not None else None
+
+
+def provision_for(outstanding: Decimal, klass: str) -> Decimal:
+    """The provision a class requires on ``outstanding`` principal: rate × outstanding, to the cent (HALF_EVEN).
+    The regulatory return and the month-end provisioning entry both use this, per class, then add the classes."""
+    return to_money(exact_mul(outstanding, provision_rate(klass) or 0), 2)
+
+
+@dataclass(frozen=True)
+class ProvisionPosting:
+    mfi_code: str
+    month_end: date
+    required: Decimal  # what the month end's classification requires
+    booked_before: Decimal  # the provision account's balance before this entry
+    entry_id: int
+
+    @property
+    def adjustment(self) -> Decimal:  # > 0: provision charged (expense); < 0: released
+        return self.required - self.booked_before
+
+    def as_summary(self) -> dict:
+        return {"mfi": self.mfi_code, "month_end": self.month_end.isoformat(), "required": f"{self.required:.2f}",
+                "adjustment": f"{self.adjustment:.2f}", "entry": self.entry_id}
+
+
+def provisions_post(*, month_end: date) -> list[ProvisionPosting]:
+    """Book each MFI's loan loss provision to what ``month_end``'s classification requires (the regulatory return's
+    "required provision" total): one entry per MFI whose provision account (1190, contra-asset) as of the month end
+    differs — Dr Provision expense (5100) / Cr Loan loss provision for an increase, the reverse for a release (a
+    loan repaid, closed, written off or back to current). Dated the month end, source key
+    ``provision:<mfi>:<YYYY-MM>``: posted at most once per MFI and month (a re-run posts nothing). An MFI whose
+    portfolio is gone has its whole provision released. Runs inside close of business's completing transaction."""
+    if not settings.LETSEMA_POST_PROVISIONS:
+        return []
+    zero = Decimal("0.00")
+    required: dict[int, Decimal] = {}
+    for mfi_id, klass, outstanding in (MonthEndPortfolio.objects.filter(month_end=month_end)
+                                       .values("mfi_id", "klass").annotate(o=Sum("outstanding_principal"))
+                                       .values_list("mfi_id", "klass", "o")):
+        required[mfi_id] = required.get(mfi_id, zero) + provision_for(outstanding, klass)
+    booked = dict(JournalLine.objects.filter(account__code=LOAN_LOSS_PROVISION, entry__entry_date__lte=month_end)
+                  .values("account__mfi_id").annotate(b=Sum(F("credit") - F("debit")))
+                  .values_list("account__mfi_id", "b"))
+    month = f"{month_end:%Y-%m}"
+    posted = []
+    for mfi in Mfi.objects.filter(pk__in=set(required) | {k for k, v in booked.items() if v}).order_by("pk"):
+        need, have = required.get(mfi.pk, zero), booked.get(mfi.pk) or zero
+        key = f"provision:{mfi.pk}:{month}"
+        if need == have or JournalEntry.objects.filter(source_key=key).exists():
+            continue  # nothing to change, or already booked for the month (a classification redone since stays)
+        ledger_ensure_chart(mfi=mfi)
+        delta = need - have
+        lines = ([PostingLine(PROVISION_EXPENSE, debit=delta), PostingLine(LOAN_LOSS_PROVISION, credit=delta)]
+                 if delta > 0 else
+                 [PostingLine(LOAN_LOSS_PROVISION, debit=-delta), PostingLine(PROVISION_EXPENSE, credit=-delta)])
+        entry = journal_post(
+            mfi=mfi, entry_date=month_end, lines=lines, source_key=key, reference_type="provisioning",
+            reference_id=month,
+            description=f"Loan loss provision at {month_end.isoformat()}: required {need:.2f}, booked {have:.2f}")
+        posted.append(ProvisionPosting(mfi_code=mfi.code, month_end=month_end, required=need, booked_before=have,
+                                       entry_id=entry.pk))
+    return posted
 
 
 def month_ends_between(after: date | None, through: date) -> list[date]:

@@ -14,8 +14,8 @@ Typical postings (debit / credit):
 * penalty:                    Dr PENALTY_RECEIVABLE    / Cr PENALTY_INCOME
 * repayment:                  Dr CASH / Cr the receivables and LOAN_PORTFOLIO it pays,
                               Cr OVERPAYMENT_LIABILITY for any excess
-* provisioning:               Dr PROVISION_EXPENSE     / Cr LOAN_LOSS_PROVISION
-* write-off:                  Dr WRITE_OFF_EXPENSE (or LOAN_LOSS_PROVISION where provisioned) / Cr LOAN_PORTFOLIO
+* provisioning (month ends):  Dr PROVISION_EXPENSE     / Cr LOAN_LOSS_PROVISION (a release: the reverse)
+* write-off:                  Dr WRITE_OFF_EXPENSE     / Cr LOAN_PORTFOLIO (its provision released at the month end)
 * recovery (written-off loan): Dr CASH                  / Cr RECOVERY_INCOME
 """
 

@@ -118,21 +118,20 @@ def _class_names() -> list[str]:
 
 
 def _provision_rate(klass: str) -> Decimal | None:
-    from node.cob.services import regulatory_classes
+    from node.cob.services import provision_rate
 
-    rate = next((rate for _, name, rate in regulatory_classes() if name == klass), None)
-    return rate.quantize(Decimal("0.0001")) if rate is not None else None  # like every ratio: 4 places
+    return provision_rate(klass)  # like every ratio: 4 places
 
 
 def _provision(row: dict) -> Decimal:
-    from node.core.money import exact_mul, to_money
+    from node.cob.services import provision_for  # the rule close of business books the provision with
 
-    return to_money(exact_mul(row["outstanding"], _provision_rate(row["group"]) or 0), 2)
+    return provision_for(row["outstanding"], row["group"])
 
 
 _GRADES = ["A", "B", "C", "D", "E", "—"]
 _ITEMS = ["disbursed", "collected_principal", "collected_interest", "collected_fees_penalties", "written_off",
-          "rescheduled"]
+          "rescheduled", "provision_charged"]
 _DEMAND = (_n("installments", _("Installments due")), _m("due", _("Due")), _m("paid", _("Paid")),
            _m("paid_on_time", _("Paid on time")))
 _DEMAND_DERIVED = (
@@ -232,4 +231,5 @@ MOVEMENT_LABELS = {
     "disbursed": _("Loans disbursed"), "collected_principal": _("Principal collected"),
     "collected_interest": _("Interest collected"), "collected_fees_penalties": _("Fees and penalties collected"),
     "written_off": _("Loans written off (principal)"), "rescheduled": _("Loans rescheduled (principal)"),
+    "provision_charged": _("Loan loss provision charged (net; negative: released)"),
 }

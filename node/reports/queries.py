@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection
 
+from node.ledger.chart import PROVISION_EXPENSE
 from node.reports.catalog import LOAN_LISTS
 
 LOAN_JOINS = """
@@ -204,6 +205,14 @@ def regulatory_return(q: ReportQuery) -> dict:
             OR (l.status = 'rescheduled' AND l.rescheduled_at::date BETWEEN %s AND %s)) AND {wl}
         GROUP BY 1""", [first, q.month_end, first, q.month_end, *wlp])  # nosec B608 -- allowlisted fragments, values bound
     gone = {r["status"]: r for r in gone}
+    we, wep = _mfi(q, "e")
+    provision = _rows(f"""
+        SELECT COUNT(DISTINCT e.id) AS count, COALESCE(SUM(jl.debit - jl.credit), 0) AS amount
+        FROM ledger_journalline jl
+        JOIN ledger_journalentry e ON e.id = jl.entry_id
+        JOIN ledger_account a ON a.id = jl.account_id
+        WHERE a.code = %s AND e.reference_type = 'provisioning' AND e.entry_date BETWEEN %s AND %s AND {we}
+        """, [PROVISION_EXPENSE, first, q.month_end, *wep])[0]  # nosec B608 -- allowlisted fragments, values bound
     zero = Decimal("0.00")
     movements = [
         {"group": "disbursed", "count": f.get("disbursed_loans", 0), "amount": f.get("disbursed") or zero},
@@ -211,7 +220,9 @@ def regulatory_return(q: ReportQuery) -> dict:
         {"group": "collected_interest", "count": 0, "amount": f.get("collected_interest") or zero},
         {"group": "collected_fees_penalties", "count": 0, "amount": f.get("collected_fees_penalties") or zero},
     ] + [{"group": k, "count": gone.get(s, {}).get("count", 0), "amount": gone.get(s, {}).get("amount", zero)}
-         for k, s in (("written_off", "written_off"), ("rescheduled", "rescheduled"))]
+         for k, s in (("written_off", "written_off"), ("rescheduled", "rescheduled"))] + [
+        # the month's net provision charge booked by close of business (negative: released); docs/reports.md
+        {"group": "provision_charged", "count": provision["count"], "amount": provision["amount"]}]
     return {"classification": classification, "movements": movements}
 
 
