@@ -13,7 +13,9 @@ from pathlib import Path
 
 from config.district import REPO_ROOT
 
-SECRET_NAMES = ("django_secret_key", "jwt_signing_key", "network_pepper", "db_password")
+SECRET_NAMES = ("django_secret_key", "jwt_signing_key", "network_pepper", "db_password", "mobile_money_secret")
+#: optional: the node runs without them (the feature they protect answers "not configured")
+OPTIONAL_SECRETS = frozenset({"mobile_money_secret"})
 
 
 class SecretMissing(Exception):

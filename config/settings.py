@@ -311,6 +311,20 @@ LOGGING = {
 }
 
 # Borrower identity and KYC (see docs/borrower-identity.md).
+# Mobile-money collections (docs/mobile-money.md): the provider's payment prompt (file | console | http) and the
+# shared secret its signed confirmations are checked with (none: confirmations are refused, 503).
+MOBILE_MONEY_BACKEND = os.environ.get("LETSEMA_MOBILE_MONEY_BACKEND", "file")
+MOBILE_MONEY_FILE_PATH = Path(os.environ.get("LETSEMA_MOBILE_MONEY_FILE")
+                              or VAR_DIR / "mobile_money" / f"{DISTRICT.code}.jsonl")
+MOBILE_MONEY_URL = os.environ.get("LETSEMA_MOBILE_MONEY_URL", "")
+MOBILE_MONEY_TIMEOUT = 5.0
+try:
+    MOBILE_MONEY_SECRET = read_secret("mobile_money_secret", DISTRICT.code)
+except SecretMissing:
+    MOBILE_MONEY_SECRET = ""
+MOBILE_MONEY_SIGNATURE_WINDOW_SECONDS = 300  # a confirmation's timestamp must be this close to the node's clock
+MOBILE_MONEY_PROMPT_SECONDS = 300  # a loan's earlier prompt must be this old (or answered) before another is sent
+
 SMS_BACKEND = os.environ.get("LETSEMA_SMS_BACKEND", "file")  # file | console | http
 SMS_FILE_PATH = Path(os.environ.get("LETSEMA_SMS_FILE") or VAR_DIR / "sms" / f"{DISTRICT.code}.jsonl")
 SMS_HTTP_URL = os.environ.get("LETSEMA_SMS_URL", "")

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,7 +19,7 @@ from node.core.openapi import error_responses
 from node.loans.models import LoanStatus
 from node.loans.selectors import access_loan_by_id
 from node.repayments import allocation as A
-from node.repayments import schemas, selectors, services
+from node.repayments import mobile_money, schemas, selectors, services
 from node.repayments.models import (
     RECEIVED_CHANNELS,
     AllocationStrategy,
@@ -516,3 +517,63 @@ class ProductRepaymentConfigApi(APIView):
         services.product_repayment_config_set(actor=request.user, product=product,
                                               allocation_strategy=s.validated_data["allocation_strategy"])
         return Response(self._json(product))
+
+
+# --- mobile money (docs/mobile-money.md) ---------------------------------------------------------------------------
+
+class MobileMoneyRequestSerializer(StrictSerializer):
+    amount = MoneyField()
+    phone = serializers.CharField(max_length=20, required=False, allow_blank=True, default="",
+                                  help_text="the phone to prompt; default: the borrower's registered phone")
+
+
+def mobile_money_json(p) -> dict:
+    return {
+        "id": p.pk, "request_id": str(p.request_id), "loan": p.loan_id, "phone": p.phone, "amount": _m(p.amount),
+        "status": p.status, "requested_at": p.requested_at.isoformat(),
+        "transaction_id": p.provider_transaction_id,
+        "amount_received": _m(p.amount_received) if p.amount_received is not None else None,
+        "completed_at": p.completed_at.isoformat() if p.completed_at else None, "reason": p.failure_reason,
+        "receipt_number": p.repayment.receipt_number if p.repayment_id else None,
+    }
+
+
+class LoanMobileMoneyApi(APIView):
+    """``GET``: the loan's mobile-money payments, newest first (whoever may see the loan). ``POST`` (the borrower):
+    prompt a phone to pay ``amount`` on the loan; answers 202 with the payment (``requested``; ``failed`` at once
+    when the provider could not be reached). ``amount_above_payoff`` (400), ``payment_pending`` (409: an earlier
+    prompt is still waiting), ``illegal_transition`` (409: the loan is not active)."""
+
+    @extend_schema(responses=schemas.MobileMoneyPayment(many=True))
+    def get(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id, related=False)
+        return Response([mobile_money_json(p) for p in selectors.mobile_money_payments(loan=loan)])
+
+    @extend_schema(request=MobileMoneyRequestSerializer, responses={202: schemas.MobileMoneyPayment})
+    def post(self, request, loan_id):
+        loan = access_loan_by_id(request.user, loan_id, roles=frozenset({Role.BORROWER}), related=False)
+        s = MobileMoneyRequestSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        p = mobile_money.mobile_money_request(actor=request.user, loan=loan, amount=s.validated_data["amount"],
+                                              phone=s.validated_data["phone"] or None)
+        p.refresh_from_db()  # the prompt ran after the commit: requested, or failed with the reason
+        return Response(mobile_money_json(p), status=status.HTTP_202_ACCEPTED)
+
+
+class MobileMoneyConfirmationApi(APIView):
+    """The provider's confirmation of a payment prompt: ``{"request_id", "status": "success"|"failed",
+    "transaction_id", "amount", "reason"}``, signed with the shared secret (``X-Letsema-Timestamp``,
+    ``X-Letsema-Signature``). ``success`` posts the repayment; the same confirmation twice posts it once.
+    401 ``invalid_signature``, 404 (unknown request), 409 ``already_completed`` / ``transaction_id_reused``,
+    503 ``mobile_money_not_configured``."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=schemas.MobileMoneyConfirmation, responses={200: schemas.MobileMoneyPayment})
+    @error_responses({404: "No payment was requested with this request_id."})
+    def post(self, request):
+        p = mobile_money.mobile_money_confirm(body=request.body,
+                                              timestamp=request.headers.get("X-Letsema-Timestamp", ""),
+                                              signature=request.headers.get("X-Letsema-Signature", ""))
+        return Response(mobile_money_json(p))

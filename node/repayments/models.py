@@ -296,3 +296,45 @@ class OverpaymentTransfer(models.Model):
             models.CheckConstraint(condition=Q(amount__gt=0), name="overpayment_transfer_amount_positive"),
             models.CheckConstraint(condition=~Q(from_loan=F("to_loan")), name="overpayment_transfer_other_loan"),
         ]
+
+
+class MobileMoneyStatus(models.TextChoices):
+    REQUESTED = "requested"  # the payment prompt went to the phone; the provider has not answered yet
+    PAID = "paid"  # the provider confirmed the payment; the repayment is posted (``repayment``)
+    UNAPPLIED = "unapplied"  # the provider confirmed it, but the loan could not take it (closed since...): refund
+    FAILED = "failed"  # the prompt could not be sent, or the payer declined or let it expire
+
+
+class MobileMoneyPayment(models.Model):
+    """A borrower's payment by mobile money (docs/mobile-money.md): the borrower asks, the provider prompts the
+    phone, and the provider's signed confirmation posts the repayment. ``request_id`` is what the provider is given
+    and sends back; ``provider_transaction_id`` (unique) is the provider's receipt, the repayment's reference."""
+
+    request_id = models.UUIDField(unique=True, editable=False)
+    mfi = models.ForeignKey("mfis.Mfi", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey("loans.Loan", on_delete=models.PROTECT, related_name="mobile_money_payments")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    phone = models.CharField(max_length=20)
+    amount = models.DecimalField(**MONEY)  # asked for
+    status = models.CharField(max_length=12, choices=MobileMoneyStatus.choices, default=MobileMoneyStatus.REQUESTED)
+    requested_at = models.DateTimeField()
+    provider_transaction_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    amount_received = models.DecimalField(null=True, blank=True, **MONEY)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    failure_reason = models.CharField(max_length=300, blank=True, default="")
+    repayment = models.OneToOneField("repayments.Repayment", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="mobile_money_payment")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["loan", "status"], name="momo_loan_status")]
+        constraints = [
+            models.CheckConstraint(name="momo_amount_positive", condition=Q(amount__gt=0)),
+            # paid: the provider's receipt and the posted repayment; unapplied: the receipt, no repayment
+            models.CheckConstraint(name="momo_paid_has_repayment", condition=~Q(status="paid") | (
+                Q(repayment__isnull=False) & Q(provider_transaction_id__isnull=False)
+                & Q(amount_received__isnull=False))),
+            models.CheckConstraint(name="momo_unapplied_has_receipt", condition=~Q(status="unapplied") | (
+                Q(repayment__isnull=True) & Q(provider_transaction_id__isnull=False)
+                & Q(amount_received__isnull=False))),
+        ]

@@ -230,3 +230,28 @@ class LoanTransaction(serializers.Serializer):
     parts = TransactionParts(allow_null=True, help_text="a repayment's split by component")
     outstanding_after = MoneyField(allow_null=True, help_text="what the loan still owed right after it "
                                                               "(a disbursement or a repayment in effect)")
+
+
+class MobileMoneyPayment(serializers.Serializer):
+    id = serializers.IntegerField()
+    request_id = serializers.UUIDField(help_text="what the provider was given and sends back")
+    loan = serializers.IntegerField()
+    phone = serializers.CharField()
+    amount = MoneyField(help_text="asked for")
+    status = serializers.ChoiceField(choices=["requested", "paid", "unapplied", "failed"],
+                                     help_text="unapplied: the provider took the money but the loan could not take "
+                                               "it (closed since); MFI staff refund it")
+    requested_at = serializers.DateTimeField()
+    transaction_id = serializers.CharField(allow_null=True, help_text="the provider's transaction id")
+    amount_received = MoneyField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    reason = serializers.CharField(allow_blank=True)
+    receipt_number = serializers.CharField(allow_null=True, help_text="the repayment's receipt, once paid")
+
+
+class MobileMoneyConfirmation(serializers.Serializer):
+    request_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["success", "failed"])
+    transaction_id = serializers.CharField(required=False, help_text="required for success")
+    amount = MoneyField(required=False, help_text="the amount taken; required for success")
+    reason = serializers.CharField(required=False, help_text="why it failed")

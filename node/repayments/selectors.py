@@ -388,3 +388,10 @@ def loan_transactions(*, loan: Loan, repayments: list[Repayment] | None = None) 
                                    reversed=c.reversed_at is not None, id=c.pk, at=c.posted_at))
     never = dt.datetime.min.replace(tzinfo=dt.UTC)
     return sorted(out, key=lambda t: (t.date, _TX_ORDER.get(t.kind, 1), t.at or never))
+
+
+def mobile_money_payments(*, loan: Loan) -> QuerySet:
+    """The loan's mobile-money payments, newest first, with their repayment's receipt."""
+    from node.repayments.models import MobileMoneyPayment
+
+    return MobileMoneyPayment.objects.filter(loan=loan).select_related("repayment").order_by("-requested_at", "-id")

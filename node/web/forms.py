@@ -181,6 +181,18 @@ class ConfirmDisbursementForm(forms.Form):
                                widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
 
+class MobileMoneyForm(forms.Form):
+    """A borrower pays from a phone: the provider prompts it, the borrower approves with their PIN."""
+
+    amount = forms.CharField(label=_("Amount to pay (maloti)"), max_length=20, widget=_money_input())
+    phone = forms.CharField(label=_("Phone to pay from"), max_length=20, required=False,
+                            help_text=_("Leave empty for your registered phone."),
+                            widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "tel"}))
+
+    def api_payload(self) -> dict:
+        return {"amount": _decimal_text(self.cleaned_data["amount"]), "phone": self.cleaned_data["phone"]}
+
+
 class RepaymentForm(forms.Form):
     amount = forms.CharField(label=_("Amount received (maloti)"), max_length=20, widget=_money_input())
     channel = forms.ChoiceField(label=_("Received by"),

@@ -23,6 +23,7 @@ urlpatterns = [
     path("me/notifications/", borrower.notifications, name="me-notifications"),
     path("me/loans/<int:loan_id>/", borrower.loan_detail, name="me-loan"),
     path("me/loans/<int:loan_id>/withdraw", borrower.loan_withdraw, name="me-loan-withdraw"),
+    path("me/loans/<int:loan_id>/pay", borrower.loan_pay, name="me-loan-pay"),
     path("me/loans/<int:loan_id>/<slug:kind>.pdf", borrower.loan_pdf, name="me-loan-pdf"),
     # loan officers and MFI admins
     path("staff/", staff.queue, name="staff-queue"),

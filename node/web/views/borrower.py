@@ -17,11 +17,13 @@ from node.core.errors import ApplicationError, NotFound
 from node.loans import selectors as loan_selectors
 from node.loans import services as loan_services
 from node.loans.apis import LoanApplySerializer
+from node.repayments import mobile_money
+from node.repayments.apis import MobileMoneyRequestSerializer
 from node.notifications import selectors as notification_selectors
 from node.notifications import texts as notification_texts
 from node.users.models import Role
-from node.web.forms import ApplyForm, ConsentForm, OtpForm, RegisterForm
-from node.web.views.common import message_for, service_error_on, validated, web_view
+from node.web.forms import ApplyForm, ConsentForm, MobileMoneyForm, OtpForm, RegisterForm
+from node.web.views.common import is_htmx, message_for, service_error_on, validated, web_view
 from node.web.views.loan_pages import loan_context
 
 BORROWER = (Role.BORROWER,)
@@ -157,7 +159,51 @@ def notifications(request):
 @web_view(*BORROWER)
 def loan_detail(request, loan_id):
     loan = loan_selectors.access_loan_by_id(request.user, loan_id)
-    return render(request, "web/borrower/loan.html", loan_context(loan))
+    if is_htmx(request):  # the mobile-money panel, polled while a payment waits for the phone
+        return render(request, "web/partials/mobile_money.html", loan_context(loan))
+    return render(request, "web/borrower/loan.html", {**loan_context(loan), "pay_form": _pay_form(loan)})
+
+
+def _pay_form(loan, data=None):
+    """The mobile-money form of an active loan: what is overdue, else the next installment, to start from."""
+    if loan.status != "active":
+        return None
+    if data is not None:
+        return MobileMoneyForm(data)
+    ctx = loan_context(loan)["balance"]
+    due = ctx["overdue"] if ctx and ctx["overdue"] > 0 else (ctx["next_due"]["outstanding"] if ctx and ctx["next_due"]
+                                                             else None)
+    return MobileMoneyForm(initial={"amount": f"{due:.2f}" if due else ""})
+
+
+@web_view(*BORROWER)
+def loan_pay(request, loan_id):
+    """Pay by mobile money: the provider prompts the phone; the page then follows the payment until it is paid."""
+    loan = loan_selectors.access_loan_by_id(request.user, loan_id)
+    if request.method != "POST":
+        return redirect("web:me-loan", loan_id=loan.pk)
+    form = _pay_form(loan, request.POST)
+    if form is None:
+        messages.error(request, _("Only an active loan can be repaid."))
+        return redirect("web:me-loan", loan_id=loan.pk)
+    if form.is_valid():
+        s = validated(form, MobileMoneyRequestSerializer, form.api_payload())
+        if s is not None:
+            try:
+                p = mobile_money.mobile_money_request(actor=request.user, loan=loan, amount=s.validated_data["amount"],
+                                                      phone=s.validated_data["phone"] or None)
+            except ApplicationError as exc:
+                service_error_on(form, exc)
+            else:
+                p.refresh_from_db()
+                if p.status == "failed":
+                    messages.error(request, _("The payment could not be started; nothing was taken. Try again "
+                                              "later or pay at the branch."))
+                else:
+                    messages.success(request, _("Check your phone %(phone)s: approve the payment of %(amount)s with "
+                                                "your PIN.") % {"phone": p.phone, "amount": f"{p.amount:.2f}"})
+                return redirect("web:me-loan", loan_id=loan.pk)
+    return render(request, "web/borrower/loan.html", {**loan_context(loan), "pay_form": form}, status=400)
 
 
 @web_view(*BORROWER)

@@ -56,7 +56,20 @@ def loan_context(loan: Loan) -> dict:
         "movements": [r for r in statement if r["kind"] not in ("disbursement", "repayment", "transfer_in")],
         # which actions the loan's state allows (the service checks again, under the row lock)
         "can": {action: loan.status in states for action, states in TRANSITIONS.items()},
+        "mobile_money": _mobile_money_rows(loan),
     }
+
+
+def _mobile_money_rows(loan: Loan) -> dict:
+    """The loan's mobile-money payments (the newest 10) and whether one still waits for the phone (the page then
+    refreshes the panel)."""
+    from datetime import timedelta
+
+    from django.conf import settings
+
+    rows = list(repayment_selectors.mobile_money_payments(loan=loan)[:10])
+    fresh = timezone.now() - timedelta(seconds=settings.MOBILE_MONEY_PROMPT_SECONDS)
+    return {"rows": rows, "waiting": any(p.status == "requested" and p.requested_at > fresh for p in rows)}
 
 
 DOCUMENTS = ("statement", "schedule")
