@@ -14,6 +14,7 @@ from decimal import Decimal as D
 import pytest
 
 from node.audit.models import AuditEvent
+from node.loans.models import Loan
 from node.repayments.models import MobileMoneyPayment, Repayment
 from tests.factories import client_for
 from tests.loan_fixtures import apply, disbursed, err, key, open_shop, post
@@ -203,3 +204,38 @@ def test_the_signature_window_boundary_with_a_controlled_clock():
     assert not signature_valid(SECRET, "1000", body + b" ", good, now=1000, window=300)
     assert not signature_valid("", "1000", body, signature("", "1000", body), now=1000, window=300)
     assert not signature_valid(SECRET, "-1000", body, good, now=1000, window=300)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ten_deliveries_of_one_confirmation_at_the_same_instant_post_it_once(provider):
+    import threading
+
+    from django.db import connection
+
+    from node.repayments.mobile_money import mobile_money_confirm, mobile_money_request
+
+    shop = open_shop("momo-race")
+    lid = disbursed(shop, principal="1000.00", n=3, on="2026-01-01")
+    p = mobile_money_request(actor=shop.borrower_user, loan=Loan.objects.get(pk=lid), amount=D("75.00"))
+    raw = json.dumps({"request_id": str(p.request_id), "status": "success", "transaction_id": "MPRACE",
+                      "amount": "75.00"}).encode()
+    stamp = str(int(time.time()))
+    sig = "sha256=" + hmac.new(SECRET.encode(), stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+    barrier, answers, lock = threading.Barrier(10), [], threading.Lock()
+
+    def deliver():
+        try:
+            barrier.wait()
+            got = mobile_money_confirm(body=raw, timestamp=stamp, signature=sig)
+            with lock:
+                answers.append((got.status, got.repayment_id))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    rep = Repayment.objects.get(loan_id=lid)  # exactly one
+    assert rep.amount == D("75.00") and answers == [("paid", rep.pk)] * 10
