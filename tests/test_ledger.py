@@ -99,8 +99,8 @@ def refused(code: str, fn, status: int | None = None) -> ApplicationError:
 def test_chart_has_the_stable_standard_codes_and_is_idempotent():
     m = new_mfi()
     first = ledger_ensure_chart(mfi=m)
-    assert set(first) == {"1000", "1100", "1190", "1200", "1300", "1400", "2100", "3000", "4000", "4100", "4200",
-                          "4300", "5000", "5100"}
+    assert set(first) == {"1000", "1100", "1190", "1200", "1300", "1400", "2100", "2150", "3000", "4000", "4100",
+                          "4200", "4300", "5000", "5100"}
     assert (C.CASH, C.LOAN_PORTFOLIO, C.INTEREST_RECEIVABLE, C.FEE_RECEIVABLE, C.PENALTY_RECEIVABLE,
             C.LOAN_LOSS_PROVISION, C.OVERPAYMENT_LIABILITY, C.FUND_CAPITAL, C.INTEREST_INCOME, C.FEE_INCOME,
             C.PENALTY_INCOME, C.WRITE_OFF_EXPENSE, C.PROVISION_EXPENSE) == (
@@ -108,7 +108,7 @@ def test_chart_has_the_stable_standard_codes_and_is_idempotent():
     audits = AuditEvent.objects.filter(action="ledger.chart_ensure").count()
     second = ledger_ensure_chart(mfi=m)
     assert {c: a.pk for c, a in first.items()} == {c: a.pk for c, a in second.items()}
-    assert Account.objects.filter(mfi=m).count() == 14
+    assert Account.objects.filter(mfi=m).count() == 15
     assert AuditEvent.objects.filter(action="ledger.chart_ensure").count() == audits, "nothing new, nothing audited"
     # normal balances derive from the type; the provision is a contra-asset
     assert first[C.CASH].normal_balance == NormalBalance.DEBIT
@@ -124,7 +124,7 @@ def test_chart_completes_a_partial_chart_and_refuses_a_conflicting_one():
     m = new_mfi()
     Account.objects.create(mfi=m, code=C.CASH, name="Our cash", type=AccountType.ASSET)
     chart = ledger_ensure_chart(mfi=m)
-    assert chart[C.CASH].name == "Our cash" and len(chart) == 14
+    assert chart[C.CASH].name == "Our cash" and len(chart) == 15
     n = new_mfi()
     Account.objects.create(mfi=n, code=C.FEE_INCOME, name="wrong", type=AccountType.LIABILITY)
     with pytest.raises(ApplicationError) as info:
@@ -178,7 +178,7 @@ def test_worked_example_disbursement_fee_accrual_repayment_overpayment_provision
     assert balances(tb) == {
         "1000": D("98450.00"),  # 100000 - 5000 + 150 + 1300 + 4000 - 2000
         "1100": D("0.00"), "1190": D("0.00"), "1200": D("0.00"), "1300": D("0.00"), "1400": D("0.00"),
-        "2100": D("30.00"), "3000": D("100000.00"),
+        "2100": D("30.00"), "2150": D("0.00"), "3000": D("100000.00"),
         "4000": D("250.00"), "4100": D("150.00"), "4200": D("20.00"), "4300": D("0.00"),
         "5000": D("1000.00"), "5100": D("1000.00"),
     }
@@ -727,7 +727,7 @@ def test_mfi_admins_and_analysts_read_their_own_ledger(mfi, other_mfi, role):
     c = client_for(api_user(role, mfi))
 
     accounts = c.get("/api/v1/ledger/accounts/").json()
-    assert [a["code"] for a in accounts][:3] == ["1000", "1100", "1190"] and len(accounts) == 14
+    assert [a["code"] for a in accounts][:3] == ["1000", "1100", "1190"] and len(accounts) == 15
     assert accounts[2] == {"code": "1190", "name": "Loan loss provision", "type": "ASSET",
                            "normal_balance": "CREDIT", "is_contra": True, "is_active": True}
 

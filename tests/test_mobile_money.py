@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import date, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -51,6 +52,15 @@ def ask(shop, lid, amount, django_capture_on_commit_callbacks, **extra):
     with django_capture_on_commit_callbacks(execute=True):
         return client_for(shop.borrower_user).post(f"/api/v1/loans/{lid}/mobile-money", {"amount": amount, **extra},
                                                    format="json")
+
+
+def suspense(shop) -> D:
+    """The MFI's unapplied receipts (2150): money taken that no loan took, owed back; the books still balance."""
+    from node.ledger.selectors import trial_balance
+
+    tb = trial_balance(mfi=shop.mfi, as_of=date.today() + timedelta(days=1))
+    assert tb.total_debit == tb.total_credit
+    return {r.code: r.balance for r in tb.rows}["2150"]
 
 
 def outstanding(shop, lid) -> D:
@@ -179,6 +189,23 @@ def test_declined_then_a_late_success_is_still_posted_and_money_for_a_closed_loa
     assert not Repayment.objects.filter(reference="MPCLOSED").exists()
     # a failure after the money was taken is refused (the provider cannot take it back that way)
     err(confirm({"request_id": second.json()["request_id"], "status": "failed"}), 409, "already_completed")
+    # on the books: received into cash, owed back in the suspense account until an MFI admin records the refund
+    assert suspense(shop) == D("60.00")
+    pid = body["id"]
+    err(post(shop.officer, f"/api/v1/mobile-money/{pid}/refund", {"reference": "x"}, idem=key()), 403,
+        "permission_denied")
+    paid_id = late.json()["id"]
+    err(post(shop.admin, f"/api/v1/mobile-money/{paid_id}/refund", {}, idem=key()), 409, "illegal_transition")
+    r = post(shop.admin, f"/api/v1/mobile-money/{pid}/refund", {"reference": "EcoCash B2C 7781"}, idem=key())
+    assert r.status_code == 200, r.content
+    assert (r.json()["status"], r.json()["refund_reference"]) == ("refunded", "EcoCash B2C 7781")
+    assert suspense(shop) == D("0.00")
+    err(post(shop.admin, f"/api/v1/mobile-money/{pid}/refund", {}, idem=key()), 409, "already_refunded")
+    err(post(open_shop("momo-stranger").admin, f"/api/v1/mobile-money/{pid}/refund", {}, idem=key()), 404, "not_found")
+    from node.ledger.models import JournalEntry
+
+    keys = set(JournalEntry.objects.filter(reference_type="mobile_money").values_list("source_key", flat=True))
+    assert keys == {f"mobile_money:{pid}:received", f"mobile_money:{pid}:refund"}
 
 
 def test_a_provider_that_cannot_be_reached_fails_the_payment_at_once(settings, django_capture_on_commit_callbacks):

@@ -17,6 +17,7 @@ Typical postings (debit / credit):
 * provisioning (month ends):  Dr PROVISION_EXPENSE     / Cr LOAN_LOSS_PROVISION (a release: the reverse)
 * write-off:                  Dr WRITE_OFF_EXPENSE     / Cr LOAN_PORTFOLIO (its provision released at the month end)
 * recovery (written-off loan): Dr CASH                  / Cr RECOVERY_INCOME
+* money no loan could take:   Dr CASH / Cr UNAPPLIED_RECEIPTS; its refund: Dr UNAPPLIED_RECEIPTS / Cr CASH
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ INTEREST_RECEIVABLE = "1200"
 FEE_RECEIVABLE = "1300"
 PENALTY_RECEIVABLE = "1400"
 OVERPAYMENT_LIABILITY = "2100"
+UNAPPLIED_RECEIPTS = "2150"  # money received that no loan could take, owed back to the payer (suspense)
 FUND_CAPITAL = "3000"
 INTEREST_INCOME = "4000"
 FEE_INCOME = "4100"
@@ -57,6 +59,7 @@ STANDARD_CHART: tuple[AccountSpec, ...] = (
     AccountSpec(FEE_RECEIVABLE, "Fee receivable", AccountType.ASSET),
     AccountSpec(PENALTY_RECEIVABLE, "Penalty receivable", AccountType.ASSET),
     AccountSpec(OVERPAYMENT_LIABILITY, "Overpayments owed to borrowers", AccountType.LIABILITY),
+    AccountSpec(UNAPPLIED_RECEIPTS, "Unapplied receipts (suspense)", AccountType.LIABILITY),
     AccountSpec(FUND_CAPITAL, "Fund capital", AccountType.EQUITY),
     AccountSpec(INTEREST_INCOME, "Interest income", AccountType.INCOME),
     AccountSpec(FEE_INCOME, "Fee income", AccountType.INCOME),

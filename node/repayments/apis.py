@@ -535,6 +535,7 @@ def mobile_money_json(p) -> dict:
         "amount_received": _m(p.amount_received) if p.amount_received is not None else None,
         "completed_at": p.completed_at.isoformat() if p.completed_at else None, "reason": p.failure_reason,
         "receipt_number": p.repayment.receipt_number if p.repayment_id else None,
+        "refunded_at": p.refunded_at.isoformat() if p.refunded_at else None, "refund_reference": p.refund_reference,
     }
 
 
@@ -576,4 +577,24 @@ class MobileMoneyConfirmationApi(APIView):
         p = mobile_money.mobile_money_confirm(body=request.body,
                                               timestamp=request.headers.get("X-Letsema-Timestamp", ""),
                                               signature=request.headers.get("X-Letsema-Signature", ""))
+        return Response(mobile_money_json(p))
+
+
+class MobileMoneyRefundSerializer(StrictSerializer):
+    reference = serializers.CharField(max_length=100, required=False, allow_blank=True, default="",
+                                      help_text="how it was paid back (the transfer's or voucher's reference)")
+
+
+class MobileMoneyRefundApi(APIView):
+    """Record that an ``unapplied`` mobile-money payment (money no loan could take) was paid back to the payer
+    (MFI admins; ``Idempotency-Key`` required): Dr Unapplied receipts / Cr Cash. 409 ``already_refunded``, or
+    ``illegal_transition`` for a payment that was not left unapplied."""
+
+    @extend_schema(request=MobileMoneyRefundSerializer, responses={200: schemas.MobileMoneyPayment})
+    @idempotent
+    def post(self, request, payment_id):
+        p = selectors.access_mobile_money_payment(request.user, payment_id)
+        s = MobileMoneyRefundSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        p = mobile_money.mobile_money_refund(actor=request.user, payment=p, reference=s.validated_data["reference"])
         return Response(mobile_money_json(p))

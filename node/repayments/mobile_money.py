@@ -31,6 +31,8 @@ from django.utils import timezone
 from node.audit.services import audit_record
 from node.borrowers.identity import IdentityFormatError, normalise_phone
 from node.core.errors import ApplicationError, Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationFailed
+from node.ledger.chart import CASH, UNAPPLIED_RECEIPTS
+from node.ledger.services import PostingLine, journal_post, ledger_ensure_chart
 from node.loans.models import Loan, LoanStatus
 from node.mfis.models import Mfi
 from node.repayments import mobile_money_gateway as gateway
@@ -200,9 +202,10 @@ def _paid(p: MobileMoneyPayment, data: dict) -> MobileMoneyPayment:
             rep = repayment_post(actor=integration_actor(p.mfi), loan=p.loan, amount=received,
                                  payment_date=timezone.localdate(), channel=RepaymentChannel.MOBILE_MONEY,
                                  reference=txn)
-    except ApplicationError as exc:  # the money was taken: keep it visible for a refund, never drop it
+    except ApplicationError as exc:  # the money was taken: on the books as owed back, listed for a refund
         p.status, p.failure_reason = MobileMoneyStatus.UNAPPLIED, f"{exc.code}: {exc.message}"[:300]
         log.warning("mobile money payment not applied", extra={"request_id": str(p.request_id), "code": exc.code})
+        _post_suspense(p, "received")
     else:
         p.status, p.repayment, p.failure_reason = MobileMoneyStatus.PAID, rep, ""
     p.save(update_fields=["status", "provider_transaction_id", "amount_received", "completed_at", "failure_reason",
@@ -210,4 +213,42 @@ def _paid(p: MobileMoneyPayment, data: dict) -> MobileMoneyPayment:
     audit_record(actor=None, action="mobile_money.confirmed", target_type="loan", target_id=p.loan_id, mfi=p.mfi,
                  after={"request_id": str(p.request_id), "transaction_id": txn, "amount": f"{received:.2f}",
                         "status": p.status, "receipt": p.repayment.receipt_number if p.repayment else None})
+    return p
+
+
+def _post_suspense(p: MobileMoneyPayment, what: str, actor: User | None = None) -> None:
+    """Money received that no loan took: Dr Cash / Cr Unapplied receipts ("received"); paid back: the reverse
+    ("refund"). Source key per payment and step, so each is on the books once."""
+    ledger_ensure_chart(mfi=p.mfi)  # (an MFI created before account 2150 existed gets it)
+    amount = p.amount_received
+    legs = ([PostingLine(CASH, debit=amount), PostingLine(UNAPPLIED_RECEIPTS, credit=amount)] if what == "received"
+            else [PostingLine(UNAPPLIED_RECEIPTS, debit=amount), PostingLine(CASH, credit=amount)])
+    journal_post(mfi=p.mfi, entry_date=timezone.localdate(), lines=legs, actor=actor,
+                 source_key=f"mobile_money:{p.pk}:{what}", reference_type="mobile_money",
+                 reference_id=p.provider_transaction_id or "",
+                 description=(f"Mobile money {p.provider_transaction_id} for loan {p.loan.reference}: "
+                              + ("received, no loan could take it" if what == "received" else "paid back")))
+
+
+@transaction.atomic
+def mobile_money_refund(*, actor: User, payment: MobileMoneyPayment, reference: str = "") -> MobileMoneyPayment:
+    """An MFI admin records that an ``unapplied`` payment was paid back to the payer (by mobile money, cash or
+    bank, outside Letsema): Dr Unapplied receipts / Cr Cash, the payment ``refunded``, audited."""
+    p = MobileMoneyPayment.objects.select_for_update(of=("self",)).select_related("loan", "mfi").get(pk=payment.pk)
+    if actor.role != Role.MFI_ADMIN or actor.mfi_id != p.mfi_id:
+        raise Forbidden("Only the MFI's admins record a refund.")
+    reference = (reference or "").strip()
+    if len(reference) > 100:
+        raise ValidationFailed("The reference is too long.", details={"fields": {"reference": ["at most 100 characters"]}})
+    if p.status == MobileMoneyStatus.REFUNDED:
+        raise Conflict("This payment was already refunded.", code="already_refunded")
+    if p.status != MobileMoneyStatus.UNAPPLIED:
+        raise Conflict("Only money that no loan took can be refunded here; a posted repayment is reversed instead.",
+                       code="illegal_transition", details={"current_state": p.status})
+    p.status, p.refunded_at, p.refunded_by, p.refund_reference = (MobileMoneyStatus.REFUNDED, timezone.now(), actor,
+                                                                  reference)
+    p.save(update_fields=["status", "refunded_at", "refunded_by", "refund_reference"])
+    _post_suspense(p, "refund", actor=actor)
+    audit_record(actor=actor, action="mobile_money.refund", target_type="loan", target_id=p.loan_id, mfi=p.mfi,
+                 after={"request_id": str(p.request_id), "amount": f"{p.amount_received:.2f}", "reference": reference})
     return p

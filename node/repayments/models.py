@@ -303,6 +303,7 @@ class MobileMoneyStatus(models.TextChoices):
     PAID = "paid"  # the provider confirmed the payment; the repayment is posted (``repayment``)
     UNAPPLIED = "unapplied"  # the provider confirmed it, but the loan could not take it (closed since...): refund
     FAILED = "failed"  # the prompt could not be sent, or the payer declined or let it expire
+    REFUNDED = "refunded"  # an unapplied payment the MFI has paid back to the payer
 
 
 class MobileMoneyPayment(models.Model):
@@ -324,6 +325,10 @@ class MobileMoneyPayment(models.Model):
     failure_reason = models.CharField(max_length=300, blank=True, default="")
     repayment = models.OneToOneField("repayments.Repayment", null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="mobile_money_payment")
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    refunded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    refund_reference = models.CharField(max_length=100, blank=True, default="")
 
     class Meta:
         ordering = ["-requested_at", "-id"]
@@ -334,7 +339,9 @@ class MobileMoneyPayment(models.Model):
             models.CheckConstraint(name="momo_paid_has_repayment", condition=~Q(status="paid") | (
                 Q(repayment__isnull=False) & Q(provider_transaction_id__isnull=False)
                 & Q(amount_received__isnull=False))),
-            models.CheckConstraint(name="momo_unapplied_has_receipt", condition=~Q(status="unapplied") | (
+            models.CheckConstraint(name="momo_unapplied_has_receipt", condition=~Q(status__in=["unapplied", "refunded"]) | (
                 Q(repayment__isnull=True) & Q(provider_transaction_id__isnull=False)
                 & Q(amount_received__isnull=False))),
+            models.CheckConstraint(name="momo_refunded_has_refund", condition=~Q(status="refunded") | (
+                Q(refunded_at__isnull=False) & Q(refunded_by__isnull=False))),
         ]

@@ -238,15 +238,17 @@ class MobileMoneyPayment(serializers.Serializer):
     loan = serializers.IntegerField()
     phone = serializers.CharField()
     amount = MoneyField(help_text="asked for")
-    status = serializers.ChoiceField(choices=["requested", "paid", "unapplied", "failed"],
+    status = serializers.ChoiceField(choices=["requested", "paid", "unapplied", "failed", "refunded"],
                                      help_text="unapplied: the provider took the money but the loan could not take "
-                                               "it (closed since); MFI staff refund it")
+                                               "it (closed since); refunded: an MFI admin paid it back")
     requested_at = serializers.DateTimeField()
     transaction_id = serializers.CharField(allow_null=True, help_text="the provider's transaction id")
     amount_received = MoneyField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
     reason = serializers.CharField(allow_blank=True)
     receipt_number = serializers.CharField(allow_null=True, help_text="the repayment's receipt, once paid")
+    refunded_at = serializers.DateTimeField(allow_null=True)
+    refund_reference = serializers.CharField(allow_blank=True)
 
 
 class MobileMoneyConfirmation(serializers.Serializer):

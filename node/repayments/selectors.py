@@ -395,3 +395,20 @@ def mobile_money_payments(*, loan: Loan) -> QuerySet:
     from node.repayments.models import MobileMoneyPayment
 
     return MobileMoneyPayment.objects.filter(loan=loan).select_related("repayment").order_by("-requested_at", "-id")
+
+
+def access_mobile_money_payment(actor, payment_id):
+    """A mobile-money payment of a loan ``actor`` may see (``NotFound`` otherwise, as for a missing id)."""
+    from node.core.errors import NotFound
+    from node.loans.selectors import loan_list_for
+    from node.repayments.models import MobileMoneyPayment
+
+    try:
+        pk = int(payment_id)
+    except (TypeError, ValueError):
+        raise NotFound("No such payment.") from None
+    p = (MobileMoneyPayment.objects.select_related("loan", "mfi")
+         .filter(pk=pk, loan__in=loan_list_for(actor=actor, related=False)).first())
+    if p is None:
+        raise NotFound("No such payment.")
+    return p

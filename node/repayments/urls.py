@@ -12,6 +12,7 @@ urlpatterns = [
          name="loan-overpayment-transfers"),
     path("loans/<int:loan_id>/mobile-money", apis.LoanMobileMoneyApi.as_view(), name="loan-mobile-money"),
     path("mobile-money/confirmations", apis.MobileMoneyConfirmationApi.as_view(), name="mobile-money-confirmations"),
+    path("mobile-money/<int:payment_id>/refund", apis.MobileMoneyRefundApi.as_view(), name="mobile-money-refund"),
     path("loans/<int:loan_id>/transactions", apis.LoanTransactionsApi.as_view(), name="loan-transactions"),
     path("loans/<int:loan_id>/charges", apis.LoanChargesApi.as_view(), name="loan-charges"),
     path("loans/<int:loan_id>/waivers", apis.LoanChargeWaiversApi.as_view(), name="loan-charge-waivers"),

@@ -69,3 +69,32 @@ def test_a_borrower_pays_on_the_loan_page_and_sees_it_paid_once_the_provider_con
                  fail="Insufficient balance")
     panel = me.get(f"/me/loans/{lid}/", HTTP_HX_REQUEST="true").content.decode()
     assert "Not completed" in panel and "Insufficient balance" in panel
+
+
+@pytest.mark.django_db
+def test_an_admin_records_the_refund_of_money_no_loan_could_take_from_the_loan_page(provider):
+    from django.utils import timezone
+
+    from node.repayments.models import MobileMoneyPayment as P
+    from node.users.models import User
+
+    shop = open_shop("momo-refund-web")
+    lid = disbursed(shop, principal="1000.00", n=3, on="2026-01-01")
+    borrower = User.objects.get(pk=shop.borrower_user.pk)
+    p = P.objects.create(request_id="6f2c8a4e-0000-4000-8000-000000000001", mfi=shop.mfi, loan_id=lid,
+                         requested_by=borrower, phone=shop.borrower.phone, amount=D("60.00"),
+                         requested_at=timezone.now(), status="unapplied", provider_transaction_id="MPWEBUNAPPLIED",
+                         amount_received=D("60.00"), completed_at=timezone.now(),
+                         failure_reason="illegal_transition: the loan is closed")
+    page = web(shop.officer).get(f"/staff/loans/{lid}/").content.decode()
+    assert "Received, not applied to the loan" in page and "Paid back</button>" not in page  # admins only
+    admin = web(shop.admin)
+    assert "Paid back</button>" in admin.get(f"/staff/loans/{lid}/").content.decode()
+    r = admin.post(f"/staff/loans/{lid}/mobile-money/{p.pk}/refund", {"reference": "B2C-991"}, follow=True)
+    page = r.content.decode()
+    assert "Recorded as paid back: M60.00." in page and "Paid back on" in page and "B2C-991" in page
+    p.refresh_from_db()
+    assert p.status == "refunded" and p.refunded_by_id == shop.admin.pk
+    again = admin.post(f"/staff/loans/{lid}/mobile-money/{p.pk}/refund", {"reference": ""}, follow=True)
+    assert "already refunded" in again.content.decode()
+    assert web(shop.officer).post(f"/staff/loans/{lid}/mobile-money/{p.pk}/refund").status_code == 403

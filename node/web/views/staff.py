@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from node.borrowers import selectors as borrower_selectors
-from node.core.errors import ApplicationError
+from node.core.errors import ApplicationError, NotFound
 from node.credit.apis import assessment_json
 from node.loans import selectors as loan_selectors
 from node.loans import services as loan_services
@@ -432,3 +432,24 @@ def borrower_detail(request, borrower_id):
     loans = loan_selectors.loan_list_for(actor=request.user).filter(borrower=b).order_by("-created_at")
     return render(request, "web/staff/borrower.html", {"borrower": b, "loans": loans,
                                                        "consent": borrower_selectors.consent_active(borrower=b)})
+
+
+@web_view(Role.MFI_ADMIN)
+def mobile_money_refund(request, loan_id, payment_id):
+    """Record that mobile money no loan could take was paid back to the payer (the API's ``mobile_money_refund``)."""
+    from node.repayments import mobile_money
+
+    loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset({Role.MFI_ADMIN}))
+    if request.method == "POST":
+        p = repayment_selectors.access_mobile_money_payment(request.user, payment_id)
+        if p.loan_id != loan.pk:
+            raise NotFound("No such payment.")
+        try:
+            mobile_money.mobile_money_refund(actor=request.user, payment=p,
+                                             reference=request.POST.get("reference", "")[:100])
+        except ApplicationError as exc:
+            messages.error(request, message_for(exc))
+        else:
+            messages.success(request, _("Recorded as paid back: %(amount)s.") % {
+                "amount": format_money(p.amount_received, loan.product.currency)})
+    return redirect(reverse("web:staff-loan", kwargs={"loan_id": loan.pk}) + "#mobile-money")
