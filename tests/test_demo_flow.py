@@ -89,6 +89,20 @@ def test_demo_loan_from_application_to_disbursement(test_cluster, node_url):
     assert stmt.status_code == 200, stmt.text
     assert any(line["reference_id"] == str(lid) and line["debit"] == "8000.00" for line in stmt.json()["lines"])
 
+    # the borrower pays the first installment from the phone: the real node prompts through its file gateway,
+    # `manage.py mobile_money_simulate` (run as the maseru node) plays the provider and posts its signed confirmation
+    first = requests.get(f"{base}/api/v1/loans/{lid}/balance", params={"as_of": today}, headers=borrower, timeout=20)
+    due = next(i for i in first.json()["installments"] if i["number"] == 1)
+    amount = due["outstanding"]["total"]
+    r = requests.post(f"{base}/api/v1/loans/{lid}/mobile-money", json={"amount": amount}, headers=borrower, timeout=30)
+    assert r.status_code == 202 and r.json()["status"] == "requested", r.text
+    res = subprocess.run([sys.executable, str(REPO_ROOT / "manage.py"), "mobile_money_simulate", "--request-id",
+                          r.json()["request_id"]], env=test_cluster.env_for("maseru"), capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr[-2000:]
+    (pay,) = requests.get(f"{base}/api/v1/loans/{lid}/mobile-money", headers=officer, timeout=20).json()
+    assert pay["status"] == "paid" and pay["amount_received"] == amount and pay["receipt_number"]
+
     # the borrower repays everything the schedule asks for: the loan closes, and (through the outbox) the network
     # hold is released — so running the suite again on the same cluster finds the demo borrower with room to borrow
     owed = requests.get(f"{base}/api/v1/loans/{lid}/balance", params={"as_of": today}, headers=borrower, timeout=20)

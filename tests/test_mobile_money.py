@@ -143,9 +143,9 @@ def test_forged_tampered_or_stale_confirmations_are_refused_and_change_nothing(
 def test_what_a_borrower_may_ask(provider, django_capture_on_commit_callbacks):
     shop = open_shop("momo-ask")
     lid = disbursed(shop, principal="1000.00", n=3, on="2026-01-01")
-    payoff = D(client_for(shop.officer).get(f"/api/v1/loans/{lid}/balance").json()["payoff_amount"])
-    e = err(ask(shop, lid, f"{payoff + D('0.01'):.2f}", django_capture_on_commit_callbacks), 400, "amount_above_payoff")
-    assert e["details"]["payoff"] == f"{payoff:.2f}"
+    owed = outstanding(shop, lid)
+    e = err(ask(shop, lid, f"{owed + D('0.01'):.2f}", django_capture_on_commit_callbacks), 400, "amount_above_balance")
+    assert e["details"]["outstanding"] == f"{owed:.2f}"
     err(ask(shop, lid, "0", django_capture_on_commit_callbacks), 400, "validation_error")
     err(ask(shop, lid, "10.00", django_capture_on_commit_callbacks, phone="12"), 400, "validation_error")
     err(client_for(shop.officer).post(f"/api/v1/loans/{lid}/mobile-money", {"amount": "10.00"}, format="json"),
@@ -155,7 +155,7 @@ def test_what_a_borrower_may_ask(provider, django_capture_on_commit_callbacks):
                                              format="json"), 404, "not_found")
     pending = apply(shop, principal="500.00", n=3)  # applied, not disbursed: nothing to repay yet
     err(ask(shop, pending, "10.00", django_capture_on_commit_callbacks), 409, "illegal_transition")
-    r = ask(shop, lid, f"{payoff:.2f}", django_capture_on_commit_callbacks, phone="5800 1234")  # another phone
+    r = ask(shop, lid, f"{owed:.2f}", django_capture_on_commit_callbacks, phone="5800 1234")  # all of it, another phone
     assert r.status_code == 202 and r.json()["phone"] == "+26658001234"
     assert not MobileMoneyPayment.objects.filter(loan_id=pending).exists() and len(prompts(provider)) == 1
 

@@ -542,7 +542,7 @@ def mobile_money_json(p) -> dict:
 class LoanMobileMoneyApi(APIView):
     """``GET``: the loan's mobile-money payments, newest first (whoever may see the loan). ``POST`` (the borrower):
     prompt a phone to pay ``amount`` on the loan; answers 202 with the payment (``requested``; ``failed`` at once
-    when the provider could not be reached). ``amount_above_payoff`` (400), ``payment_pending`` (409: an earlier
+    when the provider could not be reached). ``amount_above_balance`` (400: more than the loan still owes), ``payment_pending`` (409: an earlier
     prompt is still waiting), ``illegal_transition`` (409: the loan is not active)."""
 
     @extend_schema(responses=schemas.MobileMoneyPayment(many=True))

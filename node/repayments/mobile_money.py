@@ -1,7 +1,7 @@
 """Mobile-money collections (docs/mobile-money.md): a borrower pays an installment from their phone.
 
 1. :func:`mobile_money_request` (the borrower, on the web page or over the API): the amount is checked against the
-   loan (active, more than 0, at most the payoff amount today), a :class:`MobileMoneyPayment` is written and
+   loan (active, more than 0, at most what the loan still owes), a :class:`MobileMoneyPayment` is written and
    audited, and — after the commit — the provider is asked to prompt the phone (a failure to reach it marks the
    payment ``failed`` with the reason; nothing was taken).
 2. :func:`mobile_money_confirm` (the provider's signed confirmation): ``success`` posts the repayment through the one
@@ -92,11 +92,10 @@ def mobile_money_request(*, actor: User, loan: Loan, amount: Decimal, phone: str
     except IdentityFormatError as exc:
         raise ValidationFailed(str(exc), details={"fields": {"phone": [str(exc)]}}) from None
     today = timezone.localdate()
-    payoff = loan_balance(loan=loan, as_of=max(today, loan.disbursement_date)).payoff.amount
-    if amount > payoff:
-        raise ValidationFailed(f"That is more than the loan's payoff amount today ({payoff:.2f}).",
-                               code="amount_above_payoff",
-                               details={"fields": {"amount": [f"at most {payoff:.2f}"]}, "payoff": f"{payoff:.2f}"})
+    owed = sum(loan_balance(loan=loan, as_of=max(today, loan.disbursement_date)).outstanding.values(), Decimal("0"))
+    if amount > owed:  # (an early payoff with unearned interest waived is done at the branch: loan_payoff)
+        raise ValidationFailed(f"That is more than the loan still owes ({owed:.2f}).", code="amount_above_balance",
+                               details={"fields": {"amount": [f"at most {owed:.2f}"]}, "outstanding": f"{owed:.2f}"})
     now = timezone.now()
     waiting = (MobileMoneyPayment.objects.filter(loan=loan, status=MobileMoneyStatus.REQUESTED,
                                                  requested_at__gt=now - timedelta(

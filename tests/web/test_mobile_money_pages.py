@@ -42,7 +42,7 @@ def test_a_borrower_pays_on_the_loan_page_and_sees_it_paid_once_the_provider_con
     assert f'value="{overdue:.2f}"' in page
 
     bad = me.post(f"/me/loans/{lid}/pay", {"amount": "99999999", "phone": ""})
-    assert bad.status_code == 400 and "payoff amount" in bad.content.decode()
+    assert bad.status_code == 400 and "more than the loan still owes" in bad.content.decode()
     r = me.post(f"/me/loans/{lid}/pay", {"amount": "120,50", "phone": ""}, follow=True)
     page = r.content.decode()
     assert "Check your phone" in page and "approve the payment of 120.50" in page
