@@ -412,3 +412,11 @@ def access_mobile_money_payment(actor, payment_id):
     if p is None:
         raise NotFound("No such payment.")
     return p
+
+
+def mobile_money_to_refund(*, mfi_id: int) -> QuerySet:
+    """Mobile money the MFI received that no loan took (``unapplied``), oldest first: its admins' refund worklist."""
+    from node.repayments.models import MobileMoneyPayment, MobileMoneyStatus
+
+    return (MobileMoneyPayment.objects.filter(mfi_id=mfi_id, status=MobileMoneyStatus.UNAPPLIED)
+            .select_related("loan").order_by("completed_at", "id"))

@@ -88,7 +88,11 @@ def test_an_admin_records_the_refund_of_money_no_loan_could_take_from_the_loan_p
                          failure_reason="illegal_transition: the loan is closed")
     page = web(shop.officer).get(f"/staff/loans/{lid}/").content.decode()
     assert "Received, not applied to the loan" in page and "Paid back</button>" not in page  # admins only
+    assert "Mobile money to pay back" not in web(shop.officer).get("/staff/").content.decode()
     admin = web(shop.admin)
+    worklist = admin.get("/staff/").content.decode()  # the admins' worklist on the queue page
+    assert "Mobile money to pay back" in worklist and f"/staff/loans/{lid}/#mobile-money" in worklist
+    assert "MPWEBUNAPPLIED" in worklist and "M60.00" in worklist
     assert "Paid back</button>" in admin.get(f"/staff/loans/{lid}/").content.decode()
     r = admin.post(f"/staff/loans/{lid}/mobile-money/{p.pk}/refund", {"reference": "B2C-991"}, follow=True)
     page = r.content.decode()
@@ -98,3 +102,4 @@ def test_an_admin_records_the_refund_of_money_no_loan_could_take_from_the_loan_p
     again = admin.post(f"/staff/loans/{lid}/mobile-money/{p.pk}/refund", {"reference": ""}, follow=True)
     assert "already refunded" in again.content.decode()
     assert web(shop.officer).post(f"/staff/loans/{lid}/mobile-money/{p.pk}/refund").status_code == 403
+    assert "Mobile money to pay back" not in admin.get("/staff/").content.decode()  # done: off the worklist

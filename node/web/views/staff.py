@@ -64,7 +64,9 @@ QUEUE_STATES = (LoanStatus.SUBMITTED, LoanStatus.UNDER_REVIEW, LoanStatus.APPROV
 def queue(request):
     loans = (loan_selectors.loan_list_for(actor=request.user).filter(status__in=QUEUE_STATES)
              .order_by("submitted_at", "id"))
-    return render(request, "web/staff/queue.html", {"loans": loans})
+    to_refund = (list(repayment_selectors.mobile_money_to_refund(mfi_id=request.user.mfi_id)[:50])
+                 if request.user.role == Role.MFI_ADMIN else [])
+    return render(request, "web/staff/queue.html", {"loans": loans, "to_refund": to_refund})
 
 
 def _page(request, loan, *, report=None, report_error=None, forms=None, status=200):
