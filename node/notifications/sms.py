@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import uuid
 from datetime import UTC, datetime
 
 from django.conf import settings
+
+from node.core.outbound import post_json
 
 log = logging.getLogger("letsema.sms")
 _file_lock = threading.Lock()
@@ -40,21 +41,9 @@ def send_sms(to: str, message: str, *, message_id: str | None = None) -> str:
         log.info("sms", extra={"to": masked, "sms_id": message_id, "length": len(message)})
         print(f"SMS to {to}: {message}", flush=True)  # noqa: T201 - development backend
     elif backend == "http":
-        import requests
-
-        headers = {"Content-Type": "application/json", "Idempotency-Key": message_id}
-        token = os.environ.get("LETSEMA_SMS_TOKEN")
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        try:
-            r = requests.post(
-                settings.SMS_HTTP_URL, json={"to": to, "message": message}, headers=headers,
-                timeout=settings.SMS_HTTP_TIMEOUT,
-            )
-        except requests.RequestException as exc:
-            raise SmsSendFailed(f"SMS gateway unreachable: {type(exc).__name__}") from exc
-        if not 200 <= r.status_code < 300:
-            raise SmsSendFailed(f"SMS gateway answered {r.status_code}")
+        post_json(settings.SMS_HTTP_URL, {"to": to, "message": message}, idempotency_key=message_id,
+                  token_env="LETSEMA_SMS_TOKEN", timeout=settings.SMS_HTTP_TIMEOUT, error=SmsSendFailed,
+                  what="SMS gateway")
     else:
         raise SmsSendFailed(f"unknown SMS backend {backend!r}")
     return message_id

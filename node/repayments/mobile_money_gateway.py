@@ -15,11 +15,12 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import threading
 from datetime import UTC, datetime
 
 from django.conf import settings
+
+from node.core.outbound import post_json
 
 log = logging.getLogger("letsema.mobile_money")
 _file_lock = threading.Lock()
@@ -42,19 +43,8 @@ def request_payment(*, request_id: str, phone: str, amount: str, currency: str, 
     elif backend == "console":
         log.info("mobile money prompt", extra={"request_id": request_id, "amount": amount})
     elif backend == "http":
-        import requests
-
-        headers = {"Content-Type": "application/json", "Idempotency-Key": request_id}
-        token = os.environ.get("LETSEMA_MOBILE_MONEY_TOKEN")
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        try:
-            r = requests.post(settings.MOBILE_MONEY_URL, json=body, headers=headers,
-                              timeout=settings.MOBILE_MONEY_TIMEOUT)
-        except requests.RequestException as exc:
-            raise PromptFailed(f"the mobile-money provider is unreachable ({type(exc).__name__})") from exc
-        if not 200 <= r.status_code < 300:
-            raise PromptFailed(f"the mobile-money provider answered {r.status_code}")
+        post_json(settings.MOBILE_MONEY_URL, body, idempotency_key=request_id, token_env="LETSEMA_MOBILE_MONEY_TOKEN",
+                  timeout=settings.MOBILE_MONEY_TIMEOUT, error=PromptFailed, what="the mobile-money provider")
     else:
         raise PromptFailed(f"unknown mobile-money backend {backend!r}")
 
