@@ -30,13 +30,24 @@ from django.utils import timezone
 
 from node.audit.services import audit_record
 from node.borrowers.identity import IdentityFormatError, normalise_phone
-from node.core.errors import ApplicationError, Conflict, Forbidden, NotFound, ServiceUnavailable, ValidationFailed
+from node.core.errors import (
+    ApplicationError,
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from node.ledger.chart import CASH, UNAPPLIED_RECEIPTS
 from node.ledger.services import PostingLine, journal_post, ledger_ensure_chart
 from node.loans.models import Loan, LoanStatus
 from node.mfis.models import Mfi
 from node.repayments import mobile_money_gateway as gateway
-from node.repayments.models import MobileMoneyPayment, MobileMoneyStatus, RepaymentChannel
+from node.repayments.models import (
+    MobileMoneyPayment,
+    MobileMoneyStatus,
+    RepaymentChannel,
+)
 from node.repayments.selectors import loan_balance
 from node.users.models import Role, User
 
@@ -92,7 +103,7 @@ def mobile_money_request(*, actor: User, loan: Loan, amount: Decimal, phone: str
     except IdentityFormatError as exc:
         raise ValidationFailed(str(exc), details={"fields": {"phone": [str(exc)]}}) from None
     today = timezone.localdate()
-    owed = sum(loan_balance(loan=loan, as_of=max(today, loan.disbursement_date)).outstanding.values(), Decimal("0"))
+    owed = sum(loan_balance(loan=loan, as_of=max(today, loan.disbursement_date)).outstanding.values(), Decimal(0))
     if amount > owed:  # (an early payoff with unearned interest waived is done at the branch: loan_payoff)
         raise ValidationFailed(f"That is more than the loan still owes ({owed:.2f}).", code="amount_above_balance",
                                details={"fields": {"amount": [f"at most {owed:.2f}"]}, "outstanding": f"{owed:.2f}"})
@@ -193,7 +204,9 @@ def _paid(p: MobileMoneyPayment, data: dict) -> MobileMoneyPayment:
                        details={"status": p.status})
     if MobileMoneyPayment.objects.filter(provider_transaction_id=txn).exists():
         raise Conflict("This transaction id already confirmed another payment.", code="transaction_id_reused")
-    from node.repayments.services import repayment_post  # (the posting path; imported late: services is large)
+    from node.repayments.services import (
+        repayment_post,  # (the posting path; imported late: services is large)
+    )
 
     p.provider_transaction_id, p.amount_received, p.completed_at = txn, received, timezone.now()
     try:
