@@ -204,9 +204,8 @@ def _paid(p: MobileMoneyPayment, data: dict) -> MobileMoneyPayment:
                        details={"status": p.status})
     if MobileMoneyPayment.objects.filter(provider_transaction_id=txn).exists():
         raise Conflict("This transaction id already confirmed another payment.", code="transaction_id_reused")
-    from node.repayments.services import (
-        repayment_post,  # (the posting path; imported late: services is large)
-    )
+    # the one posting path (imported late: services is large and imports much)
+    from node.repayments.services import repayment_post
 
     p.provider_transaction_id, p.amount_received, p.completed_at = txn, received, timezone.now()
     try:
