@@ -160,16 +160,26 @@ class PeerBackoff:
             self._probe_until.pop(district, None)
 
     def record_failure(self, district: str, reason: str, retry_after: float | None = None) -> RetryState:
+        """Count a failed call and back the peer off. Failures of calls that were already in flight when another one
+        marked the peer down belong to the same outage: they count once (otherwise a burst of 16 concurrent
+        time-outs would jump the interval to the cap at once and keep a peer that only needed a few new connections
+        away for minutes). The probe after the retry time counts again, so each failed round doubles the wait."""
         now = self.clock()
         failures = None
         if self.shared:
             try:
-                failures = int(state.redis_client().hincrby(self._k(district), "failures", 1))
+                failures = int(state.redis_client().eval(_COUNT_FAILURE, 1, self._k(district), repr(now),
+                                                         repr(now + self.policy.initial)))
             except redis.RedisError as exc:
                 self._redis_failed(exc)
         if failures is None:
             with self._lock:
-                failures = self._local.get(district, CLEAR).failures + 1
+                known = self._local.get(district, CLEAR)
+                failures = -1 if known.failures and now < known.retry_at else known.failures + 1
+        if failures == -1:  # already down: this one belongs to the same outage
+            with self._lock:
+                st = self._local.get(district)
+            return st if st is not None else self.state(district)
         interval = self.policy.interval(failures)
         if retry_after is not None:
             interval = max(interval, min(float(retry_after), self.policy.maximum))
@@ -194,6 +204,19 @@ class PeerBackoff:
         """Drop every trace of ``districts`` (tests, benchmarks)."""
         for d in districts:
             self.record_success(d)
+
+
+# Count a failure unless the peer is down already (``retry_at`` in the future: -1). Atomic, so calls failing at the
+# same instant in several processes count once too; the provisional ``retry_at`` (ARGV[2]) closes the window until
+# the caller writes the jittered one.
+_COUNT_FAILURE = """
+local retry_at = tonumber(redis.call('HGET', KEYS[1], 'retry_at') or '0') or 0
+if retry_at > tonumber(ARGV[1]) and (tonumber(redis.call('HGET', KEYS[1], 'failures') or '0') or 0) > 0 then
+  return -1
+end
+redis.call('HSET', KEYS[1], 'retry_at', ARGV[2])
+return redis.call('HINCRBY', KEYS[1], 'failures', 1)
+"""
 
 
 def _from_hash(row: dict) -> RetryState:

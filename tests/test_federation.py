@@ -364,6 +364,37 @@ def test_fanout_real_peer_dead_address_and_slow_stub(leribe):
         fc.backoff.forget([dead.district, stub.district, "leribe"])
 
 
+def test_failures_of_calls_already_in_flight_count_once_and_each_failed_probe_doubles_the_wait():
+    """Sixteen calls in flight to a peer that stops answering fail together: one outage, one failure (5 s), not
+    sixteen (the cap at once: a far peer that only needed new connections was kept away for minutes,
+    bench/federation_p1.py). Shared through Redis with a controllable clock, as two processes would see it."""
+    import threading
+
+    now = [1_000_000.0]
+    policy = BackoffPolicy(initial=5.0, multiplier=2.0, maximum=300.0, jitter=(1.0, 1.0))
+    ns = f"test-{uuid.uuid4().hex[:8]}"
+    a, b = (PeerBackoff(policy, namespace=ns, clock=lambda: now[0]) for _ in range(2))  # two processes
+    barrier = threading.Barrier(16)
+
+    def fail(backoff):
+        barrier.wait()
+        backoff.record_failure("leribe", "timeout")
+
+    threads = [threading.Thread(target=fail, args=(a if i % 2 else b,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    st = a.state("leribe")
+    assert (st.failures, st.retry_at) == (1, now[0] + 5.0)
+    now[0] += 3.0  # still down: a late failure of the same outage changes nothing
+    assert b.record_failure("leribe", "timeout").failures == 1 and a.state("leribe").retry_at == 1_000_005.0
+    now[0] += 2.5  # the retry time has passed: the probe fails, the wait doubles
+    assert a.admit("leribe", a.state("leribe"), lease=1.0)
+    assert a.record_failure("leribe", "timeout").failures == 2 and b.state("leribe").retry_at == now[0] + 10.0
+    a.forget(["leribe"])
+
+
 def test_fault_proxy_in_front_of_a_real_peer(leribe):
     """The real leribe node behind a TCP fault proxy: passing, slow, resetting, then refusing connections. Each bad
     mode costs the caller at most its timeout, names the district, and marks it down; passing again resets it."""
