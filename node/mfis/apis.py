@@ -6,9 +6,10 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from node.core.errors import NotFound
 from node.core.fields import MoneyField, StrictSerializer
 from node.mfis.selectors import mfi_list_for
-from node.mfis.services import mfi_onboard
+from node.mfis.services import mfi_onboard, mfi_paybill_set
 from node.users.models import Role
 from node.users.permissions import STAFF_ROLES, role_required
 
@@ -19,6 +20,7 @@ class MfiOutputSerializer(serializers.Serializer):
     registration_number = serializers.CharField()
     home_district = serializers.CharField()
     interest_rate_cap = MoneyField(places=4, allow_null=True)
+    paybill_number = serializers.CharField(allow_null=True, help_text="mobile-money business (Pay Bill) number")
     is_active = serializers.BooleanField()
 
 
@@ -68,3 +70,25 @@ class MfiApi(APIView):
         body = MfiOutputSerializer(result.mfi).data
         body["admin"] = {"username": result.admin.username, "temporary_password": result.temporary_password}
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+class MfiPaybillSerializer(StrictSerializer):
+    paybill_number = serializers.CharField(allow_null=True, allow_blank=True, max_length=20,
+                                           help_text="4 to 12 digits; null or empty clears it")
+
+
+class MfiPaybillApi(APIView):
+    """Set the MFI's mobile-money business ("Pay Bill") number, to which borrowers send repayments with their loan
+    reference as the account (the MFI's admins, Letsema admins). 409 ``paybill_number_taken``."""
+
+    permission_classes = [role_required(Role.MFI_ADMIN, Role.LETSEMA_ADMIN)]
+
+    @extend_schema(request=MfiPaybillSerializer, responses={200: MfiOutputSerializer})
+    def put(self, request, code):
+        mfi = mfi_list_for(actor=request.user).filter(code=code).first()
+        if mfi is None:
+            raise NotFound("No such MFI.")
+        s = MfiPaybillSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        mfi = mfi_paybill_set(actor=request.user, mfi=mfi, paybill_number=s.validated_data["paybill_number"])
+        return Response(MfiOutputSerializer(mfi).data)

@@ -15,6 +15,9 @@ class Mfi(models.Model):
     officer_approval_limit = models.DecimalField(max_digits=20, decimal_places=2, null=True, blank=True)
     # Disbursements above this principal need an MFI admin as checker, with a fresh re-authentication.
     dual_control_threshold = models.DecimalField(max_digits=20, decimal_places=2, default=5000)
+    # The MFI's mobile-money business ("Pay Bill") number: payments the borrower starts from the phone's menu to it,
+    # with the loan reference as the account, are posted on that loan (docs/mobile-money.md). Null: none.
+    paybill_number = models.CharField(max_length=20, null=True, blank=True, unique=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

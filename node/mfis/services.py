@@ -1,7 +1,8 @@
-"""Onboarding MFIs (Letsema admins): the MFI and its first MFI admin in one step."""
+"""Onboarding MFIs (Letsema admins): the MFI and its first MFI admin in one step; the MFI's settings after."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from decimal import Decimal
@@ -12,7 +13,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
 from node.audit.services import audit_record
-from node.core.errors import Conflict, ValidationFailed
+from node.core.errors import Conflict, Forbidden, ValidationFailed
 from node.ledger.services import ledger_ensure_chart
 from node.mfis.models import Mfi
 from node.users.models import Role, User
@@ -73,3 +74,29 @@ def mfi_onboard(
                  after={"code": code, "name": name, "registration_number": registration_number,
                         "interest_rate_cap": str(interest_rate_cap), "admin": admin_username})
     return OnboardResult(mfi=mfi, admin=admin, temporary_password=temporary)
+
+
+PAYBILL_NUMBER = re.compile(r"^[0-9]{4,12}$")
+
+
+@transaction.atomic
+def mfi_paybill_set(*, actor: User, mfi: Mfi, paybill_number: str | None) -> Mfi:
+    """Set (or clear, ``None``) the MFI's mobile-money business number ("Pay Bill", docs/mobile-money.md): the MFI's
+    admins or Letsema admins. 4 to 12 digits; one MFI per number (409 ``paybill_number_taken``). Audited."""
+    if not (actor.role == Role.LETSEMA_ADMIN or (actor.role == Role.MFI_ADMIN and actor.mfi_id == mfi.pk)):
+        raise Forbidden("Only the MFI's admins or Letsema admins set its business number.")
+    number = (paybill_number or "").strip() or None
+    if number is not None and not PAYBILL_NUMBER.match(number):
+        raise ValidationFailed("The business number is 4 to 12 digits.",
+                               details={"fields": {"paybill_number": ["4 to 12 digits"]}})
+    mfi = Mfi.objects.select_for_update().get(pk=mfi.pk)
+    if number is not None and Mfi.objects.filter(paybill_number=number).exclude(pk=mfi.pk).exists():
+        raise Conflict("Another MFI has that business number.", code="paybill_number_taken",
+                       details={"paybill_number": number})
+    before = mfi.paybill_number
+    if before != number:
+        mfi.paybill_number = number
+        mfi.save(update_fields=["paybill_number"])
+        audit_record(actor=actor, action="mfi.paybill_set", target_type="mfi", target_id=mfi.pk, mfi=mfi,
+                     before={"paybill_number": before}, after={"paybill_number": number})
+    return mfi

@@ -12,7 +12,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from node.core.errors import ValidationFailed
+from node.core.errors import NotFound, ValidationFailed
 from node.core.fields import MoneyField, StrictSerializer
 from node.core.idempotency import idempotent
 from node.core.openapi import error_responses
@@ -529,12 +529,15 @@ class MobileMoneyRequestSerializer(StrictSerializer):
 
 def mobile_money_json(p) -> dict:
     return {
-        "id": p.pk, "request_id": str(p.request_id), "loan": p.loan_id, "phone": p.phone, "amount": _m(p.amount),
+        "id": p.pk, "request_id": str(p.request_id), "kind": p.kind, "loan": p.loan_id,
+        "loan_reference": p.loan.reference if p.loan_id else None, "account_reference": p.account_reference,
+        "phone": p.phone, "amount": _m(p.amount),
         "status": p.status, "requested_at": p.requested_at.isoformat(),
         "transaction_id": p.provider_transaction_id,
         "amount_received": _m(p.amount_received) if p.amount_received is not None else None,
         "completed_at": p.completed_at.isoformat() if p.completed_at else None, "reason": p.failure_reason,
         "receipt_number": p.repayment.receipt_number if p.repayment_id else None,
+        "applied_at": p.applied_at.isoformat() if p.applied_at else None,
         "refunded_at": p.refunded_at.isoformat() if p.refunded_at else None, "refund_reference": p.refund_reference,
     }
 
@@ -577,6 +580,61 @@ class MobileMoneyConfirmationApi(APIView):
         p = mobile_money.mobile_money_confirm(body=request.body,
                                               timestamp=request.headers.get("X-Letsema-Timestamp", ""),
                                               signature=request.headers.get("X-Letsema-Signature", ""))
+        return Response(mobile_money_json(p))
+
+
+class MobileMoneyPaybillApi(APIView):
+    """The provider's notice of money a payer sent to an MFI's business number ("Pay Bill") with the loan
+    reference as the account, signed like a confirmation. Posted on that loan (201); money whose account matches
+    no loan that can take it is kept ``unapplied`` on the books for the MFI's admins (201, ``reason``). The same
+    notice again: 200, nothing posted twice. 401 ``invalid_signature``, 404 ``unknown_business_number``, 409
+    ``transaction_id_reused``, 503 ``mobile_money_not_configured``."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=schemas.MobileMoneyPaybillNotice,
+                   responses={201: schemas.MobileMoneyPayment, 200: schemas.MobileMoneyPayment})
+    @error_responses({404: "No MFI of this node has that business number (unknown_business_number)."})
+    def post(self, request):
+        p, new = mobile_money.mobile_money_paybill(body=request.body,
+                                                   timestamp=request.headers.get("X-Letsema-Timestamp", ""),
+                                                   signature=request.headers.get("X-Letsema-Signature", ""))
+        return Response(mobile_money_json(p), status=status.HTTP_201_CREATED if new else status.HTTP_200_OK)
+
+
+class MobileMoneyUnappliedApi(APIView):
+    """Mobile money the MFI received that no loan took (``unapplied``), oldest first: what its admins apply to a
+    loan or pay back (the MFI's staff; the first 500)."""
+
+    permission_classes = [role_required(Role.MFI_ADMIN, Role.LOAN_OFFICER, Role.ANALYST)]
+
+    @extend_schema(responses=schemas.MobileMoneyPayment(many=True))
+    def get(self, request):
+        rows = selectors.mobile_money_to_refund(mfi_id=request.user.mfi_id).select_related("repayment")[:500]
+        return Response([mobile_money_json(p) for p in rows])
+
+
+class MobileMoneyApplySerializer(StrictSerializer):
+    loan_reference = serializers.CharField(max_length=64, help_text="the reference of the MFI's loan to apply it to")
+
+
+class MobileMoneyApplyApi(APIView):
+    """Apply ``unapplied`` mobile money to an active loan of the MFI (MFI admins; ``Idempotency-Key`` required): the
+    repayment is posted as of the day the money came in, the money leaves Unapplied receipts. 404 for a reference
+    that is not the MFI's loan; 409 ``illegal_transition`` (not unapplied, or a loan that is not active)."""
+
+    @extend_schema(request=MobileMoneyApplySerializer, responses={200: schemas.MobileMoneyPayment})
+    @idempotent
+    def post(self, request, payment_id):
+        p = selectors.access_mobile_money_payment(request.user, payment_id)
+        s = MobileMoneyApplySerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        loan = selectors.mfi_loan_by_reference(mfi_id=p.mfi_id, reference=s.validated_data["loan_reference"])
+        if loan is None:
+            raise NotFound("The MFI has no loan with that reference.",
+                           details={"loan_reference": s.validated_data["loan_reference"]})
+        p = mobile_money.mobile_money_apply(actor=request.user, payment=p, loan=loan)
         return Response(mobile_money_json(p))
 
 

@@ -301,30 +301,45 @@ class OverpaymentTransfer(models.Model):
 class MobileMoneyStatus(models.TextChoices):
     REQUESTED = "requested"  # the payment prompt went to the phone; the provider has not answered yet
     PAID = "paid"  # the provider confirmed the payment; the repayment is posted (``repayment``)
-    UNAPPLIED = "unapplied"  # the provider confirmed it, but the loan could not take it (closed since...): refund
+    UNAPPLIED = "unapplied"  # money received that no loan took (closed since, unknown account): apply it or refund it
     FAILED = "failed"  # the prompt could not be sent, or the payer declined or let it expire
     REFUNDED = "refunded"  # an unapplied payment the MFI has paid back to the payer
 
 
+class MobileMoneyKind(models.TextChoices):
+    PROMPT = "prompt"  # Letsema asked the provider to prompt the borrower's phone
+    PAYBILL = "paybill"  # the payer started it on the phone: the MFI's business number, the loan reference as account
+
+
 class MobileMoneyPayment(models.Model):
-    """A borrower's payment by mobile money (docs/mobile-money.md): the borrower asks, the provider prompts the
-    phone, and the provider's signed confirmation posts the repayment. ``request_id`` is what the provider is given
-    and sends back; ``provider_transaction_id`` (unique) is the provider's receipt, the repayment's reference."""
+    """A payment by mobile money (docs/mobile-money.md). ``prompt``: the borrower asks, the provider prompts the
+    phone, and the provider's signed confirmation posts the repayment; ``request_id`` is what the provider is given
+    and sends back. ``paybill``: the provider reports money the payer sent to the MFI's business number with an
+    account reference; posted on the loan with that reference, else ``unapplied`` (no loan, ``loan`` null) until
+    an MFI admin applies it to a loan or pays it back. ``provider_transaction_id`` (unique) is the provider's
+    receipt, the repayment's reference."""
 
     request_id = models.UUIDField(unique=True, editable=False)
+    kind = models.CharField(max_length=8, choices=MobileMoneyKind.choices, default=MobileMoneyKind.PROMPT)
     mfi = models.ForeignKey("mfis.Mfi", on_delete=models.PROTECT, related_name="+")
-    loan = models.ForeignKey("loans.Loan", on_delete=models.PROTECT, related_name="mobile_money_payments")
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey("loans.Loan", null=True, blank=True, on_delete=models.PROTECT,
+                             related_name="mobile_money_payments")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
     phone = models.CharField(max_length=20)
-    amount = models.DecimalField(**MONEY)  # asked for
+    account_reference = models.CharField(max_length=64, blank=True, default="")  # paybill: what the payer typed
+    amount = models.DecimalField(**MONEY)  # asked for (paybill: received)
     status = models.CharField(max_length=12, choices=MobileMoneyStatus.choices, default=MobileMoneyStatus.REQUESTED)
-    requested_at = models.DateTimeField()
+    requested_at = models.DateTimeField()  # prompt: asked; paybill: received by the node
     provider_transaction_id = models.CharField(max_length=64, null=True, blank=True, unique=True)
     amount_received = models.DecimalField(null=True, blank=True, **MONEY)
     completed_at = models.DateTimeField(null=True, blank=True)
     failure_reason = models.CharField(max_length=300, blank=True, default="")
     repayment = models.OneToOneField("repayments.Repayment", null=True, blank=True, on_delete=models.PROTECT,
                                      related_name="mobile_money_payment")
+    applied_at = models.DateTimeField(null=True, blank=True)  # unapplied money an MFI admin later applied to a loan
+    applied_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
     refunded_at = models.DateTimeField(null=True, blank=True)
     refunded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="+")
@@ -332,16 +347,25 @@ class MobileMoneyPayment(models.Model):
 
     class Meta:
         ordering = ["-requested_at", "-id"]
-        indexes = [models.Index(fields=["loan", "status"], name="momo_loan_status")]
+        indexes = [models.Index(fields=["loan", "status"], name="momo_loan_status"),
+                   models.Index(fields=["mfi", "status"], name="momo_mfi_status")]
         constraints = [
             models.CheckConstraint(name="momo_amount_positive", condition=Q(amount__gt=0)),
-            # paid: the provider's receipt and the posted repayment; unapplied: the receipt, no repayment
+            # a prompt was asked for by someone, on a loan; paybill money may have no loan (unknown account)
+            models.CheckConstraint(name="momo_prompt_has_loan", condition=~Q(kind="prompt") | (
+                Q(loan__isnull=False) & Q(requested_by__isnull=False))),
+            models.CheckConstraint(name="momo_paybill_received", condition=~Q(kind="paybill") | (
+                Q(provider_transaction_id__isnull=False) & Q(amount_received__isnull=False)
+                & ~Q(status__in=["requested", "failed"]))),
+            # paid: the provider's receipt and the posted repayment, on a loan; unapplied: the receipt, no repayment
             models.CheckConstraint(name="momo_paid_has_repayment", condition=~Q(status="paid") | (
                 Q(repayment__isnull=False) & Q(provider_transaction_id__isnull=False)
-                & Q(amount_received__isnull=False))),
+                & Q(amount_received__isnull=False) & Q(loan__isnull=False))),
             models.CheckConstraint(name="momo_unapplied_has_receipt", condition=~Q(status__in=["unapplied", "refunded"]) | (
                 Q(repayment__isnull=True) & Q(provider_transaction_id__isnull=False)
                 & Q(amount_received__isnull=False))),
             models.CheckConstraint(name="momo_refunded_has_refund", condition=~Q(status="refunded") | (
                 Q(refunded_at__isnull=False) & Q(refunded_by__isnull=False))),
+            models.CheckConstraint(name="momo_applied_by_both", condition=Q(applied_at__isnull=True, applied_by__isnull=True)
+                                   | Q(applied_at__isnull=False, applied_by__isnull=False, status="paid")),
         ]

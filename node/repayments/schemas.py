@@ -234,13 +234,20 @@ class LoanTransaction(serializers.Serializer):
 
 class MobileMoneyPayment(serializers.Serializer):
     id = serializers.IntegerField()
-    request_id = serializers.UUIDField(help_text="what the provider was given and sends back")
-    loan = serializers.IntegerField()
+    request_id = serializers.UUIDField(help_text="what the provider was given and sends back (prompts)")
+    kind = serializers.ChoiceField(choices=["prompt", "paybill"],
+                                   help_text="prompt: Letsema prompted the phone; paybill: the payer sent it to the "
+                                             "MFI's business number with an account reference")
+    loan = serializers.IntegerField(allow_null=True, help_text="null: paybill money whose account matched no loan")
+    loan_reference = serializers.CharField(allow_null=True)
+    account_reference = serializers.CharField(allow_blank=True, help_text="paybill: the account the payer typed")
     phone = serializers.CharField()
-    amount = MoneyField(help_text="asked for")
+    amount = MoneyField(help_text="asked for (paybill: received)")
     status = serializers.ChoiceField(choices=["requested", "paid", "unapplied", "failed", "refunded"],
-                                     help_text="unapplied: the provider took the money but the loan could not take "
-                                               "it (closed since); refunded: an MFI admin paid it back")
+                                     help_text="unapplied: the provider took the money but no loan could take it "
+                                               "(closed since, unknown account): an MFI admin applies it to a loan "
+                                               "or pays it back; refunded: paid back")
+    applied_at = serializers.DateTimeField(allow_null=True, help_text="when an MFI admin applied unapplied money")
     requested_at = serializers.DateTimeField()
     transaction_id = serializers.CharField(allow_null=True, help_text="the provider's transaction id")
     amount_received = MoneyField(allow_null=True)
@@ -249,6 +256,15 @@ class MobileMoneyPayment(serializers.Serializer):
     receipt_number = serializers.CharField(allow_null=True, help_text="the repayment's receipt, once paid")
     refunded_at = serializers.DateTimeField(allow_null=True)
     refund_reference = serializers.CharField(allow_blank=True)
+
+
+class MobileMoneyPaybillNotice(serializers.Serializer):
+    transaction_id = serializers.CharField(help_text="the provider's transaction id (1 to 64 characters)")
+    business_number = serializers.CharField(help_text="the MFI's business (Pay Bill) number")
+    account_reference = serializers.CharField(help_text="what the payer typed as the account: the loan reference")
+    amount = MoneyField()
+    phone = serializers.CharField(help_text="the payer's number")
+    paid_at = serializers.DateTimeField(required=False, help_text="when it was paid (default: now); last 30 days")
 
 
 class MobileMoneyConfirmation(serializers.Serializer):

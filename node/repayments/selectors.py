@@ -398,25 +398,42 @@ def mobile_money_payments(*, loan: Loan) -> QuerySet:
 
 
 def access_mobile_money_payment(actor, payment_id):
-    """A mobile-money payment of a loan ``actor`` may see (``NotFound`` otherwise, as for a missing id)."""
+    """A mobile-money payment of a loan ``actor`` may see, or — paybill money no loan took — of the MFI whose staff
+    ``actor`` is (``NotFound`` otherwise, as for a missing id)."""
+    from django.db.models import Q
+
     from node.core.errors import NotFound
     from node.loans.selectors import loan_list_for
     from node.repayments.models import MobileMoneyPayment
+    from node.users.permissions import STAFF_ROLES
 
     try:
         pk = int(payment_id)
     except (TypeError, ValueError):
         raise NotFound("No such payment.") from None
-    p = (MobileMoneyPayment.objects.select_related("loan", "mfi")
-         .filter(pk=pk, loan__in=loan_list_for(actor=actor, related=False)).first())
+    visible = Q(loan__in=loan_list_for(actor=actor, related=False))
+    if actor.mfi_id is not None and actor.role in STAFF_ROLES:
+        visible |= Q(loan__isnull=True, mfi_id=actor.mfi_id)
+    p = MobileMoneyPayment.objects.select_related("loan", "mfi").filter(visible, pk=pk).first()
     if p is None:
         raise NotFound("No such payment.")
     return p
 
 
 def mobile_money_to_refund(*, mfi_id: int) -> QuerySet:
-    """Mobile money the MFI received that no loan took (``unapplied``), oldest first: its admins' refund worklist."""
+    """Mobile money the MFI received that no loan took (``unapplied``), oldest first: its admins' worklist (apply
+    to a loan or pay back)."""
     from node.repayments.models import MobileMoneyPayment, MobileMoneyStatus
 
     return (MobileMoneyPayment.objects.filter(mfi_id=mfi_id, status=MobileMoneyStatus.UNAPPLIED)
             .select_related("loan").order_by("completed_at", "id"))
+
+
+def normalise_account(value: str) -> str:
+    """A loan reference as a payer or a clerk types it (an account reference): spaces gone, upper case."""
+    return "".join(value.split()).upper()
+
+
+def mfi_loan_by_reference(*, mfi_id: int, reference: str) -> Loan | None:
+    """The MFI's loan with ``reference`` (spaces and case ignored), or None."""
+    return Loan.objects.select_related("mfi").filter(mfi_id=mfi_id, reference=normalise_account(reference)).first()

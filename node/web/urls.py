@@ -39,6 +39,8 @@ urlpatterns = [
     path("staff/loans/<int:loan_id>/charges", staff.charge_add, name="staff-loan-charge"),
     path("staff/loans/<int:loan_id>/mobile-money/<int:payment_id>/refund", staff.mobile_money_refund,
          name="staff-loan-momo-refund"),
+    path("staff/mobile-money/", staff.mobile_money_unapplied, name="staff-momo"),
+    path("staff/mobile-money/<int:payment_id>/<slug:action>", staff.mobile_money_resolve, name="staff-momo-resolve"),
     path("staff/loans/<int:loan_id>/<slug:kind>.pdf", staff.loan_pdf, name="staff-loan-pdf"),
     path("staff/loans/<int:loan_id>/disburse", staff.disbursement_confirm, name="staff-loan-disburse"),
     path("staff/loans/<int:loan_id>/<slug:action>", staff.loan_action, name="staff-loan-action"),

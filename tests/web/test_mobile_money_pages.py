@@ -4,6 +4,7 @@ list, and ``manage.py mobile_money_simulate`` playing the provider against a liv
 from __future__ import annotations
 
 import json
+import time
 from decimal import Decimal as D
 
 import pytest
@@ -88,10 +89,12 @@ def test_an_admin_records_the_refund_of_money_no_loan_could_take_from_the_loan_p
                          failure_reason="illegal_transition: the loan is closed")
     page = web(shop.officer).get(f"/staff/loans/{lid}/").content.decode()
     assert "Received, not applied to the loan" in page and "Paid back</button>" not in page  # admins only
-    assert "Mobile money to pay back" not in web(shop.officer).get("/staff/").content.decode()
+    assert "Mobile money not applied" not in web(shop.officer).get("/staff/").content.decode()
     admin = web(shop.admin)
-    worklist = admin.get("/staff/").content.decode()  # the admins' worklist on the queue page
-    assert "Mobile money to pay back" in worklist and f"/staff/loans/{lid}/#mobile-money" in worklist
+    queue = admin.get("/staff/").content.decode()  # the admins' queue page says how many wait, and links the list
+    assert "1 payment received that no loan took" in queue and 'href="/staff/mobile-money/"' in queue
+    worklist = admin.get("/staff/mobile-money/").content.decode()
+    assert f"/staff/loans/{lid}/#mobile-money" in worklist
     assert "MPWEBUNAPPLIED" in worklist and "M60.00" in worklist
     assert "Paid back</button>" in admin.get(f"/staff/loans/{lid}/").content.decode()
     r = admin.post(f"/staff/loans/{lid}/mobile-money/{p.pk}/refund", {"reference": "B2C-991"}, follow=True)
@@ -102,4 +105,51 @@ def test_an_admin_records_the_refund_of_money_no_loan_could_take_from_the_loan_p
     again = admin.post(f"/staff/loans/{lid}/mobile-money/{p.pk}/refund", {"reference": ""}, follow=True)
     assert "already refunded" in again.content.decode()
     assert web(shop.officer).post(f"/staff/loans/{lid}/mobile-money/{p.pk}/refund").status_code == 403
-    assert "Mobile money to pay back" not in admin.get("/staff/").content.decode()  # done: off the worklist
+    assert "Mobile money not applied" not in admin.get("/staff/").content.decode()  # done: off the worklist
+    assert "Nothing to apply or pay back." in admin.get("/staff/mobile-money/").content.decode()
+
+
+@pytest.mark.django_db
+def test_an_admin_applies_paybill_money_with_a_mistyped_account_to_the_right_loan(provider):
+    from rest_framework.test import APIClient
+
+    from node.loans.models import Loan
+    from node.repayments import mobile_money_gateway as gateway
+
+    shop = open_shop("momo-paybill-web")
+    lid = disbursed(shop, principal="1000.00", n=3, on="2026-01-01")
+    ref = Loan.objects.get(pk=lid).reference
+    me = web(shop.borrower_user)
+    assert 'id="paybill"' not in me.get(f"/me/loans/{lid}/").content.decode()  # the MFI has no business number yet
+    shop.mfi.paybill_number = "770011"
+    shop.mfi.save(update_fields=["paybill_number"])
+    page = me.get(f"/me/loans/{lid}/").content.decode()  # the borrower is told how to pay from the phone's menu
+    assert 'id="paybill"' in page and "<strong>770011</strong>" in page and f"<strong>{ref}</strong>" in page
+
+    def paybill(txn, account, amount):
+        raw = json.dumps({"transaction_id": txn, "business_number": "770011", "account_reference": account,
+                          "amount": amount, "phone": "26658001122"}).encode()
+        ts = str(int(time.time()))
+        r = APIClient().post("/api/v1/mobile-money/paybill", data=raw, content_type="application/json",
+                             HTTP_X_LETSEMA_TIMESTAMP=ts, HTTP_X_LETSEMA_SIGNATURE=gateway.signature(SECRET, ts, raw))
+        assert r.status_code == 201, r.content
+        return r.json()
+
+    typo, other = paybill("PBWEB-1", "LOAN 4 MAMA", "45.00"), paybill("PBWEB-2", "??", "12.00")
+    admin = web(shop.admin)
+    assert "2 payments received that no loan took" in admin.get("/staff/").content.decode()
+    listing = admin.get("/staff/mobile-money/").content.decode()
+    assert "LOAN 4 MAMA" in listing and "PBWEB-1" in listing and "M45.00" in listing and "770011" in listing
+    # a reference the MFI does not have: said so, nothing applied
+    r = admin.post(f"/staff/mobile-money/{typo['id']}/apply", {"loan_reference": "NOT-A-LOAN"}, follow=True)
+    assert "The MFI has no loan with the reference NOT-A-LOAN." in r.content.decode()
+    assert MobileMoneyPayment.objects.get(pk=typo["id"]).status == "unapplied"
+    r = admin.post(f"/staff/mobile-money/{typo['id']}/apply", {"loan_reference": ref}, follow=True)
+    rep = Repayment.objects.get(loan_id=lid)
+    assert f"M45.00 applied to loan {ref}: receipt {rep.receipt_number}." in r.content.decode()
+    assert rep.amount == D("45.00") and rep.reference == "PBWEB-1"
+    r = admin.post(f"/staff/mobile-money/{other['id']}/refund", {"reference": "cash at branch"}, follow=True)
+    assert "Recorded as paid back: M12.00." in r.content.decode()
+    assert "Nothing to apply or pay back." in r.content.decode()
+    # loan officers do not resolve suspense money
+    assert web(shop.officer).get("/staff/mobile-money/").status_code == 403

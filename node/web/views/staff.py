@@ -23,11 +23,11 @@ from node.loans.models import LoanStatus
 from node.repayments import selectors as repayment_selectors
 from node.repayments import services as repayment_services
 from node.repayments.apis import (
+    ChargeWaiverSerializer,
+    LoanChargeSerializer,
     OverpaymentRefundSerializer,
     OverpaymentTransferSerializer,
     RepaymentPostSerializer,
-    ChargeWaiverSerializer,
-    LoanChargeSerializer,
     RepaymentReverseSerializer,
     ReversalReasonSerializer,
 )
@@ -64,8 +64,8 @@ QUEUE_STATES = (LoanStatus.SUBMITTED, LoanStatus.UNDER_REVIEW, LoanStatus.APPROV
 def queue(request):
     loans = (loan_selectors.loan_list_for(actor=request.user).filter(status__in=QUEUE_STATES)
              .order_by("submitted_at", "id"))
-    to_refund = (list(repayment_selectors.mobile_money_to_refund(mfi_id=request.user.mfi_id)[:50])
-                 if request.user.role == Role.MFI_ADMIN else [])
+    to_refund = (repayment_selectors.mobile_money_to_refund(mfi_id=request.user.mfi_id).count()
+                 if request.user.role == Role.MFI_ADMIN else 0)
     return render(request, "web/staff/queue.html", {"loans": loans, "to_refund": to_refund})
 
 
@@ -436,22 +436,62 @@ def borrower_detail(request, borrower_id):
                                                        "consent": borrower_selectors.consent_active(borrower=b)})
 
 
-@web_view(Role.MFI_ADMIN)
-def mobile_money_refund(request, loan_id, payment_id):
-    """Record that mobile money no loan could take was paid back to the payer (the API's ``mobile_money_refund``)."""
+def _momo_refund(request, p) -> None:
+    """Record that money no loan took was paid back (the API's ``mobile_money_refund``), with a message."""
     from node.repayments import mobile_money
 
+    try:
+        mobile_money.mobile_money_refund(actor=request.user, payment=p,
+                                         reference=request.POST.get("reference", "")[:100])
+    except ApplicationError as exc:
+        messages.error(request, message_for(exc))
+    else:
+        messages.success(request, _("Recorded as paid back: %(amount)s.") % {"amount": format_money(p.amount_received)})
+
+
+@web_view(Role.MFI_ADMIN)
+def mobile_money_refund(request, loan_id, payment_id):
+    """Record on the loan's page that mobile money the loan could not take was paid back to the payer."""
     loan = loan_selectors.access_loan_by_id(request.user, loan_id, roles=frozenset({Role.MFI_ADMIN}))
     if request.method == "POST":
         p = repayment_selectors.access_mobile_money_payment(request.user, payment_id)
         if p.loan_id != loan.pk:
             raise NotFound("No such payment.")
-        try:
-            mobile_money.mobile_money_refund(actor=request.user, payment=p,
-                                             reference=request.POST.get("reference", "")[:100])
-        except ApplicationError as exc:
-            messages.error(request, message_for(exc))
-        else:
-            messages.success(request, _("Recorded as paid back: %(amount)s.") % {
-                "amount": format_money(p.amount_received, loan.product.currency)})
+        _momo_refund(request, p)
     return redirect(reverse("web:staff-loan", kwargs={"loan_id": loan.pk}) + "#mobile-money")
+
+
+@web_view(Role.MFI_ADMIN)
+def mobile_money_unapplied(request):
+    """Mobile money the MFI received that no loan took (a paybill payment with a mistyped account, money for a
+    loan closed meanwhile), oldest first: apply each to a loan, or record that it was paid back."""
+    rows = list(repayment_selectors.mobile_money_to_refund(mfi_id=request.user.mfi_id)[:200])
+    return render(request, "web/staff/mobile_money.html", {"rows": rows, "paybill": request.user.mfi.paybill_number})
+
+
+@web_view(Role.MFI_ADMIN)
+def mobile_money_resolve(request, payment_id, action):
+    """POST: apply unapplied money to the loan whose reference was typed (``apply``), or record it paid back
+    (``refund``); back to the list with what happened."""
+    from node.repayments import mobile_money
+
+    if request.method == "POST" and action in ("apply", "refund"):
+        p = repayment_selectors.access_mobile_money_payment(request.user, payment_id)
+        if action == "refund":
+            _momo_refund(request, p)
+        else:
+            typed = request.POST.get("loan_reference", "")[:64]
+            loan = repayment_selectors.mfi_loan_by_reference(mfi_id=p.mfi_id, reference=typed)
+            if loan is None:
+                messages.error(request, _("The MFI has no loan with the reference %(reference)s.") % {
+                    "reference": typed.strip() or "—"})
+            else:
+                try:
+                    p = mobile_money.mobile_money_apply(actor=request.user, payment=p, loan=loan)
+                except ApplicationError as exc:
+                    messages.error(request, message_for(exc))
+                else:
+                    messages.success(request, _("%(amount)s applied to loan %(reference)s: receipt %(receipt)s.") % {
+                        "amount": format_money(p.amount_received), "reference": loan.reference,
+                        "receipt": p.repayment.receipt_number})
+    return redirect("web:staff-momo")

@@ -44,12 +44,15 @@ class Command(BaseCommand):
             u.save()
             created += 1
 
-        for m in d.mfis:
+        for i, m in enumerate(d.mfis, 1):
+            paybill = f"{d.port}{i:02d}"  # a demo business number ("Pay Bill", docs/mobile-money.md)
             mfi, _ = Mfi.objects.get_or_create(
                 code=m.code,
                 defaults={"name": m.name, "home_district": d.code, "registration_number": f"DEMO-{m.code.upper()}",
-                          "interest_rate_cap": Decimal("60")},
+                          "interest_rate_cap": Decimal("60"), "paybill_number": paybill},
             )
+            if mfi.paybill_number is None and not Mfi.objects.filter(paybill_number=paybill).exists():
+                Mfi.objects.filter(pk=mfi.pk).update(paybill_number=paybill)
             user(f"{m.code}.officer", Role.LOAN_OFFICER, "Lineo", "Mokoena", mfi)
             user(f"{m.code}.admin", Role.MFI_ADMIN, "Thabo", "Letsie", mfi)
             user(f"{m.code}.analyst", Role.ANALYST, "Palesa", "Moshoeshoe", mfi)
