@@ -55,7 +55,9 @@ JVM_FLAGS = [
     "-Dcom.sun.management.jmxremote.authenticate=false",
     "-Dcassandra-foreground=yes",
     "-Dcassandra.skip_wait_for_gossip_to_settle=0",
-    "-Dcassandra.superuser_setup_delay_ms=0",
+    # (not 0: with AllowAllAuthenticator no login waits for the default role, and 0 retries its setup in a busy
+    # loop — millions of log lines and a core — whenever a node is down or not yet up)
+    "-Dcassandra.superuser_setup_delay_ms=10000",
     "-Dcassandra.ring_delay_ms=5000",
 ]
 

@@ -35,6 +35,19 @@ def django_db_setup(test_cluster, django_db_setup):  # noqa: F811 - extends pyte
     yield
 
 
+@pytest.fixture(scope="module")
+def module_db(django_db_setup, django_db_blocker):
+    """Database access for a module-scoped fixture that builds data once for the module's tests: everything it
+    writes is inside one transaction rolled back when the module ends, and each test (``django_db``, not
+    transactional) runs in a savepoint inside it, so no test sees another's changes. A module using it must not
+    hold ``transaction=True`` tests (they would run inside the open transaction)."""
+    from django.db import transaction
+
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield
+        transaction.set_rollback(True)
+
+
 @pytest.fixture
 def node_url(test_cluster):
     """Base URL of a district node of the test cluster: ``node_url("maseru")``."""

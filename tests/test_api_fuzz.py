@@ -11,6 +11,7 @@ import pytest
 import schemathesis
 from django.core import signals
 from django.db import close_old_connections
+from django.test import override_settings
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from schemathesis.checks import (
@@ -71,10 +72,16 @@ class World:
         return access_token_for(self.users[role])
 
 
-@pytest.fixture
-def world(tmp_path, settings):
-    settings.SMS_FILE_PATH = tmp_path / "sms.jsonl"
-    settings.KYC_STORAGE_DIR = tmp_path / "kyc"
+@pytest.fixture(scope="module")
+def world(module_db, tmp_path_factory):
+    """Built once for every operation (conftest ``module_db``: rolled back at the end; each case runs in its own
+    savepoint, so what one operation changes is gone for the next)."""
+    tmp = tmp_path_factory.mktemp("fuzz")
+    with override_settings(SMS_FILE_PATH=tmp / "sms.jsonl", KYC_STORAGE_DIR=tmp / "kyc"):
+        yield _world()
+
+
+def _world() -> World:
     shop = open_shop("fuzz")
     loan_id = disbursed(shop)
     repayment = post(shop.officer, f"/api/v1/loans/{loan_id}/repayments",

@@ -69,9 +69,15 @@ def consenting_borrower() -> User:
 
 
 @pytest.fixture
-def book(db):
+def book(db, _book):
     """One MFI with loans at boundary days past due (as close of business would set them); a second MFI whose
-    loans must never show in the first one's reports."""
+    loans must never show in the first one's reports. Built once for the module (conftest ``module_db``); each
+    test's own changes are rolled back after it."""
+    return _book
+
+
+@pytest.fixture(scope="module")
+def _book(module_db):
     shop = open_shop("rep")
     # three loans per borrower (the network policy): the shop's borrower and two more
     users = [shop.borrower_user, consenting_borrower(), consenting_borrower()]
