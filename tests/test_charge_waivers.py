@@ -15,11 +15,12 @@ from node.audit.models import AuditEvent
 from node.ledger.models import JournalEntry
 from node.ledger.selectors import trial_balance
 from node.loans.models import Loan, LoanInstallment
-from node.repayments.models import ChargeWaiver
+from node.repayments.models import ChargeWaiver, Repayment
 from replication.models import OutboxEvent
 from tests.loan_fixtures import client_for, err, key, open_shop, post
 from tests.openapi_helpers import assert_documented
-from tests.test_repayments import FAR, balance, repay, small_loan
+from tests.test_repayment_payoff_refund import payoff, refund
+from tests.test_repayments import FAR, balance, paid, repay, small_loan
 
 pytestmark = pytest.mark.django_db
 
@@ -182,14 +183,89 @@ def test_undoing_the_waiver_that_closed_the_loan_reopens_it_and_tells_the_networ
     assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
 
 
-def test_a_waiver_is_not_undone_while_the_loan_holds_an_overpayment():
+def test_undoing_a_waiver_reprocesses_the_repayments_made_since_so_they_pay_what_is_owed_again_first(late_loan):
+    """Fineract's "undo waive" reprocesses: a repayment posted after the waiver is allocated again as if the waiver
+    had never been made — installment 1's penalty (15.00, owed again) before its interest and principal — under a
+    new receipt; the original is reversed; the books stay balanced."""
+    shop, lid = late_loan
+    wid = waive(shop.admin, lid, component="penalties", installment=1).json()["waivers"][0]["id"]
+    first = repay(shop.officer, lid, "400.00", on="2026-02-10").json()
+    # with the waiver: 30.00 interest + 323.53 principal of #1, then #2's 25.00 penalty, 20.29 interest, 1.18 principal
+    assert first["allocation"]["penalties"] == "25.00" and first["allocation"]["principal"] == "324.71"
+    owed_before = D(balance(shop.officer, lid, timezone.localdate().isoformat())["outstanding"]["total"])
+
+    r = undo(shop.admin, wid)
+    assert r.status_code == 200, r.content
+    body = assert_documented(r, "post", "/api/v1/waivers/{waiver_id}/reverse")
+    (replay,) = body["replays"]
+    assert (replay["amount"], replay["payment_date"], replay["channel"]) == ("400.00", "2026-02-10", "cash")
+    assert replay["receipt_number"] != first["receipt_number"]
+    # now: #1's 15.00 penalty, 30.00 interest, 323.53 principal, then #2's 25.00 penalty and 6.47 of its interest
+    assert (replay["allocation"]["penalties"], replay["allocation"]["interest"], replay["allocation"]["principal"]) == (
+        "40.00", "36.47", "323.53")
+    assert body["loan_reopened"] is False
+    old = Repayment.objects.get(pk=first["id"])
+    assert old.reversed_at is not None and old.reversal_reason == f"Replayed as {replay['receipt_number']} after undoing waiver {wid}"
+    assert Repayment.objects.get(pk=replay["id"]).replay_of_id == old.pk
+    # the loan owes the 15.00 again: same money paid, 15.00 more owed
+    owed_after = D(balance(shop.officer, lid, timezone.localdate().isoformat())["outstanding"]["total"])
+    assert owed_after == owed_before + D("15.00")
+    assert paid(lid)[1] == (D("323.53"), D("30.00"), D("0.00"), D("15.00"))
+    assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
+    audit = AuditEvent.objects.get(action="loan.charges_waive_undo", target_id=str(wid))
+    assert audit.after["replayed"] == [{"repayment": old.pk, "receipt_number": old.receipt_number,
+                                        "replayed_as": replay["id"], "new_receipt_number": replay["receipt_number"]}]
+    assert AuditEvent.objects.filter(action="repayment.reverse", target_id=str(old.pk)).count() == 1
+
+
+def test_an_overpayment_made_since_the_waiver_pays_the_amount_owed_again_and_the_loan_reopens():
     shop = open_shop()
     lid = small_loan(shop)
     LoanInstallment.objects.filter(loan_id=lid, number=3).update(penalties=D("12.00"))
     wid = waive(shop.admin, lid, component="penalties").json()["waivers"][0]["id"]
     r = repay(shop.officer, lid, "1065.59", on="2026-04-01")  # everything owed (1060.59) and 5.00 more
     assert r.status_code == 201 and r.json()["closed_loan"] is True, r.content
-    refused = err(undo(shop.admin, wid), 409, "overpayment_held")
-    assert refused["details"] == {"waiver": wid, "held": "5.00"}
+    assert r.json()["overpayment"] == "5.00"
+    # 3.00 of the overpayment is refunded: the replay would hold 5.00 less than before, 3.00 of it already paid out
+    refund_id = refund(shop.admin, lid, "3.00", on="2026-04-02").json()["id"]
+    refused = err(undo(shop.admin, wid), 409, "overpayment_refunded")
+    assert refused["details"]["waiver"] == wid
     assert ChargeWaiver.objects.get(pk=wid).undone_at is None and Loan.objects.get(pk=lid).status == "closed"
-    assert penalties(lid)[3] == D("0.00")
+    assert penalties(lid)[3] == D("0.00") and not Repayment.objects.filter(loan_id=lid, reversed_at__isnull=False)
+    assert post(shop.admin, f"/api/v1/overpayment-refunds/{refund_id}/reverse", {"reason": "the transfer bounced"},
+                idem=key()).status_code == 200
+
+    r = undo(shop.admin, wid)
+    assert r.status_code == 200, r.content
+    (replay,) = r.json()["replays"]
+    # the 5.00 that was overpaid pays the penalty now; 7.00 of it is still owed, so the loan is open again
+    assert replay["overpayment"] == "0.00" and r.json()["loan_reopened"] is True
+    loan = Loan.objects.get(pk=lid)
+    assert (loan.status, loan.closed_at) == ("active", None)
+    owed = balance(shop.officer, lid, timezone.localdate().isoformat())
+    assert owed["outstanding"]["total"] == "7.00" and owed["overpayment_held"] == "0.00"
+    assert OutboxEvent.objects.filter(event_type="loan.reopened", payload__loan_ref=loan.reference).count() == 1
+    assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
+
+
+def test_a_payoff_made_since_the_waiver_is_not_reprocessed():
+    from node.repayments.models import PayoffWaiver
+    from tests.loan_fixtures import disbursed
+
+    shop = open_shop()
+    today = timezone.localdate()
+    lid = disbursed(shop, on=(today - timedelta(days=3)).isoformat())  # nothing due yet: a payoff waives interest
+    LoanInstallment.objects.filter(loan_id=lid, number=1).update(penalties=D("15.00"))
+    wid = waive(shop.admin, lid, component="penalties").json()["waivers"][0]["id"]
+    # a payoff dated before the waiver: the schedule as it stands is not what was owed then (it used to be a 500)
+    yesterday = (today - timedelta(days=1)).isoformat()
+    quote = balance(shop.officer, lid, yesterday)["payoff_amount"]
+    e = err(payoff(shop.officer, lid, quote, on=yesterday), 400, "validation_error")
+    assert e["details"]["fields"]["payoff_date"] == [f"on or after {today}"]
+    done = payoff(shop.officer, lid, balance(shop.officer, lid, today.isoformat())["payoff_amount"],
+                  on=today.isoformat()).json()
+    assert Loan.objects.get(pk=lid).status == "closed" and PayoffWaiver.objects.filter(repayment_id=done["id"])
+    body = err(undo(shop.admin, wid), 409, "reprocess_not_possible")
+    assert body["details"] == {"waiver": wid, "payoff_repayment": done["id"],
+                               "payoff_receipt_number": done["receipt_number"]}
+    assert ChargeWaiver.objects.get(pk=wid).undone_at is None and penalties(lid)[1] == D("0.00")

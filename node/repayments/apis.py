@@ -315,8 +315,10 @@ class ReversalReasonSerializer(StrictSerializer):
 
 
 class ChargeWaiverUndoApi(APIView):
-    """Undo a waiver made in error (MFI admins; ``Idempotency-Key`` required): the installment owes the amount again
-    from today; a loan the waiver had closed re-opens. ``already_reversed`` / ``overpayment_held`` (409)."""
+    """Undo a waiver made in error (MFI admins; ``Idempotency-Key`` required): the installment owes the amount again;
+    the repayments posted since the waiver are reprocessed (posted again in their order, listed in ``replays``); a
+    closed loan that owes something again re-opens. 409: ``already_reversed``, ``reprocess_not_possible`` (a payoff
+    since), ``overpayment_refunded``, ``overpayment_held``."""
 
     @extend_schema(request=ReversalReasonSerializer, responses=schemas.ChargeWaiverUndone)
     @idempotent
@@ -326,7 +328,8 @@ class ChargeWaiverUndoApi(APIView):
         s.is_valid(raise_exception=True)
         waiver = services.charge_waiver_undo(actor=request.user, waiver=waiver, reason=s.validated_data["reason"])
         return Response({**waiver_json(selectors.access_waiver_by_id(request.user, waiver.pk)),
-                         "loan_reopened": waiver.loan_reopened})
+                         "loan_reopened": waiver.loan_reopened,
+                         "replays": [repayment_json(selectors.repayment_get(r.pk)) for r in waiver.replayed]})
 
 
 class OverpaymentRefundReverseApi(APIView):

@@ -184,7 +184,9 @@ class ChargeWaiver(serializers.Serializer):
 
 
 class ChargeWaiverUndone(ChargeWaiver):
-    loan_reopened = serializers.BooleanField(help_text="the waiver had closed the loan: it is active again")
+    loan_reopened = serializers.BooleanField(help_text="the loan was closed and owes something again: it is active")
+    replays = Receipt(many=True, help_text="the repayments posted since the waiver, posted again in their order over "
+                                           "the schedule that owes the amount again (their originals reversed)")
 
 
 class ChargeWaiverPosted(serializers.Serializer):

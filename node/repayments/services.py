@@ -23,12 +23,12 @@ liability (2100) whatever exceeds everything due on the schedule. Zero lines are
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, ProgrammingError, connection, transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import F, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from node.audit.services import AuditSpec, audit_record, audit_record_many
@@ -524,8 +524,7 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str, reproce
     if rep.reversed_at is not None:
         raise AlreadyReversed(f"Repayment {rep.receipt_number} has already been reversed.",
                               details={"repayment": rep.pk, "reversed_at": rep.reversed_at.isoformat()})
-    later = list(Repayment.objects.select_for_update(of=("self",)).select_related("journal_entry")
-                 .filter(loan_id=loan.pk, reversed_at__isnull=True, pk__gt=rep.pk).order_by("pk"))
+    later = _later_in_effect(loan, pk__gt=rep.pk)
     if later and not reprocess_later:
         raise ReverseLaterFirst(
             "Later repayments of the loan are in effect: reverse them first (newest first), or reverse this one "
@@ -533,13 +532,7 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str, reproce
             details={"repayment": rep.pk, "latest_repayment": later[-1].pk,
                      "latest_receipt_number": later[-1].receipt_number,
                      "later_repayments": [{"id": r.pk, "receipt_number": r.receipt_number} for r in later]})
-    payoffs = set(PayoffWaiver.objects.filter(repayment__in=later).values_list("repayment_id", flat=True))
-    if payoffs:
-        first = next(r for r in later if r.pk in payoffs)
-        raise ReprocessNotPossible(
-            f"Repayment {first.receipt_number} paid the loan off at the payoff amount of its day and cannot be "
-            "replayed: reverse it first.", details={"repayment": rep.pk, "payoff_repayment": first.pk,
-                                                    "payoff_receipt_number": first.receipt_number})
+    _check_replayable(later, repayment=rep.pk)
     if not later and rep.overpayment > 0 and overpayment_held(loan) - rep.overpayment < 0:
         raise OverpaymentRefunded(
             "Part of this repayment's overpayment has been refunded to the borrower or moved to another loan; it "
@@ -549,24 +542,9 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str, reproce
 
     installments = _locked_installments(loan)
     before = _outstanding(installments)
-    fields = [f"{c}_paid" for c in COMPONENTS] + ["interest", "fees", "penalties"]
-    as_stored = {i.pk: [getattr(i, f) for f in fields] for i in installments}
-    by_pk = {i.pk: i for i in installments}
-    for taken in (*reversed(later), rep):  # newest first: each returns the schedule to what it was before it
-        _take_back(taken, by_pk)
     was_closed = loan.status == LoanStatus.CLOSED
-    if was_closed:  # what is left is allocated on an open loan; the last replay closes it again if it pays it off
-        _reopen(loan)
-    planned = [_plan_replay(loan, installments, old) for old in later]
-    for inst in installments:
-        if [getattr(inst, f) for f in fields] != as_stored[inst.pk]:
-            inst.save(update_fields=fields)
-    replays = [_record(actor=actor, mfi=loan.mfi, planned=[p], payment_date=old.payment_date, channel=old.channel,
-                       replay_of=old, notify=False)[0]
-               for p, old in zip(planned, later, strict=True)]
-    for old, new in zip(later, replays, strict=True):  # a replayed transfer is still the same transfer
-        OverpaymentTransfer.objects.filter(repayment=old).update(repayment=new)
-        repayment_replayed.send(sender=Repayment, old=old, new=new)
+    replays = _replay_later(loan, installments, later, actor=actor,
+                            beneath=lambda by_pk: _take_back(rep, by_pk))
     after = _outstanding(installments)
 
     _mark_reversed(rep, actor, reason)
@@ -598,6 +576,53 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str, reproce
         for i, r in enumerate([rep, *later])])
     rep.replays = replays
     return rep
+
+
+def _later_in_effect(loan: Loan, **after) -> list[Repayment]:
+    """The loan's repayments in effect after a point (``pk__gt=`` a repayment, ``posted_at__gt=`` a moment), oldest
+    first, locked."""
+    return list(Repayment.objects.select_for_update(of=("self",)).select_related("journal_entry")
+                .filter(loan_id=loan.pk, reversed_at__isnull=True, **after).order_by("pk"))
+
+
+def _check_replayable(later: list[Repayment], **details) -> None:
+    """``reprocess_not_possible`` when one of ``later`` is a payoff: its amount was the payoff quote of its day
+    (unearned interest waived) and cannot be allocated again."""
+    payoffs = set(PayoffWaiver.objects.filter(repayment__in=later).values_list("repayment_id", flat=True))
+    if payoffs:
+        first = next(r for r in later if r.pk in payoffs)
+        raise ReprocessNotPossible(
+            f"Repayment {first.receipt_number} paid the loan off at the payoff amount of its day and cannot be "
+            "replayed: reverse it first.", details={**details, "payoff_repayment": first.pk,
+                                                    "payoff_receipt_number": first.receipt_number})
+
+
+def _replay_later(loan: Loan, installments: list[LoanInstallment], later: list[Repayment], *, actor: User,
+                  beneath: Callable[[dict[int, LoanInstallment]], None]) -> list[Repayment]:
+    """Fineract's reprocessing: take the ``later`` repayments (oldest first) back off the schedule, newest first,
+    apply ``beneath`` — the change under them (a repayment taken back, a waiver undone) — and post them again in
+    their order over the schedule as it now is: same amount, date, channel and reference, new receipts with
+    ``replay_of``, no message to the borrower. A closed loan is re-opened first; the last replay closes it again if
+    it pays it off. Writes the changed installments and the replays; the caller marks the originals reversed."""
+    fields = [f"{c}_paid" for c in COMPONENTS] + ["interest", "fees", "penalties"]
+    as_stored = {i.pk: [getattr(i, f) for f in fields] for i in installments}
+    by_pk = {i.pk: i for i in installments}
+    for taken in reversed(later):  # newest first: each returns the schedule to what it was before it
+        _take_back(taken, by_pk)
+    beneath(by_pk)
+    if loan.status == LoanStatus.CLOSED:  # what is left is allocated on an open loan
+        _reopen(loan)
+    planned = [_plan_replay(loan, installments, old) for old in later]
+    for inst in installments:
+        if [getattr(inst, f) for f in fields] != as_stored[inst.pk]:
+            inst.save(update_fields=fields)
+    replays = [_record(actor=actor, mfi=loan.mfi, planned=[p], payment_date=old.payment_date, channel=old.channel,
+                       replay_of=old, notify=False)[0]
+               for p, old in zip(planned, later, strict=True)]
+    for old, new in zip(later, replays, strict=True):  # a replayed transfer is still the same transfer
+        OverpaymentTransfer.objects.filter(repayment=old).update(repayment=new)
+        repayment_replayed.send(sender=Repayment, old=old, new=new)
+    return replays
 
 
 def _take_back(rep: Repayment, by_pk: dict[int, LoanInstallment]) -> None:
@@ -672,6 +697,16 @@ def loan_payoff(*, actor: User, loan: Loan, amount: Decimal, payoff_date: dt.dat
     if latest is not None:
         raise ValidationFailed("A payoff cannot be dated before a repayment of the loan that is in effect.",
                                details={"fields": {"payoff_date": [f"on or after {latest}"]}})
+    changed = max(filter(None, (  # the schedule as it stands is not what was owed then: no quote settles both
+        ChargeWaiver.objects.filter(loan_id=loan.pk, waived_on__gt=payoff_date, undone_at__isnull=True)
+        .aggregate(m=Max("waived_on"))["m"],
+        ChargeWaiver.objects.filter(loan_id=loan.pk, undone_on__gt=payoff_date).aggregate(m=Max("undone_on"))["m"],
+        LoanCharge.objects.filter(loan_id=loan.pk, charged_on__gt=payoff_date).aggregate(m=Max("charged_on"))["m"])),
+        default=None)
+    if changed is not None:
+        raise ValidationFailed("A payoff cannot be dated before a waiver, an undone waiver or a charge added to the "
+                               "loan since: record it on or after that day, or post it as a repayment.",
+                               details={"fields": {"payoff_date": [f"on or after {changed}"]}})
     installments = _locked_installments(loan)
     quote = loan_balance(loan=loan, as_of=payoff_date).payoff
     if amount != quote.amount:
@@ -830,12 +865,17 @@ def loan_charges_waive(*, actor: User, loan: Loan, component: str, reason: str, 
 @transaction.atomic
 def charge_waiver_undo(*, actor: User, waiver: ChargeWaiver, reason: str) -> ChargeWaiver:
     """Undo a waiver made in error (MFI admins; Fineract's "undo waive"): the installment owes the amount again
-    from today (the waiver stays, marked undone, and the balance as of a day it was in effect still leaves it out).
-    A loan the waiver had closed re-opens (``loan.reopened`` to the network, its stacking hold taken again); close
-    of business counts its days past due from its next run. Audited (``loan.charges_waive_undo``). Refused before
-    writing anything: ``validation_error`` (reason), ``permission_denied``, ``illegal_transition`` (a loan written
-    off or rescheduled since), ``already_reversed`` (409), ``overpayment_held`` (409: the loan holds an overpayment
-    — refund or transfer it first)."""
+    (the waiver stays, marked undone, and the balance as of a day it was in effect still leaves it out). Repayments
+    posted since the waiver are reprocessed as Fineract does — taken back and posted again in their order over the
+    schedule that owes the amount again (new receipts with ``replay_of``, the originals reversed, "replayed as …"),
+    so what they paid follows the allocation order as if the waiver had never been made; an overpayment they held
+    pays what is owed again first. A loan that ends up owing something re-opens (``loan.reopened`` to the network,
+    its stacking hold taken again); close of business counts its days past due from its next run. Audited
+    (``loan.charges_waive_undo``). Refused before writing anything: ``validation_error`` (reason),
+    ``permission_denied``, ``illegal_transition`` (a loan written off or rescheduled since), ``already_reversed``
+    (409), ``reprocess_not_possible`` (409: a payoff posted since — reverse it first), ``overpayment_refunded``
+    (409: the replayed repayments no longer hold an overpayment already refunded or moved), ``overpayment_held``
+    (409: the loan holds an overpayment that no repayment since the waiver made — refund or transfer it first)."""
     _check_staff(actor, waiver.mfi_id, frozenset({Role.MFI_ADMIN}), "MFI admins")
     reason = _reversal_reason(reason)
     loan = _lock_loan(waiver.loan_id, "undo_waiver", (LoanStatus.ACTIVE, LoanStatus.CLOSED))
@@ -843,31 +883,55 @@ def charge_waiver_undo(*, actor: User, waiver: ChargeWaiver, reason: str) -> Cha
     if row.undone_at is not None:
         raise AlreadyReversed("This waiver has already been undone.",
                               details={"waiver": row.pk, "undone_at": row.undone_at.isoformat()})
+    later = _later_in_effect(loan, posted_at__gt=row.waived_at)
+    _check_replayable(later, waiver=row.pk)
     held = overpayment_held(loan)
-    if held > 0:
+    if held > 0 and not later:
         raise OverpaymentHeld(f"The loan holds an overpayment of {held}: refund or transfer it before the waiver is "
                               "undone.", details={"waiver": row.pk, "held": str(held)})
-    inst = LoanInstallment.objects.select_for_update().get(pk=row.installment_id)
-    before = getattr(inst, row.component)
-    setattr(inst, row.component, before + row.amount)
-    inst.save(update_fields=[row.component])
+    installments = _locked_installments(loan)
+    was_closed = loan.status == LoanStatus.CLOSED
+    before = getattr(next(i for i in installments if i.pk == row.installment_id), row.component)
+
+    def owe_again(by_pk: dict[int, LoanInstallment]) -> None:
+        inst = by_pk[row.installment_id]
+        setattr(inst, row.component, getattr(inst, row.component) + row.amount)
+
+    replays = _replay_later(loan, installments, later, actor=actor, beneath=owe_again)
+    for old, new in zip(later, replays, strict=True):
+        _mark_reversed(old, actor, f"Replayed as {new.receipt_number} after undoing waiver {row.pk}")
+    if later and overpayment_held(loan) < 0:  # rolls everything above back
+        raise OverpaymentRefunded(
+            "The replayed repayments no longer hold the overpayment already refunded to the borrower; the waiver "
+            "was not undone.", details={"waiver": row.pk, "held_after": str(overpayment_held(loan))})
     now = timezone.now()
     row.undone_on, row.undone_at, row.undone_by, row.undo_reason = timezone.localdate(), now, actor, reason
     row.save(update_fields=["undone_on", "undone_at", "undone_by", "undo_reason"])
-    reopened = loan.status == LoanStatus.CLOSED
+    reopened = was_closed and loan.status == LoanStatus.ACTIVE
+    replayed = [{"repayment": old.pk, "receipt_number": old.receipt_number, "replayed_as": new.pk,
+                 "new_receipt_number": new.receipt_number} for old, new in zip(later, replays, strict=True)]
+    inst_number = next(i.number for i in installments if i.pk == row.installment_id)
     audit_record(actor=actor, action="loan.charges_waive_undo", target_type="charge_waiver", target_id=row.pk,
                  mfi=loan.mfi, before={"undone": False, row.component: str(before)},
-                 after={"undone": True, "reason": reason, "loan": loan.pk, "installment": inst.number,
+                 after={"undone": True, "reason": reason, "loan": loan.pk, "installment": inst_number,
                         "component": row.component, "amount": str(row.amount), row.component: str(before + row.amount),
-                        "loan_reopened": reopened})
+                        "loan_reopened": reopened, **({"replayed": replayed} if replayed else {})})
+    if replayed:
+        audit_record_many(actor=actor, events=[
+            AuditSpec(action="repayment.reverse", target_type="repayment", target_id=old.pk, mfi_id=loan.mfi_id,
+                      before={"reversed": False},
+                      after={"reversed": True, "reason": old.reversal_reason, "receipt_number": old.receipt_number,
+                             "amount": str(old.amount), "reversal_entry": old.reversal_entry_id,
+                             "replayed_as": new.pk})
+            for old, new in zip(later, replays, strict=True)])
     if reopened:
-        _reopen(loan)
         audit_record(actor=actor, action="loan.reopen", target_type="loan", target_id=loan.pk, mfi=loan.mfi,
                      before={"status": LoanStatus.CLOSED}, after={"status": loan.status, "undone_waiver": row.pk})
-        outstanding = sum((i.principal - i.principal_paid for i in loan.installments.all()), ZERO)
+        outstanding = sum((i.principal - i.principal_paid for i in installments), ZERO)
         emit_credit_event(loan, "loan.reopened", outstanding_principal=outstanding)
         stacking_hold_later(to=loan_exposure(loan))
     row.loan_reopened = reopened
+    row.replayed = replays
     return row
 
 

@@ -351,6 +351,9 @@ def entry_reverse(request, loan_id):
             waiver = repayment_services.charge_waiver_undo(actor=request.user, waiver=waiver, **v)
             done = _("Waiver of %(amount)s undone: installment %(number)s owes it again.") % {
                 "amount": format_money(waiver.amount, loan.product.currency), "number": waiver.installment.number}
+            if waiver.replayed:
+                done += " " + _("Posted again: %(receipts)s.") % {
+                    "receipts": ", ".join(r.receipt_number for r in waiver.replayed)}
             return " ".join([done, _("The loan is open again.")]) if waiver.loan_reopened else done
         rec = repayment_selectors.access_recovery_by_id(request.user, pk, roles=admins)
         rec = repayment_services.loan_recovery_reverse(actor=request.user, recovery=rec, **v)
