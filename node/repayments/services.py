@@ -548,12 +548,8 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str, reproce
     after = _outstanding(installments)
 
     _mark_reversed(rep, actor, reason)
-    for old, new in zip(later, replays, strict=True):
-        _mark_reversed(old, actor, f"Replayed as {new.receipt_number} after the reversal of {rep.receipt_number}")
-    if later and overpayment_held(loan) < 0:  # rolls everything above back
-        raise OverpaymentRefunded(
-            "The replayed repayments no longer hold the overpayment already refunded to the borrower; nothing was "
-            "reversed.", details={"repayment": rep.pk, "held_after": str(overpayment_held(loan))})
+    _retire_replayed(loan, later, replays, actor, f"after the reversal of {rep.receipt_number}",
+                     "nothing was reversed.", repayment=rep.pk)
 
     reopened = was_closed and loan.status == LoanStatus.ACTIVE
     if reopened:
@@ -623,6 +619,18 @@ def _replay_later(loan: Loan, installments: list[LoanInstallment], later: list[R
         OverpaymentTransfer.objects.filter(repayment=old).update(repayment=new)
         repayment_replayed.send(sender=Repayment, old=old, new=new)
     return replays
+
+
+def _retire_replayed(loan: Loan, later: list[Repayment], replays: list[Repayment], actor: User, why: str,
+                     refused: str, **details) -> None:
+    """Mark the replayed originals reversed ("Replayed as <receipt> <why>"); ``overpayment_refunded`` — rolling the
+    whole change back — when the replays no longer hold what was already refunded or moved from the overpayment."""
+    for old, new in zip(later, replays, strict=True):
+        _mark_reversed(old, actor, f"Replayed as {new.receipt_number} {why}")
+    if later and overpayment_held(loan) < 0:
+        raise OverpaymentRefunded(
+            "The replayed repayments no longer hold the overpayment already refunded to the borrower; " + refused,
+            details={**details, "held_after": str(overpayment_held(loan))})
 
 
 def _take_back(rep: Repayment, by_pk: dict[int, LoanInstallment]) -> None:
@@ -898,12 +906,8 @@ def charge_waiver_undo(*, actor: User, waiver: ChargeWaiver, reason: str) -> Cha
         setattr(inst, row.component, getattr(inst, row.component) + row.amount)
 
     replays = _replay_later(loan, installments, later, actor=actor, beneath=owe_again)
-    for old, new in zip(later, replays, strict=True):
-        _mark_reversed(old, actor, f"Replayed as {new.receipt_number} after undoing waiver {row.pk}")
-    if later and overpayment_held(loan) < 0:  # rolls everything above back
-        raise OverpaymentRefunded(
-            "The replayed repayments no longer hold the overpayment already refunded to the borrower; the waiver "
-            "was not undone.", details={"waiver": row.pk, "held_after": str(overpayment_held(loan))})
+    _retire_replayed(loan, later, replays, actor, f"after undoing waiver {row.pk}", "the waiver was not undone.",
+                     waiver=row.pk)
     now = timezone.now()
     row.undone_on, row.undone_at, row.undone_by, row.undo_reason = timezone.localdate(), now, actor, reason
     row.save(update_fields=["undone_on", "undone_at", "undone_by", "undo_reason"])
