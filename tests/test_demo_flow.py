@@ -102,6 +102,17 @@ def test_demo_loan_from_application_to_disbursement(test_cluster, node_url):
     assert res.returncode == 0, res.stdout + res.stderr[-2000:]
     (pay,) = requests.get(f"{base}/api/v1/loans/{lid}/mobile-money", headers=officer, timeout=20).json()
     assert pay["status"] == "paid" and pay["amount_received"] == amount and pay["receipt_number"]
+    # and 50.00 from the phone's own menu: Pay Bill to the demo MFI's business number, the loan reference as account
+    (mfi,) = requests.get(f"{base}/api/v1/mfis/", headers=officer, timeout=20).json()
+    assert mfi["paybill_number"], mfi  # the demo gives each demo MFI one
+    reference = requests.get(f"{base}/api/v1/loans/{lid}/", headers=borrower, timeout=20).json()["reference"]
+    res = subprocess.run([sys.executable, str(REPO_ROOT / "manage.py"), "mobile_money_simulate", "--paybill",
+                          reference.lower(), "--amount", "50.00", "--business-number", mfi["paybill_number"]],
+                         env=test_cluster.env_for("maseru"), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and res.stdout.startswith("201 "), res.stdout + res.stderr[-2000:]
+    paybill = next(p for p in requests.get(f"{base}/api/v1/loans/{lid}/mobile-money", headers=borrower,
+                                           timeout=20).json() if p["kind"] == "paybill")
+    assert paybill["status"] == "paid" and paybill["amount_received"] == "50.00" and paybill["receipt_number"]
 
     # the borrower repays everything the schedule asks for: the loan closes, and (through the outbox) the network
     # hold is released — so running the suite again on the same cluster finds the demo borrower with room to borrow
