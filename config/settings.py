@@ -16,6 +16,7 @@ from celery.schedules import crontab
 
 from config.district import REPO_ROOT, DistrictConfigError, load
 from config.secrets import SecretMissing, parse_peppers, read_secret
+from federation.conf import parse_peer_timeouts
 
 try:
     DISTRICT = load()
@@ -293,7 +294,7 @@ LETSEMA_METRICS_ALLOW = [n.strip() for n in os.environ.get("LETSEMA_METRICS_ALLO
 LETSEMA_METRICS_TOKEN = os.environ.get("LETSEMA_METRICS_TOKEN", "")
 # Federation between nodes (docs/federation.md): signature window, clock skew, per-peer timeout; the rest defaults
 # in federation/conf.py (backoff, directory cache, Redis, key file).
-LETSEMA_FEDERATION = {"max_age_seconds": int(os.environ.get("LETSEMA_FEDERATION_MAX_AGE", "300")), "clock_skew_seconds": int(os.environ.get("LETSEMA_FEDERATION_CLOCK_SKEW", "30")), "peer_timeout_seconds": float(os.environ.get("LETSEMA_FEDERATION_PEER_TIMEOUT", "0.3")), "directory_ttl_seconds": float(os.environ.get("LETSEMA_FEDERATION_DIRECTORY_TTL", "30")), "ca_bundle": os.environ.get("LETSEMA_FEDERATION_CA_BUNDLE") or None}
+LETSEMA_FEDERATION = {"max_age_seconds": int(os.environ.get("LETSEMA_FEDERATION_MAX_AGE", "300")), "clock_skew_seconds": int(os.environ.get("LETSEMA_FEDERATION_CLOCK_SKEW", "30")), "peer_timeout_seconds": float(os.environ.get("LETSEMA_FEDERATION_PEER_TIMEOUT", "0.3")), "peer_timeouts": parse_peer_timeouts(os.environ.get("LETSEMA_FEDERATION_PEER_TIMEOUTS", "")), "directory_ttl_seconds": float(os.environ.get("LETSEMA_FEDERATION_DIRECTORY_TTL", "30")), "ca_bundle": os.environ.get("LETSEMA_FEDERATION_CA_BUNDLE") or None}
 
 LOGGING = {
     "version": 1,

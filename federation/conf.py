@@ -11,6 +11,9 @@ DEFAULTS: dict[str, Any] = {
     "clock_skew_seconds": 30,
     # Fan-out: every peer gets at most this long; the whole call returns within it (+ a few ms).
     "peer_timeout_seconds": 0.3,
+    # ...or, for the peers named here, this long (a far peer: 3 x its round trip + 50 ms with TLS); the call then
+    # returns within the longest deadline of the peers it asks (docs/federation.md, far peers).
+    "peer_timeouts": {},
     # ...but a request may finish in its pool thread up to this long after it started (its answer unused), so
     # that the connection it opened to a far peer is kept alive for the next call (docs/federation.md, far peers).
     "peer_finish_seconds": 2.0,
@@ -34,6 +37,22 @@ DEFAULTS: dict[str, Any] = {
     # TLS to peers is always verified: against certifi's CAs, or this CA bundle file (a private network CA).
     "ca_bundle": None,
 }
+
+
+def parse_peer_timeouts(text: str) -> dict[str, float]:
+    """``"leribe=0.6,mohales_hoek=0.45"`` (``LETSEMA_FEDERATION_PEER_TIMEOUTS``) -> ``{"leribe": 0.6, ...}``;
+    ValueError naming the bad entry (a district code, ``=``, seconds above 0 and at most 10)."""
+    out: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        district, _, seconds = item.partition("=")
+        try:
+            value = float(seconds)
+        except ValueError:
+            value = -1.0
+        if not district.strip().isidentifier() or not 0 < value <= 10:
+            raise ValueError(f"LETSEMA_FEDERATION_PEER_TIMEOUTS: {item!r} is not <district>=<seconds, 0 to 10>")
+        out[district.strip()] = value
+    return out
 
 
 def get(name: str) -> Any:

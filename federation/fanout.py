@@ -1,9 +1,9 @@
 """The one fan-out to peer nodes: concurrent, bounded, deadline-limited, backoff-aware, signed.
 
 ``FanoutClient.request(method, path, payload, parse=...)`` signs one request per peer (federation.signing) and sends
-them at once through a bounded thread pool. Every peer gets the same deadline (``peer_timeout_seconds`` from the
-start of the call), and the call returns at that deadline at the latest (plus a few ms): a slow peer is reported
-as ``timeout``, never waited for. Peers that are down (federation.backoff) are skipped without a request.
+them at once through a bounded thread pool. Every peer gets a deadline from the start of the call
+(``peer_timeout_seconds``, or its own in ``peer_timeouts``: a far peer), and the call returns at the latest of its
+peers' deadlines at most (plus a few ms): a slow peer is reported as ``timeout``, never waited for. Peers that are down (federation.backoff) are skipped without a request.
 
 The result always says which peers answered and why the others are missing::
 
@@ -70,9 +70,11 @@ class _Outcome:
 
 class FanoutClient:
     def __init__(self, *, backoff: PeerBackoff | None = None, timeout: float | None = None,
-                 max_workers: int | None = None, signer: LocalSigner | None = None):
+                 max_workers: int | None = None, signer: LocalSigner | None = None,
+                 peer_timeouts: dict[str, float] | None = None):
         self._backoff = backoff
         self._timeout = timeout
+        self._peer_timeouts = peer_timeouts
         self._max_workers = max_workers
         self._signer = signer
         self._pool: ThreadPoolExecutor | None = None
@@ -87,6 +89,11 @@ class FanoutClient:
     @property
     def timeout(self) -> float:
         return float(self._timeout if self._timeout is not None else conf.get("peer_timeout_seconds"))
+
+    def timeout_for(self, district: str) -> float:
+        """A peer's deadline: its own (``peer_timeouts``: a far peer) or the default."""
+        per = self._peer_timeouts if self._peer_timeouts is not None else (conf.get("peer_timeouts") or {})
+        return float(per.get(district, self.timeout))
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -123,8 +130,6 @@ class FanoutClient:
                 parse: Callable[[str, Any], Any] | None = None) -> FanoutResult:
         """Send ``method path`` (JSON ``payload``) to ``peers`` (default: every active peer but this node)."""
         started = time.monotonic()
-        timeout = self.timeout if timeout is None else float(timeout)
-        deadline = started + timeout
         signer = self._signer or local_signer()
         if peers is None:
             peers = get_directory().fanout_peers(signer.district)
@@ -133,25 +138,32 @@ class FanoutClient:
         result = FanoutResult()
         states = self.backoff.states(p.district for p in peers)
         futures: dict[Future, Peer] = {}
+        deadlines: dict[Future, float] = {}
         for peer in peers:
             st = states.get(peer.district, RetryState())
             if not url_allowed(peer.public_url):
                 result.missing[peer.district] = "insecure_url"
                 continue
-            if not self.backoff.admit(peer.district, st, lease=timeout + 1.0):
+            limit = self.timeout_for(peer.district) if timeout is None else float(timeout)
+            if not self.backoff.admit(peer.district, st, lease=limit + 1.0):
                 result.missing[peer.district] = "backoff"
                 continue
+            deadline = started + limit
             fut = self._executor().submit(self._safe_call, signer, peer, method, path, body, deadline, parse)
-            futures[fut] = peer
-        pending = set(futures)
+            futures[fut], deadlines[fut] = peer, deadline
+        pending, expired = set(futures), []
         while pending:
-            left = deadline + _GRACE - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            for fut in [f for f in pending if deadlines[f] + _GRACE <= now]:  # its own deadline has passed
+                pending.discard(fut)
+                expired.append(fut)
+            if not pending:
                 break
+            left = min(deadlines[f] for f in pending) + _GRACE - now
             done, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
             for fut in done:
                 self._settle(result, futures[fut], fut.result(), states)
-        for fut in pending:
+        for fut in expired:
             fut.cancel()
             peer = futures[fut]
             result.missing[peer.district] = "timeout"

@@ -364,6 +364,37 @@ def test_fanout_real_peer_dead_address_and_slow_stub(leribe):
         fc.backoff.forget([dead.district, stub.district, "leribe"])
 
 
+def test_a_far_peer_gets_its_own_deadline_and_the_near_ones_keep_theirs():
+    """``peer_timeouts`` gives a named (far) peer a longer deadline: two stubs that both answer after 0.6 s — the far
+    one is waited for up to 1.2 s and answers, the near one is cut at the default 0.3 s; the call lasts as long as
+    the far peer's answer, not its deadline. The deadlines come from LETSEMA_FEDERATION_PEER_TIMEOUTS."""
+    from federation.conf import parse_peer_timeouts
+
+    with StubPeer(unique_district("far"), mode="slow", delay=0.6) as far, \
+            StubPeer(unique_district("near"), mode="slow", delay=0.6) as near:
+        backoff = PeerBackoff(BackoffPolicy(initial=5.0, multiplier=2.0, maximum=30.0),
+                              namespace=f"test-{uuid.uuid4().hex[:8]}")
+        fc = FanoutClient(backoff=backoff, timeout=0.3, peer_timeouts={far.district: 1.2})
+        assert (fc.timeout_for(far.district), fc.timeout_for(near.district)) == (1.2, 0.3)
+        t0 = time.monotonic()
+        r = fc.request("GET", PING, peers=[Peer(far.district, far.url), Peer(near.district, near.url)])
+        elapsed = time.monotonic() - t0
+        assert set(r.answered) == {far.district} and r.missing == {near.district: "timeout"}
+        assert 0.6 <= elapsed < 1.0, elapsed  # the far answer, not the far deadline (1.2 s)
+        assert backoff.state(near.district).failures == 1 and backoff.state(far.district) == RetryState()
+        # an explicit deadline for the call overrides every peer's
+        backoff.forget([near.district])
+        t0 = time.monotonic()
+        r = fc.request("GET", PING, peers=[Peer(far.district, far.url)], timeout=0.3)
+        assert r.missing == {far.district: "timeout"} and time.monotonic() - t0 < 0.3 + 0.2
+        backoff.forget([far.district, near.district])
+    assert parse_peer_timeouts("leribe=0.6, mohales_hoek=0.45,") == {"leribe": 0.6, "mohales_hoek": 0.45}
+    assert parse_peer_timeouts("") == {}
+    for bad in ("leribe", "leribe=fast", "leribe=0", "leribe=11", "=0.5", "le-ribe=0.5"):
+        with pytest.raises(ValueError, match="LETSEMA_FEDERATION_PEER_TIMEOUTS"):
+            parse_peer_timeouts(bad)
+
+
 def test_failures_of_calls_already_in_flight_count_once_and_each_failed_probe_doubles_the_wait():
     """Sixteen calls in flight to a peer that stops answering fail together: one outage, one failure (5 s), not
     sixteen (the cap at once: a far peer that only needed new connections was kept away for minutes,
