@@ -56,7 +56,7 @@ def _up(p: Profile, ring: int, demo_data: bool, web_workers: int, standby: bool 
     with prog.step("Ring schema (keyspace, CQL migrations)"):
         nodes.manage(p, codes[0], "ring_migrate", "--expect-nodes", str(ring))
     with prog.step("Static files"):
-        nodes.manage(p, codes[0], "collectstatic", "--noinput", "--verbosity", "0")
+        nodes.manage(p, codes[0], "collectstatic_changed")
     for code in codes:
         district_migrate(p, code, prog)
         if demo_data:

@@ -159,8 +159,8 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = os.environ.get("LETSEMA_STATIC_ROOT") or str(REPO_ROOT / "var" / "static")
-# collectstatic (run by every `up` and the container's start) writes each file under a name carrying a hash of its
-# content (web/app.3c9e1f0a2b7d.css) plus .gz copies; pages link the hashed names, so WhiteNoise serves them as
+# collectstatic (the container's start; `up` runs it when a static source changed: collectstatic_changed) writes
+# each file under a name carrying a hash of its content (web/app.3c9e1f0a2b7d.css) plus .gz copies; pages link the hashed names, so WhiteNoise serves them as
 # immutable for a year (a phone on 3G never re-asks for them; bench/page_load_3g.py) and gzip to browsers that
 # accept it (htmx: 51 KB -> 17 KB). Files served through the finders have no compressed copies: only DEBUG uses them.
 STORAGES = {"default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
