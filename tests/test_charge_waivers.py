@@ -259,7 +259,10 @@ def test_a_payoff_made_since_the_waiver_is_not_reprocessed():
     wid = waive(shop.admin, lid, component="penalties").json()["waivers"][0]["id"]
     # a payoff dated before the waiver: the schedule as it stands is not what was owed then (it used to be a 500)
     yesterday = (today - timedelta(days=1)).isoformat()
-    quote = balance(shop.officer, lid, yesterday)["payoff_amount"]
+    as_of_yesterday = balance(shop.officer, lid, yesterday)
+    quote = as_of_yesterday["payoff_amount"]
+    assert as_of_yesterday["payoff"]["available"] is False
+    assert as_of_yesterday["payoff"]["earliest_date"] == today.isoformat()
     e = err(payoff(shop.officer, lid, quote, on=yesterday), 400, "validation_error")
     assert e["details"]["fields"]["payoff_date"] == [f"on or after {today}"]
     done = payoff(shop.officer, lid, balance(shop.officer, lid, today.isoformat())["payoff_amount"],

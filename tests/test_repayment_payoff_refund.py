@@ -91,15 +91,20 @@ def test_payoff_after_a_partial_payment_and_its_date_rules():
     assert repay(shop.officer, lid, "100.00", on="2026-02-20").status_code == 201  # interest 30.00, principal 70.00
     # a payoff may not be dated before a repayment in effect
     bad = err(payoff(shop.officer, lid, "940.15", on="2026-02-15"), 400, "validation_error")
-    assert "payoff_date" in bad["details"]["fields"]
+    assert bad["details"]["fields"]["payoff_date"] == ["on or after 2026-02-20"]
+    # and the balance as of that day says so, with the first day a payoff can be dated
+    before = balance(shop.officer, lid, "2026-02-15")["payoff"]
+    assert (before["available"], before["earliest_date"]) == (False, "2026-02-20")
     err(payoff(shop.officer, lid, "1.00", on="2099-01-01"), 400, "validation_error")  # future
     # on 2026-02-20: principal 930.00 + installment 2's interest for 19 of 28 days (20.29 x 19 / 28 = 13.77)
-    quote = balance(shop.officer, lid, "2026-02-20")["payoff_amount"]
-    assert quote == "943.77"
+    on_the_day = balance(shop.officer, lid, "2026-02-20")
+    quote = on_the_day["payoff_amount"]
+    assert quote == "943.77" and on_the_day["payoff"]["available"] is True
     r = payoff(shop.officer, lid, quote, on="2026-02-20")
     assert r.status_code == 201, r.content
     assert r.json()["closed_loan"] is True and r.json()["waived"][0] == {
         "number": 2, "interest": "6.52", "fees": "0.00", "penalties": "0.00"}
+    assert balance(shop.officer, lid, "2026-02-20")["payoff"]["available"] is False  # closed: nothing to pay off
     assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
 
 
@@ -206,7 +211,12 @@ def test_the_balance_as_of_a_day_before_a_payoff_owes_what_the_payoff_waived_lat
     assert payoff(shop.officer, lid, quote).status_code == 201
     assert interest_due(lid)[3] == D("0.00")  # the payoff waived installment 3's interest
     # as of a day before the payoff, the installments are what they were then: nothing waived yet
-    assert balance(shop.officer, lid, "2026-02-12") == before  # still active then, nothing waived yet
+    after = balance(shop.officer, lid, "2026-02-12")
+    # only whether and from when a payoff can be dated has changed: not any more, the loan is closed by one
+    assert (before["payoff"].pop("available"), after["payoff"].pop("available")) == (True, False)
+    assert (before["payoff"].pop("earliest_date"), after["payoff"].pop("earliest_date")) == ("2026-02-10",
+                                                                                             "2026-02-15")
+    assert after == before  # still active then, nothing waived yet
     assert before["status"] == "active" and before["closed_at"] is None
     assert before["installments"][3]["due"]["interest"] == "10.30"
     assert before["outstanding"]["total"] == "960.59"

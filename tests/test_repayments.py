@@ -429,7 +429,7 @@ def test_payoff_as_of_a_mid_period_date():
     b = balance(shop.officer, lid, "2026-02-15")
     assert b["payoff"] == {
         "principal": "1000.00", "interest_due": "30.00", "current_period_interest": "10.15", "fees": "0.00",
-        "penalties": "0.00",
+        "penalties": "0.00", "available": True, "earliest_date": "2026-01-01",
         "current_period": {"installment": 2, "period_start": "2026-02-01", "due_date": "2026-03-01",
                            "days_in_period": 28, "days_elapsed": 14, "scheduled_interest": "20.29",
                            "accrued_interest": "10.15", "interest_paid": "0.00", "interest_owed": "10.15"}}

@@ -83,8 +83,11 @@ def reversal_json(row) -> dict:
             "reversal_reason": row.reversal_reason or None, "reversal_journal_entry": row.reversal_entry_id}
 
 
-def balance_json(b: selectors.LoanBalance) -> dict:
+def balance_json(b: selectors.LoanBalance, floor: selectors.PayoffFloor) -> dict:
+    """``floor``: the loan's :class:`~node.repayments.selectors.PayoffFloor` — whether the payoff quoted as of
+    ``b.as_of`` can be recorded (``payoff.available``) and from which day (``payoff.earliest_date``)."""
     cp = b.payoff.current_period
+    earliest = max(filter(None, (floor.earliest, b.loan.disbursement_date)))
     return {
         "loan": b.loan.pk,
         "reference": b.loan.reference,
@@ -108,6 +111,8 @@ def balance_json(b: selectors.LoanBalance) -> dict:
             "current_period_interest": _m(b.payoff.current_period_interest),
             "fees": _m(b.payoff.fees),
             "penalties": _m(b.payoff.penalties),
+            "available": b.loan.status == LoanStatus.ACTIVE and b.as_of >= earliest,
+            "earliest_date": earliest.isoformat(),
             "current_period": None if cp is None else {
                 "installment": cp.installment, "period_start": cp.period_start.isoformat(),
                 "due_date": cp.due_date.isoformat(), "days_in_period": cp.days_in_period,
@@ -488,7 +493,7 @@ class LoanBalanceApi(APIView):
                                        details={"fields": {"as_of": ["YYYY-MM-DD"]}}) from None
         else:
             as_of = timezone.localdate()
-        return Response(balance_json(selectors.loan_balance(loan=loan, as_of=as_of)))
+        return Response(balance_json(selectors.loan_balance(loan=loan, as_of=as_of), selectors.payoff_floor(loan)))
 
 
 class ProductRepaymentConfigSerializer(StrictSerializer):

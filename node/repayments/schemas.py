@@ -109,6 +109,11 @@ class Payoff(serializers.Serializer):
     current_period_interest = MoneyField()
     fees = MoneyField()
     penalties = MoneyField()
+    available = serializers.BooleanField(
+        help_text="whether POST …/payoff can be dated as_of: the loan is active and as_of is on or after earliest_date")
+    earliest_date = serializers.DateField(
+        help_text="the first day a payoff may be dated: the disbursement, or the latest repayment in effect, waiver, "
+                  "undone waiver or added charge if later")
     current_period = CurrentPeriod(allow_null=True)
 
 

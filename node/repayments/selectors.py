@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import Max, Prefetch, QuerySet, Sum
 from django.utils import timezone
 
 from node.audit.services import audit_access_denied
@@ -318,6 +318,33 @@ def loan_balance(*, loan: Loan, as_of: dt.date) -> LoanBalance:
         overdue=_sum([r for r in rows if r.due_date < as_of]), payoff=payoff,
         overpayment_held=overpayment_held(loan, as_of=as_of), closed_at=closed_at, status=status,
     )
+
+
+@dataclass(frozen=True)
+class PayoffFloor:
+    """What stops a payoff being dated earlier: the latest repayment in effect (``last_repayment``) and the latest
+    change to what the schedule owes — a waiver in effect, an undone waiver, an added charge (``last_change``). A
+    payoff dated before either would settle a schedule that was not what was owed on its date."""
+
+    last_repayment: dt.date | None
+    last_change: dt.date | None
+
+    @property
+    def earliest(self) -> dt.date | None:
+        """The first day a payoff may be dated (``None``: any day from the disbursement)."""
+        return max(filter(None, (self.last_repayment, self.last_change)), default=None)
+
+
+def payoff_floor(loan: Loan) -> PayoffFloor:
+    """The dates a payoff of ``loan`` may not precede (:class:`PayoffFloor`); ``loan_payoff`` refuses an earlier one
+    and the balance says so."""
+    last_repayment = (Repayment.objects.filter(loan_id=loan.pk, reversed_at__isnull=True)
+                      .aggregate(m=Max("payment_date"))["m"])
+    last_change = max(filter(None, (
+        ChargeWaiver.objects.filter(loan_id=loan.pk, undone_at__isnull=True).aggregate(m=Max("waived_on"))["m"],
+        ChargeWaiver.objects.filter(loan_id=loan.pk).aggregate(m=Max("undone_on"))["m"],
+        LoanCharge.objects.filter(loan_id=loan.pk).aggregate(m=Max("charged_on"))["m"])), default=None)
+    return PayoffFloor(last_repayment=last_repayment, last_change=last_change)
 
 
 # --- the loan's transaction history ------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import IntegrityError, ProgrammingError, connection, transaction
-from django.db.models import F, Max, OuterRef, Q, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from node.audit.services import AuditSpec, audit_record, audit_record_many
@@ -81,7 +81,7 @@ from node.repayments.models import (
     RepaymentAllocation,
     RepaymentChannel,
 )
-from node.repayments.selectors import loan_balance, overpayment_held
+from node.repayments.selectors import loan_balance, overpayment_held, payoff_floor
 from node.repayments.signals import repayment_replayed
 from node.users.models import Role, User
 from replication.outbox import outbox_enqueue_many
@@ -700,21 +700,15 @@ def loan_payoff(*, actor: User, loan: Loan, amount: Decimal, payoff_date: dt.dat
     loan = (Loan.objects.select_for_update(of=("self",)).select_related("mfi", "product", "borrower")
             .annotate(repayment_strategy=_strategy_subquery()).get(pk=loan.pk))
     _check_repayable(loan, payoff_date)
-    latest = (Repayment.objects.filter(loan_id=loan.pk, reversed_at__isnull=True, payment_date__gt=payoff_date)
-              .order_by("-payment_date").values_list("payment_date", flat=True).first())
-    if latest is not None:
+    floor = payoff_floor(loan)
+    if floor.last_repayment is not None and floor.last_repayment > payoff_date:
         raise ValidationFailed("A payoff cannot be dated before a repayment of the loan that is in effect.",
-                               details={"fields": {"payoff_date": [f"on or after {latest}"]}})
-    changed = max(filter(None, (  # the schedule as it stands is not what was owed then: no quote settles both
-        ChargeWaiver.objects.filter(loan_id=loan.pk, waived_on__gt=payoff_date, undone_at__isnull=True)
-        .aggregate(m=Max("waived_on"))["m"],
-        ChargeWaiver.objects.filter(loan_id=loan.pk, undone_on__gt=payoff_date).aggregate(m=Max("undone_on"))["m"],
-        LoanCharge.objects.filter(loan_id=loan.pk, charged_on__gt=payoff_date).aggregate(m=Max("charged_on"))["m"])),
-        default=None)
-    if changed is not None:
+                               details={"fields": {"payoff_date": [f"on or after {floor.last_repayment}"]}})
+    if floor.last_change is not None and floor.last_change > payoff_date:
+        # the schedule as it stands is not what was owed then: no quote settles both
         raise ValidationFailed("A payoff cannot be dated before a waiver, an undone waiver or a charge added to the "
                                "loan since: record it on or after that day, or post it as a repayment.",
-                               details={"fields": {"payoff_date": [f"on or after {changed}"]}})
+                               details={"fields": {"payoff_date": [f"on or after {floor.last_change}"]}})
     installments = _locked_installments(loan)
     quote = loan_balance(loan=loan, as_of=payoff_date).payoff
     if amount != quote.amount:
