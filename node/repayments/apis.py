@@ -619,7 +619,7 @@ class MobileMoneyUnappliedApi(APIView):
 
     @extend_schema(responses=schemas.MobileMoneyPayment(many=True))
     def get(self, request):
-        rows = selectors.mobile_money_to_refund(mfi_id=request.user.mfi_id).select_related("repayment")[:500]
+        rows = selectors.mobile_money_unapplied(mfi_id=request.user.mfi_id).select_related("repayment")[:500]
         return Response([mobile_money_json(p) for p in rows])
 
 

@@ -447,7 +447,7 @@ def access_mobile_money_payment(actor, payment_id):
     return p
 
 
-def mobile_money_to_refund(*, mfi_id: int) -> QuerySet:
+def mobile_money_unapplied(*, mfi_id: int) -> QuerySet:
     """Mobile money the MFI received that no loan took (``unapplied``), oldest first: its admins' worklist (apply
     to a loan or pay back)."""
     from node.repayments.models import MobileMoneyPayment, MobileMoneyStatus

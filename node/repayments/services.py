@@ -893,7 +893,8 @@ def charge_waiver_undo(*, actor: User, waiver: ChargeWaiver, reason: str) -> Cha
                               "undone.", details={"waiver": row.pk, "held": str(held)})
     installments = _locked_installments(loan)
     was_closed = loan.status == LoanStatus.CLOSED
-    before = getattr(next(i for i in installments if i.pk == row.installment_id), row.component)
+    waived_inst = next(i for i in installments if i.pk == row.installment_id)
+    before, inst_number = getattr(waived_inst, row.component), waived_inst.number
 
     def owe_again(by_pk: dict[int, LoanInstallment]) -> None:
         inst = by_pk[row.installment_id]
@@ -908,7 +909,6 @@ def charge_waiver_undo(*, actor: User, waiver: ChargeWaiver, reason: str) -> Cha
     reopened = was_closed and loan.status == LoanStatus.ACTIVE
     replayed = [{"repayment": old.pk, "receipt_number": old.receipt_number, "replayed_as": new.pk,
                  "new_receipt_number": new.receipt_number} for old, new in zip(later, replays, strict=True)]
-    inst_number = next(i.number for i in installments if i.pk == row.installment_id)
     audit_record(actor=actor, action="loan.charges_waive_undo", target_type="charge_waiver", target_id=row.pk,
                  mfi=loan.mfi, before={"undone": False, row.component: str(before)},
                  after={"undone": True, "reason": reason, "loan": loan.pk, "installment": inst_number,

@@ -64,7 +64,7 @@ QUEUE_STATES = (LoanStatus.SUBMITTED, LoanStatus.UNDER_REVIEW, LoanStatus.APPROV
 def queue(request):
     loans = (loan_selectors.loan_list_for(actor=request.user).filter(status__in=QUEUE_STATES)
              .order_by("submitted_at", "id"))
-    to_refund = (repayment_selectors.mobile_money_to_refund(mfi_id=request.user.mfi_id).count()
+    to_refund = (repayment_selectors.mobile_money_unapplied(mfi_id=request.user.mfi_id).count()
                  if request.user.role == Role.MFI_ADMIN else 0)
     return render(request, "web/staff/queue.html", {"loans": loans, "to_refund": to_refund})
 
@@ -468,7 +468,7 @@ def mobile_money_refund(request, loan_id, payment_id):
 def mobile_money_unapplied(request):
     """Mobile money the MFI received that no loan took (a paybill payment with a mistyped account, money for a
     loan closed meanwhile), oldest first: apply each to a loan, or record that it was paid back."""
-    rows = list(repayment_selectors.mobile_money_to_refund(mfi_id=request.user.mfi_id)[:200])
+    rows = list(repayment_selectors.mobile_money_unapplied(mfi_id=request.user.mfi_id)[:200])
     return render(request, "web/staff/mobile_money.html", {"rows": rows, "paybill": request.user.mfi.paybill_number})
 
 
