@@ -106,10 +106,22 @@ def test_demo_loan_from_application_to_disbursement(test_cluster, node_url):
     (mfi,) = requests.get(f"{base}/api/v1/mfis/", headers=officer, timeout=20).json()
     assert mfi["paybill_number"], mfi  # the demo gives each demo MFI one
     reference = requests.get(f"{base}/api/v1/loans/{lid}/", headers=borrower, timeout=20).json()["reference"]
-    res = subprocess.run([sys.executable, str(REPO_ROOT / "manage.py"), "mobile_money_simulate", "--paybill",
-                          reference.lower(), "--amount", "50.00", "--business-number", mfi["paybill_number"]],
-                         env=test_cluster.env_for("maseru"), capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0 and res.stdout.startswith("201 "), res.stdout + res.stderr[-2000:]
+    def pay_bill(account: str) -> subprocess.CompletedProcess:  # the provider validates first (C2B validation)
+        return subprocess.run([sys.executable, str(REPO_ROOT / "manage.py"), "mobile_money_simulate", "--validate",
+                               "--paybill", account, "--amount", "50.00", "--business-number", mfi["paybill_number"]],
+                              env=test_cluster.env_for("maseru"), capture_output=True, text=True, timeout=120)
+
+    def unapplied() -> int:
+        r = requests.get(f"{base}/api/v1/mobile-money/unapplied", headers=officer, timeout=20)
+        assert r.status_code == 200, r.text
+        return len(r.json())
+
+    waiting = unapplied()
+    res = pay_bill(reference[:-1])  # a mistyped account is refused at the phone: nothing reaches the node's books
+    assert res.returncode != 0 and "unknown_account" in res.stderr, res.stdout + res.stderr[-2000:]
+    assert unapplied() == waiting
+    res = pay_bill(reference.lower())
+    assert res.returncode == 0 and res.stdout.splitlines()[-1].startswith("201 "), res.stdout + res.stderr[-2000:]
     paybill = next(p for p in requests.get(f"{base}/api/v1/loans/{lid}/mobile-money", headers=borrower,
                                            timeout=20).json() if p["kind"] == "paybill")
     assert paybill["status"] == "paid" and paybill["amount_received"] == "50.00" and paybill["receipt_number"]

@@ -26,6 +26,7 @@ from tests.loan_fixtures import disbursed, err, key, open_shop, post
 pytestmark = pytest.mark.django_db
 SECRET = "test-paybill-secret-0123456789abcdef"
 PAYBILL = "/api/v1/mobile-money/paybill"
+CHECK = "/api/v1/mobile-money/paybill/check"
 
 
 @pytest.fixture(autouse=True)
@@ -33,14 +34,14 @@ def provider(settings):
     settings.MOBILE_MONEY_SECRET = SECRET
 
 
-def notice(body: dict | bytes, *, secret: str = SECRET, ts: int | None = None):
+def notice(body: dict | bytes, *, secret: str = SECRET, ts: int | None = None, path: str = PAYBILL):
     """POST a paybill notice as the provider does: HMAC-SHA256 over "<timestamp>." + the raw body."""
     from rest_framework.test import APIClient
 
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     stamp = str(int(time.time()) if ts is None else ts)
     mac = hmac.new(secret.encode(), stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
-    return APIClient().post(PAYBILL, data=raw, content_type="application/json",
+    return APIClient().post(path, data=raw, content_type="application/json",
                             HTTP_X_LETSEMA_TIMESTAMP=stamp, HTTP_X_LETSEMA_SIGNATURE=f"sha256={mac}")
 
 
@@ -232,6 +233,44 @@ def test_the_business_number_is_set_by_the_mfis_admins_and_belongs_to_one_mfi(se
     assert r.status_code == 200, r.content
     actions = list(AuditEvent.objects.filter(action="mfi.paybill_set").values_list("after", flat=True))
     assert {"paybill_number": None} in actions and actions.count({"paybill_number": "880606"}) == 2
+
+
+def test_the_provider_asks_first_and_a_payment_no_loan_can_take_is_refused_at_the_phone():
+    """M-Pesa's C2B validation: the same signed body, before the money moves. Accepted for an active loan of the
+    MFI (whatever the payer's spacing and case); refused with a stable reason otherwise; nothing written either way."""
+    shop = with_paybill("paybill-check", "880707")
+    lid = disbursed(shop, principal="1000.00", n=3, on="2026-01-01")
+    ref = Loan.objects.get(pk=lid).reference
+    body = {"transaction_id": "PB-CHK-1", "business_number": "880707", "account_reference": f" {ref.lower()} ",
+            "amount": "50.00", "phone": "26658001122"}
+    other = with_paybill("paybill-check2", "880708")  # another MFI's business number: not that MFI's loan
+    audit_rows, entries = AuditEvent.objects.count(), JournalEntry.objects.filter(mfi=shop.mfi).count()
+
+    def check(extra: dict | None = None) -> dict:
+        r = notice({**body, **(extra or {})}, path=CHECK)
+        assert r.status_code == 200, r.content
+        return r.json()
+
+    ok = check()
+    assert ok == {"accept": True, "transaction_id": "PB-CHK-1", "business_number": "880707",
+                  "account_reference": f" {ref.lower()} ".strip(), "mfi": shop.mfi.code, "loan_reference": ref}
+    typo = check({"account_reference": "MY LOAN"})
+    assert (typo["accept"], typo["reason"]) == (False, "unknown_account") and "MYLOAN" in typo["message"]
+    assert check({"business_number": "999999"})["reason"] == "unknown_business_number"
+    assert check({"business_number": "880708"})["reason"] == "unknown_account"
+    # bad requests as for the notice: signature, fields
+    err(notice(body, secret="wrong", path=CHECK), 401, "invalid_signature")
+    err(notice({**body, "amount": "-1"}, path=CHECK), 400, "validation_error")
+    assert not MobileMoneyPayment.objects.filter(mfi__in=[shop.mfi, other.mfi]).exists()
+    assert AuditEvent.objects.count() == audit_rows
+    assert JournalEntry.objects.filter(mfi=shop.mfi).count() == entries
+    # the loan paid off: the next payment is refused at the phone instead of landing in unapplied receipts
+    owed = outstanding(shop, lid)
+    assert post(shop.officer, f"/api/v1/loans/{lid}/repayments",
+                {"amount": str(owed), "payment_date": "2026-03-01", "channel": "cash"},
+                idem=key()).status_code == 201
+    closed = check()
+    assert (closed["accept"], closed["reason"]) == (False, "loan_not_active") and "closed" in closed["message"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -611,6 +611,22 @@ class MobileMoneyPaybillApi(APIView):
         return Response(mobile_money_json(p), status=status.HTTP_201_CREATED if new else status.HTTP_200_OK)
 
 
+class MobileMoneyPaybillCheckApi(APIView):
+    """The provider asks before taking the payer's money whether the MFI takes a paybill payment (M-Pesa's C2B
+    validation; the notice's body, signed the same way). 200 with ``accept`` true (the MFI and the loan it will post
+    on) or false with ``reason``: ``unknown_business_number``, ``unknown_account``, ``loan_not_active``. Nothing is
+    written. 400 ``validation_error``, 401 ``invalid_signature``, 503 ``mobile_money_not_configured``."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=schemas.MobileMoneyPaybillNotice, responses={200: schemas.MobileMoneyPaybillCheck})
+    def post(self, request):
+        return Response(mobile_money.mobile_money_paybill_check(
+            body=request.body, timestamp=request.headers.get("X-Letsema-Timestamp", ""),
+            signature=request.headers.get("X-Letsema-Signature", "")))
+
+
 class MobileMoneyUnappliedApi(APIView):
     """Mobile money the MFI received that no loan took (``unapplied``), oldest first: what its admins apply to a
     loan or pay back (the MFI's staff; the first 500)."""

@@ -385,6 +385,34 @@ def mobile_money_paybill(*, body: bytes, timestamp: str, signature: str) -> tupl
     return p, True
 
 
+def mobile_money_paybill_check(*, body: bytes, timestamp: str, signature: str) -> dict:
+    """The provider asks, before it takes the payer's money, whether the MFI will take a paybill payment (M-Pesa's
+    C2B "validation"; the same signed body as the notice). Accepted when the business number is an MFI of this node
+    and the account is one of its active loans; otherwise refused with a stable ``reason``
+    (``unknown_business_number``, ``unknown_account``, ``loan_not_active``), so the payer is told at the phone and
+    the money never becomes ``unapplied``. Reads only: nothing is written, nothing reserved (a loan closed between
+    the check and the notice still ends ``unapplied``, as without a check)."""
+    _check_signature(body, timestamp, signature, "paybill check")
+    data = _paybill_notice(body)
+    answer = {"accept": False, "transaction_id": data["transaction_id"], "business_number": data["business_number"],
+              "account_reference": data["account_reference"]}
+    mfi = Mfi.objects.filter(paybill_number=data["business_number"], is_active=True).first()
+    loan = mfi_loan_by_reference(mfi_id=mfi.pk, reference=data["account_reference"]) if mfi else None
+    if mfi is None:
+        answer.update(reason="unknown_business_number", message="No MFI of this node has that business number.")
+    elif loan is None:
+        answer.update(reason="unknown_account",
+                      message=f"{mfi.name} has no loan with the account {normalise_account(data['account_reference'])}.")
+    elif loan.status != LoanStatus.ACTIVE:
+        answer.update(reason="loan_not_active", message=f"The loan {loan.reference} is {loan.status}: it takes no "
+                      "payments.")
+    else:
+        answer.update(accept=True, mfi=mfi.code, loan_reference=loan.reference)
+    log.info("mobile money paybill check", extra={"transaction_id": data["transaction_id"], "accept": answer["accept"],
+                                                   "reason": answer.get("reason", "")})
+    return answer
+
+
 @transaction.atomic
 def mobile_money_apply(*, actor: User, payment: MobileMoneyPayment, loan: Loan) -> MobileMoneyPayment:
     """An MFI admin applies ``unapplied`` money (a paybill payment with a mistyped account, a payment for a loan

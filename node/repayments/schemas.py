@@ -274,6 +274,18 @@ class MobileMoneyPaybillNotice(serializers.Serializer):
     paid_at = serializers.DateTimeField(required=False, help_text="when it was paid (default: now); last 30 days")
 
 
+class MobileMoneyPaybillCheck(serializers.Serializer):
+    accept = serializers.BooleanField(help_text="whether the MFI takes the payment; false: the provider refuses it")
+    transaction_id = serializers.CharField()
+    business_number = serializers.CharField()
+    account_reference = serializers.CharField(help_text="as the payer typed it")
+    mfi = serializers.CharField(required=False, help_text="accepted: the MFI's code")
+    loan_reference = serializers.CharField(required=False, help_text="accepted: the loan the notice will post on")
+    reason = serializers.ChoiceField(choices=["unknown_business_number", "unknown_account", "loan_not_active"],
+                                     required=False, help_text="refused: why (stable code)")
+    message = serializers.CharField(required=False, help_text="refused: why, in words")
+
+
 class MobileMoneyConfirmation(serializers.Serializer):
     request_id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=["success", "failed"])

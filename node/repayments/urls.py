@@ -13,6 +13,7 @@ urlpatterns = [
     path("loans/<int:loan_id>/mobile-money", apis.LoanMobileMoneyApi.as_view(), name="loan-mobile-money"),
     path("mobile-money/confirmations", apis.MobileMoneyConfirmationApi.as_view(), name="mobile-money-confirmations"),
     path("mobile-money/paybill", apis.MobileMoneyPaybillApi.as_view(), name="mobile-money-paybill"),
+    path("mobile-money/paybill/check", apis.MobileMoneyPaybillCheckApi.as_view(), name="mobile-money-paybill-check"),
     path("mobile-money/unapplied", apis.MobileMoneyUnappliedApi.as_view(), name="mobile-money-unapplied"),
     path("mobile-money/<int:payment_id>/apply", apis.MobileMoneyApplyApi.as_view(), name="mobile-money-apply"),
     path("mobile-money/<int:payment_id>/refund", apis.MobileMoneyRefundApi.as_view(), name="mobile-money-refund"),

@@ -6,7 +6,8 @@ would once the phone's owner approved (or, with ``--fail``, declined) it.
     manage.py mobile_money_simulate --request-id <uuid> --fail "Insufficient balance"
 
 With ``--paybill ACCOUNT --amount X`` it plays a payer who sends X to the MFI's business number (``--business-number``,
-default: the only MFI of the node that has one) with ACCOUNT (a loan reference) as the account, no prompt involved.
+default: the only MFI of the node that has one) with ACCOUNT (a loan reference) as the account, no prompt involved;
+``--validate`` first asks the node whether it takes the payment (M-Pesa's C2B validation) and, refused, sends nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Command(BaseCommand):
         parser.add_argument("--paybill", metavar="ACCOUNT", help="a paybill payment with this account reference")
         parser.add_argument("--business-number", help="paybill: the MFI's business number")
         parser.add_argument("--phone", default="26650000000", help="paybill: the payer's number")
+        parser.add_argument("--validate", action="store_true",
+                            help="paybill: ask the node first (C2B validation); refused, the payer keeps the money")
 
     def handle(self, *args, **opts):
         if not settings.MOBILE_MONEY_SECRET:
@@ -69,9 +72,13 @@ class Command(BaseCommand):
                 "business_number": number, "account_reference": opts["paybill"], "amount": opts["amount"],
                 "phone": opts["phone"]}
         url = opts["url"] or settings.DISTRICT.public_url.rstrip("/") + "/api/v1/mobile-money/paybill"
+        if opts["validate"]:
+            answer = self._send(url + "/check", body)
+            if not answer.get("accept"):
+                raise CommandError(f"refused at the phone ({answer.get('reason')}): {answer.get('message')}")
         self._send(url, body)
 
-    def _send(self, url: str, body: dict) -> None:
+    def _send(self, url: str, body: dict) -> dict:
         raw = json.dumps(body).encode()
         ts = str(int(time.time()))
         r = requests.post(url, data=raw, timeout=20, headers={
@@ -80,3 +87,4 @@ class Command(BaseCommand):
         self.stdout.write(f"{r.status_code} {r.text}")
         if r.status_code not in (200, 201):
             raise CommandError(f"the node answered {r.status_code}")
+        return r.json()
