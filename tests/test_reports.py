@@ -17,7 +17,7 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from node.cob.models import MonthEndPortfolio
-from node.cob.services import month_end_snapshot, month_ends_between
+from node.cob.services import month_end_snapshot, month_ends_between, portfolio_day_snapshot
 from node.loans.models import Loan, LoanInstallment
 from node.borrowers.models import Borrower
 from node.repayments.models import RepaymentAllocation
@@ -149,6 +149,55 @@ def test_par_by_product_and_officer(book):
     sec = section(run(shop.analyst, "par", by="officer"))
     assert [r["group"] for r in sec["rows"]] == [shop.officer.username]  # the officer approved every loan
     assert sec["rows"][0]["loans"] == 7
+
+
+def test_par_trend_from_the_days_close_of_business_kept(book):
+    """Each close keeps the portfolio's risk of its day (``portfolio_day_snapshot``, the PAR report's measures); the
+    trend shows, per period, the last closed day of the period — here a month that got worse, one with no close, and
+    one that got better, against the live PAR of the same loans."""
+    from node.cob.models import PortfolioDay
+    from node.cob.services import portfolio_day_snapshot
+
+    shop, loans, other = book
+    portfolio_day_snapshot(day=date(2026, 1, 20))  # the book as built: PAR30 2900-ish
+    Loan.objects.filter(pk=loans[31]).update(days_past_due=0, delinquency_bucket="current")  # caught up
+    portfolio_day_snapshot(day=date(2026, 1, 31))  # the month's last close wins over the 20th
+    Loan.objects.filter(pk__in=[loans[0], loans[1], loans[2]]).update(days_past_due=45, delinquency_bucket="31-60")
+    portfolio_day_snapshot(day=date(2026, 3, 31))
+    again = portfolio_day_snapshot(day=date(2026, 3, 31))  # a day kept twice replaces its rows, never adds
+    assert again == PortfolioDay.objects.filter(business_date=date(2026, 3, 31)).count() == 2  # two MFIs
+    body = run(shop.analyst, "par_trend", period="month", **{"from": "2026-01-01", "to": "2026-03-31"})
+    assert body["as_of"] == "2026-01-01 – 2026-03-31" and body["params"]["mfi"] == shop.mfi.code
+    sec = section(body, "trend")
+    assert [r["group"] for r in sec["rows"]] == ["2026-01-01", "2026-02-01", "2026-03-01"]
+    jan, feb, mar = sec["rows"]
+    assert jan["loans"] == 7 and D(jan["outstanding"]) == D("7000.00")
+    # January as of the 31st: 61 and 91 over 30 days (31 caught up), the other MFI's 95-day loan not here
+    assert D(jan["at_risk_30"]) == D("2000.00") and jan["loans_at_risk_30"] == 2 and jan["par_30"] == "0.2857"
+    assert jan["par_1"] == "0.5714"  # 2, 30, 61, 91 over 1 day: 4000 / 7000
+    assert feb["loans"] == 0 and feb["par_30"] is None  # no close of business kept a day in February
+    assert D(mar["at_risk_30"]) == D("5000.00") and mar["par_30"] == "0.7143"  # 0, 1, 2 at 45 days, 61, 91
+    live = row(section(run(shop.analyst, "par")), shop.mfi.code)  # the same measures as the PAR report now
+    assert {k: live[k] for k in ("loans", "outstanding", "at_risk_1", "at_risk_30", "at_risk_90", "par_30")} == {
+        k: mar[k] for k in ("loans", "outstanding", "at_risk_1", "at_risk_30", "at_risk_90", "par_30")}
+    # by day: only the days kept
+    days = section(run(shop.analyst, "par_trend", period="day", **{"from": "2026-01-19", "to": "2026-01-21"}),
+                   "trend")
+    assert [(r["group"], r["loans"]) for r in days["rows"]] == [("2026-01-19", 0), ("2026-01-20", 7),
+                                                                 ("2026-01-21", 0)]
+    # as a file: one row per month, PAR as in the table
+    r = client_for(shop.analyst).get(f"{BASE}par_trend", {"period": "month", "from": "2026-01-01",
+                                                            "to": "2026-03-31", "export": "xlsx"})
+    assert r.status_code == 200 and r.content[:2] == b"PK"
+    ws = load_workbook(io.BytesIO(r.content))["PAR trend"]
+    header = [c.value for c in ws[1]]
+    assert header[0] == "Period starting" and "PAR30" in header
+    par30 = [ws.cell(row=i, column=header.index("PAR30") + 1).value for i in range(2, 5)]
+    assert [None if v is None else D(str(v)) for v in par30] == [D("0.2857"), None, D("0.7143")]
+    # a Letsema admin over the whole node sees both MFIs
+    admin = client_for(make_user(Role.LETSEMA_ADMIN))
+    whole = admin.get(f"{BASE}par_trend", {"period": "month", "from": "2026-03-01", "to": "2026-03-31"}).json()
+    assert section(whole, "trend")["rows"][0]["loans"] == 8
 
 
 def test_aging_buckets_and_arrears(book):
@@ -283,6 +332,11 @@ def test_close_of_business_writes_the_snapshot_at_a_month_end():
     assert snap.as_of == date(2026, 3, 31) and snap.loans == 1 and snap.outstanding_principal == _out(lid)
     assert loan.days_past_due == (date(2026, 3, 31) - date(2026, 2, 1)).days == 58
     assert snap.klass == "substandard"
+    # and every close keeps its day's risk for the PAR trend
+    from node.cob.models import PortfolioDay
+
+    day = PortfolioDay.objects.get(business_date=date(2026, 3, 31), mfi=shop.mfi)
+    assert (day.loans, day.outstanding_principal, day.at_risk_30, day.at_risk_90) == (1, _out(lid), _out(lid), 0)
 
 
 def test_every_export_opens(book):
@@ -357,7 +411,7 @@ def test_who_may_run_what():
     body = admin.get(f"{BASE}par", {"mfi": other.mfi.code}).json()
     assert body["params"]["mfi"] == other.mfi.code
     names = [r["name"] for r in analyst.get(BASE).json()["reports"]]
-    assert names == ["par", "aging", "flows", "demand_collection", "repayment_rate", "risk_grades", "loans",
+    assert names == ["par", "par_trend", "aging", "flows", "demand_collection", "repayment_rate", "risk_grades", "loans",
                      "regulatory_return"]
 
 
@@ -527,8 +581,9 @@ def test_every_report_costs_the_same_queries_for_a_small_or_a_larger_book(book, 
 
     shop, _, _ = book
     month_end_snapshot(month_end=date(2026, 1, 31), as_of=date(2026, 1, 31))
+    portfolio_day_snapshot(day=date(2026, 1, 31))
     cases = [("par", {"by": by}) for by in ("mfi", "product", "officer")] + [
-        ("aging", {}), ("flows", {"from": "2026-01-01", "to": "2026-04-30"}),
+        ("par_trend", {"period": "week", "from": "2026-01-01", "to": "2026-04-30"}), ("aging", {}), ("flows", {"from": "2026-01-01", "to": "2026-04-30"}),
         ("demand_collection", {"from": "2026-01-01", "to": "2026-04-30"}),
         ("repayment_rate", {"by": "officer"}), ("risk_grades", {}), ("loans", {"status": "active"}),
         ("regulatory_return", {"month": "2026-01"})]

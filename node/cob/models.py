@@ -52,3 +52,25 @@ class MonthEndPortfolio(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["month_end", "mfi"], name="month_end_portfolio")]
+
+
+class PortfolioDay(models.Model):
+    """The portfolio's risk as each close of business left it, for the PAR trend: active loans grouped by MFI,
+    product and approving officer — how many, their outstanding principal and the part of it more than 1, 30, 60
+    and 90 days past due. One set of rows per closed business day (``business_date``: the day that close ended; a
+    close that caught up several days writes the last one only)."""
+
+    business_date = models.DateField()
+    mfi = models.ForeignKey("mfis.Mfi", on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey("loans.LoanProduct", on_delete=models.PROTECT, related_name="+")
+    officer = models.ForeignKey("users.User", null=True, on_delete=models.PROTECT, related_name="+")
+    loans = models.PositiveIntegerField()
+    loans_at_risk_30 = models.PositiveIntegerField()
+    outstanding_principal = models.DecimalField(max_digits=20, decimal_places=2)
+    at_risk_1 = models.DecimalField(max_digits=20, decimal_places=2)
+    at_risk_30 = models.DecimalField(max_digits=20, decimal_places=2)
+    at_risk_60 = models.DecimalField(max_digits=20, decimal_places=2)
+    at_risk_90 = models.DecimalField(max_digits=20, decimal_places=2)
+
+    class Meta:
+        indexes = [models.Index(fields=["business_date", "mfi"], name="portfolio_day")]

@@ -33,20 +33,28 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from node.audit.services import audit_record
+from node.cob.models import BusinessDate, CobRun, CobStatus, MonthEndPortfolio
 from node.core.errors import Conflict, ValidationFailed
 from node.core.money import exact_mul, to_money
-from node.cob.models import BusinessDate, CobRun, CobStatus, MonthEndPortfolio
+from node.credit.stacking import hold_release_event
 from node.ledger.chart import LOAN_LOSS_PROVISION, PROVISION_EXPENSE
 from node.ledger.models import JournalEntry, JournalLine
 from node.ledger.services import PostingLine, journal_post, ledger_ensure_chart
-from node.mfis.models import Mfi
-from node.credit.stacking import hold_release_event
 from node.loans.credit_events import credit_event_payload, network_loan_key
 from node.loans.models import Loan, LoanInstallment, LoanProduct, LoanStatus
 from node.loans.products import validate_overdue_penalty
+from node.mfis.models import Mfi
 from replication.outbox import outbox_enqueue_many
 
 COB_LOCK = 7_305_001  # pg advisory lock: one close of business at a time per node
+#: The portfolio-at-risk measures over active loans ``l`` (days past due as close of business keeps them): the PAR
+#: report computes them on the loans now, the daily snapshot keeps them per closed day — one definition for both.
+PAR_MEASURES_SQL = """COUNT(*) AS loans, COALESCE(SUM(l.principal_outstanding), 0) AS outstanding,
+               COUNT(*) FILTER (WHERE l.days_past_due > 30) AS loans_at_risk_30,
+               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.days_past_due > 1), 0) AS at_risk_1,
+               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.days_past_due > 30), 0) AS at_risk_30,
+               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.days_past_due > 60), 0) AS at_risk_60,
+               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.days_past_due > 90), 0) AS at_risk_90"""
 
 
 # --- the business date ---------------------------------------------------------------------------
@@ -171,6 +179,7 @@ def _close(through: date, actor_name: str, chunk_size: int, max_chunks: int | No
                     run.summary.setdefault("provisions", []).extend(p.as_summary() for p in posted)
             if ends:
                 run.summary["month_end_snapshots"] = [e.isoformat() for e in ends]
+            portfolio_day_snapshot(day=day)
             run.save(update_fields=["status", "finished_at", "summary"])
             _business_date_set(day + timedelta(days=1))
             audit_record(actor=None, action="cob.completed", target_type="business_date", target_id=day.isoformat(),
@@ -294,6 +303,22 @@ def month_end_snapshot(*, month_end: date, as_of: date) -> int:
             WHERE l.status = 'active'
             GROUP BY 3, 4, 5, 6
         """, [month_end, as_of, *params, as_of])  # nosec B608 -- SQL from code, values bound
+        return cur.rowcount
+
+
+def portfolio_day_snapshot(*, day: date) -> int:
+    """Keep the portfolio's risk as close of business has just left it on ``day`` (``PortfolioDay``; replacing an
+    earlier set for that day): the PAR trend reads it. One set-based statement, the PAR report's measures."""
+    with connection.cursor() as cur:
+        cur.execute("DELETE FROM cob_portfolioday WHERE business_date = %s", [day])
+        cur.execute(f"""
+            INSERT INTO cob_portfolioday (business_date, mfi_id, product_id, officer_id, loans, outstanding_principal,
+                                          loans_at_risk_30, at_risk_1, at_risk_30, at_risk_60, at_risk_90)
+            SELECT %s, l.mfi_id, l.product_id, l.approved_by_id, {PAR_MEASURES_SQL}
+            FROM loans_loan l
+            WHERE l.status = 'active'
+            GROUP BY 2, 3, 4
+        """, [day])  # nosec B608 -- SQL from code, values bound
         return cur.rowcount
 
 

@@ -74,6 +74,8 @@ class Section:
     chart: str | None = None  # the column drawn as a bar per group
     #: a fixed row order (e.g. bucket names); otherwise rows sort by group
     order: Callable[[], list[str]] | None = None
+    #: rows are periods (the group is a period's first day; every period of the range is shown, empty or not)
+    by_period: bool = False
 
     @property
     def measure_keys(self) -> tuple[str, ...]:
@@ -129,6 +131,10 @@ def _provision(row: dict) -> Decimal:
     return provision_for(row["outstanding"], row["group"])
 
 
+_PAR_MEASURES = (_n("loans", _("Active loans")), _m("outstanding", _("Outstanding principal")),
+                 _n("loans_at_risk_30", _("Loans over 30 days")), _m("at_risk_1", _("At risk > 1 day")),
+                 _m("at_risk_30", _("At risk > 30 days")), _m("at_risk_60", _("At risk > 60 days")),
+                 _m("at_risk_90", _("At risk > 90 days")))
 _GRADES = ["A", "B", "C", "D", "E", "—"]
 _ITEMS = ["disbursed", "collected_principal", "collected_interest", "collected_fees_penalties", "written_off",
           "rescheduled", "provision_charged"]
@@ -145,13 +151,16 @@ REPORTS: dict[str, ReportSpec] = {s.name: s for s in (
         "par", _("Portfolio at risk"),
         _("Outstanding principal of active loans with an installment overdue more than N days, divided by all "
           "outstanding principal (PAR1, PAR30, PAR60, PAR90), as of the last close of business."),
-        (Section("par", _("Portfolio at risk"), _("Group"),
-                 (_n("loans", _("Active loans")), _m("outstanding", _("Outstanding principal")),
-                  _n("loans_at_risk_30", _("Loans over 30 days")), _m("at_risk_1", _("At risk > 1 day")),
-                  _m("at_risk_30", _("At risk > 30 days")), _m("at_risk_60", _("At risk > 60 days")),
-                  _m("at_risk_90", _("At risk > 90 days"))),
-                 (_par(1), _par(30), _par(60), _par(90)), chart="par_30"),),
+        (Section("par", _("Portfolio at risk"), _("Group"), _PAR_MEASURES, (_par(1), _par(30), _par(60), _par(90)),
+                 chart="par_30"),),
         ("by",), dimensions=("mfi", "product", "officer", "district")),
+    ReportSpec(
+        "par_trend", _("PAR trend"),
+        _("Portfolio at risk per period (PAR1, PAR30, PAR60, PAR90), as the last close of business of each period "
+          "left it: how the portfolio's quality moves from month to month."),
+        (Section("trend", _("PAR trend"), _("Period starting"), _PAR_MEASURES, (_par(1), _par(30), _par(60), _par(90)),
+                 chart="par_30", by_period=True),),
+        ("period", "from", "to"), as_of="period"),
     ReportSpec(
         "aging", _("Arrears aging"),
         _("Active loans by days past due bucket: number, outstanding principal and the amount in arrears, as of "
@@ -170,14 +179,14 @@ REPORTS: dict[str, ReportSpec] = {s.name: s for s in (
                   _n("repayments", _("Repayments")), _m("collected", _("Collected")),
                   _m("collected_principal", _("Principal")), _m("collected_interest", _("Interest")),
                   _m("collected_fees_penalties", _("Fees and penalties"))),
-                 chart="collected"),),
+                 chart="collected", by_period=True),),
         ("period", "from", "to"), as_of="period"),
     ReportSpec(
         "demand_collection", _("Expected vs collected"),
         _("Installments falling due per period (principal, interest and fees; penalties excluded) against what has "
           "been paid on them so far, and what was paid by the due date."),
         (Section("demand", _("Expected vs collected"), _("Period starting"), _DEMAND, _DEMAND_DERIVED,
-                 chart="collection_rate"),),
+                 chart="collection_rate", by_period=True),),
         ("period", "from", "to"), as_of="period"),
     ReportSpec(
         "repayment_rate", _("Repayment rate"),

@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection
 
+from node.cob.services import PAR_MEASURES_SQL
 from node.ledger.chart import PROVISION_EXPENSE
 from node.reports.catalog import LOAN_LISTS
 
@@ -90,15 +91,30 @@ def par(q: ReportQuery) -> dict:
     g, gp = _group(q)
     w, wp = _mfi(q)
     return {"par": _rows(f"""
-        SELECT {g} AS "group", COUNT(*) AS loans, COALESCE(SUM(l.principal_outstanding), 0) AS outstanding,
-               COUNT(*) FILTER (WHERE l.days_past_due > 30) AS loans_at_risk_30,
-               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.days_past_due > 1), 0) AS at_risk_1,
-               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.days_past_due > 30), 0) AS at_risk_30,
-               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.days_past_due > 60), 0) AS at_risk_60,
-               COALESCE(SUM(l.principal_outstanding) FILTER (WHERE l.days_past_due > 90), 0) AS at_risk_90
+        SELECT {g} AS "group", {PAR_MEASURES_SQL}
         FROM loans_loan l {LOAN_JOINS}
         WHERE l.status = 'active' AND {w}
         GROUP BY 1 ORDER BY 1""", gp + wp)}  # nosec B608 -- allowlisted fragments, values bound
+
+
+def par_trend(q: ReportQuery) -> dict:
+    """PAR per period from the daily snapshots close of business keeps (``cob_portfolioday``): in each period, the
+    last closed day of this node on or before ``to`` — grouped by the period's start, so districts add up."""
+    w, wp = _mfi(q, "s")
+    trunc = PERIOD_SQL[q.period]
+    return {"trend": _rows(f"""
+        WITH days AS (
+            SELECT DISTINCT ON (date_trunc('{trunc}', business_date)) business_date AS day,
+                   date_trunc('{trunc}', business_date)::date AS period
+            FROM cob_portfolioday WHERE business_date BETWEEN %s AND %s
+            ORDER BY date_trunc('{trunc}', business_date), business_date DESC)
+        SELECT d.period AS "group", COALESCE(SUM(s.loans), 0) AS loans,
+               COALESCE(SUM(s.outstanding_principal), 0) AS outstanding,
+               COALESCE(SUM(s.loans_at_risk_30), 0) AS loans_at_risk_30,
+               COALESCE(SUM(s.at_risk_1), 0) AS at_risk_1, COALESCE(SUM(s.at_risk_30), 0) AS at_risk_30,
+               COALESCE(SUM(s.at_risk_60), 0) AS at_risk_60, COALESCE(SUM(s.at_risk_90), 0) AS at_risk_90
+        FROM days d LEFT JOIN cob_portfolioday s ON s.business_date = d.day AND {w}
+        GROUP BY 1 ORDER BY 1""", [q.date_from, q.date_to, *wp])}  # nosec B608 -- allowlisted fragments, values bound
 
 
 def aging(q: ReportQuery) -> dict:
@@ -226,7 +242,7 @@ def regulatory_return(q: ReportQuery) -> dict:
     return {"classification": classification, "movements": movements}
 
 
-FACTS = {"par": par, "aging": aging, "flows": flows, "demand_collection": demand_collection,
+FACTS = {"par": par, "par_trend": par_trend, "aging": aging, "flows": flows, "demand_collection": demand_collection,
          "repayment_rate": repayment_rate, "risk_grades": risk_grades, "regulatory_return": regulatory_return}
 
 

@@ -249,7 +249,7 @@ def _finish(s: Section, rows: list[dict], q: ReportQuery) -> dict:
             by_group.setdefault(g, _empty_row(s, g))
         rank = {g: i for i, g in enumerate(order)}
         groups = sorted(by_group, key=lambda g: (rank.get(g, len(rank)), str(g)))
-    elif s.key in ("flows", "demand"):
+    elif s.by_period:
         for p in _periods(q.period, q.date_from, q.date_to):
             by_group.setdefault(p, _empty_row(s, p))
         groups = sorted(by_group)
@@ -266,7 +266,7 @@ def _finish(s: Section, rows: list[dict], q: ReportQuery) -> dict:
     for d in s.derived:
         total[d.key] = (d.fn(total, total) if d.total == "recompute"
                         else sum((r[d.key] or 0 for r in out), Decimal("0.00")) if d.total == "sum" else None)
-    columns = ([{"key": "group", "label": s.group_label, "kind": "date" if s.key in ("flows", "demand") else "text"}]
+    columns = ([{"key": "group", "label": s.group_label, "kind": "date" if s.by_period else "text"}]
                + [{"key": c.key, "label": c.label, "kind": c.kind} for c in s.measures]
                + [{"key": d.key, "label": d.label, "kind": d.kind} for d in s.derived])
     return {"key": s.key, "title": s.title, "columns": columns, "rows": out, "total": total, "chart": s.chart}
@@ -312,7 +312,7 @@ def _parser(q: ReportQuery):
                 if not isinstance(r, dict) or set(r) - {"group", *s.measure_keys} or "group" not in r:
                     raise BadResponse(f"bad row in {s.key!r}")
                 try:
-                    row = {"group": date.fromisoformat(r["group"]) if s.key in ("flows", "demand")
+                    row = {"group": date.fromisoformat(r["group"]) if s.by_period
                            else str(r["group"])}
                     for c in s.measures:
                         v = r.get(c.key, 0)
