@@ -170,6 +170,36 @@ def test_committed_repayment_is_sent_in_the_borrowers_language_and_a_rolled_back
     assert_no_national_id(shop, *sms_for(shop))
 
 
+def test_a_reversed_repayment_is_told_once_and_replayed_ones_are_not(django_capture_on_commit_callbacks):
+    """The borrower who got a receipt hears when staff take that payment back (in their language), with what is
+    outstanding now; repayments replayed under it by reprocessing still count, so nobody hears of them."""
+    shop = open_shop()
+    assert set_pref(shop.borrower_user, shop.borrower.pk, language="st").status_code == 200
+    lid = disbursed(shop)
+    ref = Loan.objects.get(pk=lid).reference
+    first, later = repay(shop.officer, lid, "100.00"), repay(shop.officer, lid, "50.00", on="2026-02-12")
+    with django_capture_on_commit_callbacks(execute=True):
+        r = post(shop.admin, f"/api/v1/repayments/{first['id']}/reverse",
+                 {"reason": "cheque bounced", "reprocess_later": True}, idem=key())
+    assert r.status_code == 200, r.content
+    (replay,) = r.json()["replays"]
+    n = Notification.objects.get(kind="repayment_reversed")
+    assert n.event_key == f"repayment:{first['id']}:reversed" and n.status == "sent" and n.language == "st"
+    # 1000.00 + 60.59 interest, less the 50.00 still in effect (replayed as a new receipt)
+    assert n.context == {"mfi": shop.mfi.name, "reference": ref, "currency": "LSL", "amount": "100.00",
+                         "receipt_number": first["receipt_number"], "payment_date": "2026-02-10",
+                         "outstanding": "1010.59"}
+    (text,) = [t for t in sms_for(shop) if "hlakotsoe" in t]
+    assert text == (f"{shop.mfi.name}: tefo ea hau ea LSL 100.00 ea kalimo {ref} (rasiti {first['receipt_number']}) "
+                    "e hlakotsoe. E setseng: LSL 1010.59. Lipotso? Ka kopo ikopanye le rona.")
+    assert "cheque" not in text  # the staff's reason stays inside the MFI
+    # the replayed 50.00: no "reversed" and no second "received" for it
+    assert Notification.objects.filter(kind="repayment_reversed").count() == 1
+    assert not Notification.objects.filter(event_key__in=[f"repayment:{later['id']}:reversed",
+                                                          f"repayment:{replay['id']}:received"]).exists()
+    assert_no_national_id(shop, *sms_for(shop))
+
+
 def test_notify_refuses_stray_fields_and_a_text_carrying_the_national_id():
     shop = open_shop()
     ctx = {"mfi": "A", "reference": "R", "currency": "LSL", "amount": "1.00", "receipt_number": "X",

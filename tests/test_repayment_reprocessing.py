@@ -96,8 +96,10 @@ def test_reversing_an_older_repayment_replays_the_later_ones_in_order():
     assert balance(shop.officer, lid, "2026-02-10")["outstanding"]["principal"] == "1000.00"
     assert balance(shop.officer, lid, "2026-02-11")["outstanding"]["principal"] == "830.00"
 
-    # the borrower is not told twice about money received once; the network hears where the loan stands
-    assert Notification.objects.count() == notifications
+    # the borrower is not told twice about money received once — only that the reversed one no longer counts;
+    # the network hears where the loan stands
+    assert Notification.objects.count() == notifications + 1
+    assert Notification.objects.get(kind="repayment_reversed").event_key == f"repayment:{first['id']}:reversed"
     new_events = list(OutboxEvent.objects.filter(seq__gt=seq).order_by("seq"))
     assert [e.event_type for e in new_events] == ["loan.repaid", "loan.repaid"]
     assert new_events[-1].payload["outstanding_principal"] == "780.00"

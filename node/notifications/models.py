@@ -31,6 +31,7 @@ class NotificationKind(models.TextChoices):
     REPAYMENT_RECEIVED = "repayment_received", "Repayment received"
     LOAN_DISBURSED = "loan_disbursed", "Loan disbursed"
     CHARGE_ADDED = "charge_added", "Fee or penalty added"
+    REPAYMENT_REVERSED = "repayment_reversed", "Repayment reversed"
 
 
 class NotificationStatus(models.TextChoices):

@@ -191,6 +191,20 @@ def notify_loan_disbursed(loan) -> Notification | None:
     )
 
 
+def notify_repayment_reversed(rep, *, loan, outstanding: Decimal) -> Notification | None:
+    """Hook in ``repayment_reverse`` (its transaction), for the repayment staff reversed — not for the later ones
+    replayed under it (their money still counts): the borrower who had a receipt hears that it no longer counts, and
+    what is outstanding now (``loan``: the repayment's, with its MFI and product). The staff's reason is not sent
+    (free text)."""
+    return notify(
+        kind=K.REPAYMENT_REVERSED, event_key=f"repayment:{rep.pk}:reversed", borrower_id=loan.borrower_id,
+        mfi_id=loan.mfi_id, loan_id=loan.pk,
+        context={"mfi": loan.mfi.name, "reference": loan.reference, "currency": loan.product.currency,
+                 "amount": _money(rep.amount), "receipt_number": rep.receipt_number,
+                 "payment_date": rep.payment_date.isoformat(), "outstanding": _money(outstanding)},
+    )
+
+
 def notify_charge_added(charge) -> Notification | None:
     """Hook in ``loan_charge_add`` (its transaction): the borrower hears of a fee or penalty the day it is added."""
     loan = charge.loan

@@ -21,6 +21,8 @@ FIELDS: dict[str, frozenset[str]] = {
                                      "outstanding"}),
     K.LOAN_DISBURSED: frozenset({"mfi", "reference", "currency", "amount", "first_due_date", "first_amount"}),
     K.CHARGE_ADDED: frozenset({"mfi", "reference", "currency", "amount", "name", "due_date", "installment"}),
+    K.REPAYMENT_REVERSED: frozenset({"mfi", "reference", "currency", "amount", "receipt_number", "payment_date",
+                                     "outstanding"}),
 }
 RENDER_EXTRA = frozenset({"first_name"})
 
@@ -64,6 +66,14 @@ TEXTS: dict[tuple[str, str], dict[str, str]] = {
                 "It is payable with installment {installment}, due on {due_date}.\n\nIf you think it is wrong, "
                 "please contact us.\n\n{mfi}\n",
     },
+    (K.REPAYMENT_REVERSED, Language.EN): {
+        "sms": "{mfi}: your payment of {currency} {amount} on loan {reference} (receipt {receipt_number}) was "
+               "reversed. Outstanding: {currency} {outstanding}. Questions? Please contact us.",
+        "subject": "{mfi}: payment reversed, receipt {receipt_number}",
+        "body": "Dear {first_name},\n\nYour payment of {currency} {amount} of {payment_date} on loan {reference} "
+                "(receipt {receipt_number}) has been reversed: it no longer counts towards the loan.\nStill "
+                "outstanding: {currency} {outstanding}\n\nIf you think it is wrong, please contact us.\n\n{mfi}\n",
+    },
     # --- Sesotho (needs native review) -------------------------------------------------------------------------
     (K.INSTALLMENT_DUE, Language.ST): {
         "sms": "{mfi}: tefo ea hau ea {currency} {amount} ea kalimo {reference} e lokela ho lefuoa ka {due_date}. "
@@ -102,6 +112,14 @@ TEXTS: dict[tuple[str, str], dict[str, str]] = {
         "body": "Lumela {first_name},\n\nTefiso ea {currency} {amount} ({name}) e kentsoe kalimong ea hau "
                 "{reference}. E tla lefuoa le tefo ea {installment}, e lokelang ho lefuoa ka {due_date}.\n\nHaeba u "
                 "nahana hore e fosahetse, ka kopo ikopanye le rona.\n\n{mfi}\n",
+    },
+    (K.REPAYMENT_REVERSED, Language.ST): {
+        "sms": "{mfi}: tefo ea hau ea {currency} {amount} ea kalimo {reference} (rasiti {receipt_number}) e "
+               "hlakotsoe. E setseng: {currency} {outstanding}. Lipotso? Ka kopo ikopanye le rona.",
+        "subject": "{mfi}: tefo e hlakotsoe, rasiti {receipt_number}",
+        "body": "Lumela {first_name},\n\nTefo ea hau ea {currency} {amount} ea {payment_date} bakeng sa kalimo "
+                "{reference} (rasiti {receipt_number}) e hlakotsoe: ha e sa baloa kalimong.\nChelete e setseng: "
+                "{currency} {outstanding}\n\nHaeba u nahana hore e fosahetse, ka kopo ikopanye le rona.\n\n{mfi}\n",
     },
 }
 

@@ -52,7 +52,7 @@ from node.loans.credit_events import (
 from node.loans.errors import IllegalTransition
 from node.loans.models import Loan, LoanInstallment, LoanProduct, LoanStatus
 from node.mfis.models import Mfi
-from node.notifications.services import notify_charge_added, notify_repayments_received
+from node.notifications.services import notify_charge_added, notify_repayment_reversed, notify_repayments_received
 from node.repayments import allocation as A
 from node.repayments.errors import (
     AlreadyReversed,
@@ -570,6 +570,7 @@ def repayment_reverse(*, actor: User, repayment: Repayment, reason: str, reproce
                          **({"outstanding": _money_json(after), "loan_reopened": reopened, "replayed": replayed}
                             if r is rep else {"replayed_as": replayed[i - 1]["replayed_as"]})})
         for i, r in enumerate([rep, *later])])
+    notify_repayment_reversed(rep, loan=loan, outstanding=sum(after.values(), ZERO))  # after commit
     rep.replays = replays
     return rep
 
