@@ -339,6 +339,51 @@ def test_close_of_business_writes_the_snapshot_at_a_month_end():
     assert (day.loans, day.outstanding_principal, day.at_risk_30, day.at_risk_90) == (1, _out(lid), _out(lid), 0)
 
 
+@pytest.mark.django_db
+def test_par_as_of_an_earlier_closed_day(client):
+    """PAR as of a day close of business kept: what it counted that day, by every dimension — not the loans now;
+    a day it did not keep (not closed, or caught up together with a later day) is refused, not guessed."""
+    from node.cob.models import BusinessDate
+    from node.cob.services import cob_close
+
+    shop = open_shop("asof")
+    lid = disbursed(shop, principal="1000.00", n=3, on="2026-01-01")  # first installment due 2026-02-01
+    out = _out(lid)
+    BusinessDate.objects.update_or_create(pk=1, defaults={"current": date(2026, 3, 2)})
+    assert cob_close(through=date(2026, 3, 2)).summary["portfolio_day"] >= 1  # 29 days past due
+    assert cob_close(through=date(2026, 3, 5)).summary["days_closed"] == 3  # 3rd and 4th caught up: 32 days
+    c = client_for(shop.analyst)
+
+    def par_as_of(day, **params):
+        r = c.get(f"{BASE}par", {"as_of": day, **params})
+        assert r.status_code == 200, r.content
+        return r.json()
+
+    early = par_as_of("2026-03-02")
+    assert early["as_of"] == "2026-03-02" and early["params"]["as_of"] == "2026-03-02"
+    r = row(section(early), shop.mfi.code)
+    assert (r["loans"], D(r["outstanding"]), D(r["at_risk_1"]), D(r["at_risk_30"])) == (1, out, out, D("0.00"))
+    assert r["par_30"] == "0.0000"
+    late = row(section(par_as_of("2026-03-05", by="officer")), shop.officer.username)
+    assert D(late["at_risk_30"]) == out and late["par_30"] == "1.0000"
+    # the loan repaid since: the day's figures stay what they were, the live report moves on
+    repay(shop, lid, str(out + D("200.00")), on="2026-03-06")
+    assert row(section(par_as_of("2026-03-05")), shop.mfi.code)["par_30"] == "1.0000"
+    assert section(run(shop.analyst, "par"))["rows"] == []
+    for day in ("2026-03-03", "2026-03-10"):  # caught up with a later day; not closed yet
+        e = err(c.get(f"{BASE}par", {"as_of": day}), 409, "day_not_kept")
+        assert e["details"] == {"as_of": day}
+    err(c.get(f"{BASE}par", {"as_of": "03/05/2026"}), 400, "invalid_report_parameter")
+    err(c.get(f"{BASE}aging", {"as_of": "2026-03-05"}), 400, "invalid_report_parameter")  # PAR only
+    # the page: the day in the form, the figures of that day; a day not kept says why
+    assert client.login(username=shop.analyst.username, password=PASSWORD)
+    page = client.get("/reports/par/", {"as_of": "2026-03-05"})
+    assert page.status_code == 200 and 'value="2026-03-05"' in page.content.decode()
+    assert "100.00%" in page.content.decode()  # PAR30 of that day
+    refused = client.get("/reports/par/", {"as_of": "2026-03-03"})
+    assert refused.status_code == 409 and "kept no portfolio for 2026-03-03" in refused.content.decode()
+
+
 def test_every_export_opens(book):
     shop, loans, _ = book
     c = client_for(shop.analyst)

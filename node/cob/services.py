@@ -179,7 +179,7 @@ def _close(through: date, actor_name: str, chunk_size: int, max_chunks: int | No
                     run.summary.setdefault("provisions", []).extend(p.as_summary() for p in posted)
             if ends:
                 run.summary["month_end_snapshots"] = [e.isoformat() for e in ends]
-            portfolio_day_snapshot(day=day)
+            run.summary["portfolio_day"] = portfolio_day_snapshot(day=day)  # also marks the day as kept
             run.save(update_fields=["status", "finished_at", "summary"])
             _business_date_set(day + timedelta(days=1))
             audit_record(actor=None, action="cob.completed", target_type="business_date", target_id=day.isoformat(),
@@ -320,6 +320,12 @@ def portfolio_day_snapshot(*, day: date) -> int:
             GROUP BY 2, 3, 4
         """, [day])  # nosec B608 -- SQL from code, values bound
         return cur.rowcount
+
+
+def day_kept(day: date) -> bool:
+    """Whether close of business kept the portfolio of ``day`` (its own close, since the daily snapshot exists)."""
+    return CobRun.objects.filter(business_date=day, status=CobStatus.COMPLETED,
+                                 summary__has_key="portfolio_day").exists()
 
 
 def _bucket_case() -> tuple[str, list]:

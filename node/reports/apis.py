@@ -20,6 +20,7 @@ REPORT_PARAMETERS = {
     "from": "YYYY-MM-DD", "to": "YYYY-MM-DD",
     "month": "YYYY-MM (month-end reports)",
     "status": "a loan status (loan lists)",
+    "as_of": "YYYY-MM-DD: a day close of business kept (PAR; default the last close); 409 day_not_kept otherwise",
 }
 
 

@@ -88,7 +88,7 @@ class ReportSpec:
     title: str
     description: str
     sections: tuple[Section, ...]
-    params: tuple[str, ...]  # of: by, period, from, to, month, status
+    params: tuple[str, ...]  # of: by, period, from, to, month, status, as_of
     dimensions: tuple[str, ...] = ()
     network: bool = True  # may be run network-wide (aggregates only: never lists of borrowers)
     as_of: str = "cob"  # "cob": as of the last close of business; "period": the chosen dates; "month": month end
@@ -150,10 +150,11 @@ REPORTS: dict[str, ReportSpec] = {s.name: s for s in (
     ReportSpec(
         "par", _("Portfolio at risk"),
         _("Outstanding principal of active loans with an installment overdue more than N days, divided by all "
-          "outstanding principal (PAR1, PAR30, PAR60, PAR90), as of the last close of business."),
+          "outstanding principal (PAR1, PAR30, PAR60, PAR90), as of the last close of business or an earlier "
+          "closed day."),
         (Section("par", _("Portfolio at risk"), _("Group"), _PAR_MEASURES, (_par(1), _par(30), _par(60), _par(90)),
                  chart="par_30"),),
-        ("by",), dimensions=("mfi", "product", "officer", "district")),
+        ("by", "as_of"), dimensions=("mfi", "product", "officer", "district")),
     ReportSpec(
         "par_trend", _("PAR trend"),
         _("Portfolio at risk per period (PAR1, PAR30, PAR60, PAR90), as the last close of business of each period "

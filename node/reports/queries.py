@@ -21,6 +21,11 @@ LOAN_JOINS = """
     JOIN mfis_mfi m ON m.id = l.mfi_id
     JOIN loans_loanproduct p ON p.id = l.product_id
     LEFT JOIN users_user u ON u.id = l.approved_by_id"""
+#: the same names over close of business's daily snapshot ``s`` (``cob_portfolioday``)
+SNAPSHOT_JOINS = """
+    JOIN mfis_mfi m ON m.id = s.mfi_id
+    JOIN loans_loanproduct p ON p.id = s.product_id
+    LEFT JOIN users_user u ON u.id = s.officer_id"""
 #: the SQL expression for each dimension (``%s`` is the district code, passed as a parameter)
 GROUP_SQL = {
     "mfi": "m.code",
@@ -62,13 +67,14 @@ class ReportQuery:
     date_to: date | None = None
     month_end: date | None = None
     status: str | None = None
+    as_of: date | None = None  # PAR as of an earlier closed day (the day's snapshot); None: the loans now
 
     def to_json(self) -> dict:
         """The parameters a peer needs to run the same report on its own books."""
         return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in (
             ("by", self.by), ("mfi", self.mfi_code), ("period", self.period), ("from", self.date_from),
             ("to", self.date_to), ("month", self.month_end.strftime("%Y-%m") if self.month_end else None),
-            ("status", self.status)) if v is not None}
+            ("status", self.status), ("as_of", self.as_of)) if v is not None}
 
 
 def _rows(sql: str, params: list) -> list[dict]:
@@ -89,6 +95,15 @@ def _mfi(q: ReportQuery, alias: str = "l") -> tuple[str, list]:
 
 def par(q: ReportQuery) -> dict:
     g, gp = _group(q)
+    if q.as_of is not None:  # the measures close of business kept for that day, by the same dimensions
+        w, wp = _mfi(q, "s")
+        return {"par": _rows(f"""
+            SELECT {g} AS "group", SUM(s.loans) AS loans, SUM(s.outstanding_principal) AS outstanding,
+                   SUM(s.loans_at_risk_30) AS loans_at_risk_30, SUM(s.at_risk_1) AS at_risk_1,
+                   SUM(s.at_risk_30) AS at_risk_30, SUM(s.at_risk_60) AS at_risk_60, SUM(s.at_risk_90) AS at_risk_90
+            FROM cob_portfolioday s {SNAPSHOT_JOINS}
+            WHERE s.business_date = %s AND {w}
+            GROUP BY 1 ORDER BY 1""", gp + [q.as_of] + wp)}  # nosec B608 -- allowlisted fragments, values bound
     w, wp = _mfi(q)
     return {"par": _rows(f"""
         SELECT {g} AS "group", {PAR_MEASURES_SQL}

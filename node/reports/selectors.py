@@ -153,6 +153,8 @@ def report_query(*, actor, name: str, data: dict) -> ReportQuery:
             end = (MonthEndPortfolio.objects.order_by("-month_end").values_list("month_end", flat=True).first()
                    or today.replace(day=1) - timedelta(days=1))
         kw["month_end"] = end
+    if "as_of" in spec.params and (data.get("as_of") or "").strip():
+        kw["as_of"] = _date(data, "as_of", today)
     if "status" in spec.params:
         status = (data.get("status") or "active").strip()
         if status not in LOAN_LISTS:
@@ -191,6 +193,8 @@ def _as_of(q: ReportQuery) -> str:
     from node.cob.services import closed_through
 
     spec = REPORTS[q.name]
+    if q.as_of is not None:
+        return q.as_of.isoformat()
     if spec.as_of == "period":
         return f"{q.date_from.isoformat()} – {q.date_to.isoformat()}"
     if spec.as_of == "month":
@@ -211,11 +215,28 @@ def report_run(*, actor, q: ReportQuery) -> ReportResult:
         facts, answered, missing = report_facts(q), [settings.DISTRICT.code], {}
     if spec.name == "regulatory_return":
         notes += _month_notes(q)
+    if q.as_of is not None:
+        notes += _day_notes(q)
     if missing:
         notes.append("Partial: these districts did not answer and are left out: "
                      + ", ".join(f"{d} ({why})" for d, why in sorted(missing.items())))
     sections = [_finish(s, facts.get(s.key, []), q) for s in spec.sections]
     return ReportResult(spec, q, _as_of(q), sections, notes, bool(missing), missing, answered)
+
+
+def _day_notes(q: ReportQuery) -> list[str]:
+    """A report as of an earlier day reads what close of business kept for it: refused (node) or noted (network)
+    when this node kept nothing for that day — not closed yet, or closed as part of a catch-up that kept only its
+    last day, or closed before the daily snapshot existed."""
+    from node.cob.services import day_kept
+
+    if day_kept(q.as_of):
+        return []
+    if q.scope == "network":
+        return [f"This node kept no close of business for {q.as_of.isoformat()}; districts that did are included."]
+    raise Conflict(f"Close of business kept no portfolio for {q.as_of.isoformat()} on this node: the day is not "
+                   "closed yet, or was closed together with later days, or before daily figures were kept.",
+                   code="day_not_kept", details={"as_of": q.as_of.isoformat()})
 
 
 def _month_notes(q: ReportQuery) -> list[str]:
