@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from node.health.metrics import metrics
 from node.health.views import healthz
-from node.mfis.apis import MfiApi, MfiPaybillApi
+from node.mfis.apis import MfiApi, MfiNotificationsApi, MfiPaybillApi
 from node.users.apis import (
     LogoutApi,
     MeApi,
@@ -23,6 +23,7 @@ api_v1 = [
     path("node/", NodeInfoApi.as_view(), name="node-info"),
     path("mfis/", MfiApi.as_view(), name="mfis"),
     path("mfis/<slug:code>/paybill", MfiPaybillApi.as_view(), name="mfi-paybill"),
+    path("mfis/<slug:code>/notifications", MfiNotificationsApi.as_view(), name="mfi-notifications"),
     path("staff/", StaffListApi.as_view(), name="staff"),
     path("staff/<int:user_id>/", StaffDetailApi.as_view(), name="staff-detail"),
 ]

@@ -407,6 +407,35 @@ def test_a_reversed_payroll_repayment_frees_its_month_for_a_corrected_deduction(
     assert trial_balance(mfi=shop.mfi, as_of=FAR).balanced
 
 
+def test_an_mfi_may_post_payroll_deductions_without_a_message_to_each_borrower():
+    """Thousands of "repayment received" messages per file cost money; the payslip already tells the employee. The
+    MFI's admins switch them off for payroll files (audited); a repayment posted any other way still sends one."""
+    from node.audit.models import AuditEvent
+    from node.notifications.models import Notification
+
+    w = world(n_gov=2)
+    shop, L = w.shop, w.loans
+    path = f"/api/v1/mfis/{shop.mfi.code}/notifications"
+    err(client_for(shop.officer).put(path, {"payroll_repayments": False}, format="json"), 403, "permission_denied")
+    err(client_for(shop.admin).put(path, {"payroll_repayments": "maybe"}, format="json"), 400, "validation_error")
+    r = client_for(shop.admin).put(path, {"payroll_repayments": False}, format="json")
+    assert r.status_code == 200 and r.json()["notify_payroll_repayments"] is False, r.content
+    assert AuditEvent.objects.filter(action="mfi.notifications_set", mfi_id=shop.mfi.pk,
+                                     after={"payroll_repayments": False}).exists()
+    before = Notification.objects.filter(kind="repayment_received").count()
+    report = upload(shop.admin, w.gov, result_csv(f"GOV-001,{L['L1'].reference},100.00,deducted,",
+                                                  f"GOV-002,{L['L2'].reference},100.00,deducted,"))
+    assert [o[3] for o in outcomes(report.json())] == ["posted", "posted"], report.content
+    assert Notification.objects.filter(kind="repayment_received").count() == before  # none for the file
+    repay(shop, L["L2"], "10.00", "2026-07-31")  # at the branch: told as always
+    assert Notification.objects.filter(kind="repayment_received").count() == before + 1
+    # switched back on: the next file's deductions are told again
+    assert client_for(shop.admin).put(path, {"payroll_repayments": True}, format="json").status_code == 200
+    report = upload(shop.admin, w.mine, result_csv(f"MINE-6,{L['L6'].reference},80.00,deducted,"))
+    assert [o[3] for o in outcomes(report.json())] == ["posted"], report.content
+    assert Notification.objects.filter(kind="repayment_received").count() == before + 2
+
+
 def test_a_large_upload_is_validated_in_the_request_and_posted_in_the_background(settings,
                                                                                  django_capture_on_commit_callbacks):
     """More rows to post than LETSEMA_PAYROLL_SYNC_ROWS: the request validates and stores the file and answers 202

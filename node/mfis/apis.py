@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from node.core.errors import NotFound
 from node.core.fields import MoneyField, StrictSerializer
 from node.mfis.selectors import mfi_list_for
-from node.mfis.services import mfi_onboard, mfi_paybill_set
+from node.mfis.services import mfi_notifications_set, mfi_onboard, mfi_paybill_set
 from node.users.models import Role
 from node.users.permissions import STAFF_ROLES, role_required
 
@@ -21,6 +21,8 @@ class MfiOutputSerializer(serializers.Serializer):
     home_district = serializers.CharField()
     interest_rate_cap = MoneyField(places=4, allow_null=True)
     paybill_number = serializers.CharField(allow_null=True, help_text="mobile-money business (Pay Bill) number")
+    notify_payroll_repayments = serializers.BooleanField(
+        help_text="payroll deductions send borrowers a 'repayment received' message")
     is_active = serializers.BooleanField()
 
 
@@ -91,4 +93,27 @@ class MfiPaybillApi(APIView):
         s = MfiPaybillSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         mfi = mfi_paybill_set(actor=request.user, mfi=mfi, paybill_number=s.validated_data["paybill_number"])
+        return Response(MfiOutputSerializer(mfi).data)
+
+
+class MfiNotificationsSerializer(StrictSerializer):
+    payroll_repayments = serializers.BooleanField(
+        help_text="whether payroll deductions posted from an employer's file send a 'repayment received' message")
+
+
+class MfiNotificationsApi(APIView):
+    """Which borrower messages the MFI sends where it has a choice: today, whether a payroll file's deductions each
+    send "repayment received" (the MFI's admins, Letsema admins; audited ``mfi.notifications_set``)."""
+
+    permission_classes = [role_required(Role.MFI_ADMIN, Role.LETSEMA_ADMIN)]
+
+    @extend_schema(request=MfiNotificationsSerializer, responses={200: MfiOutputSerializer})
+    def put(self, request, code):
+        mfi = mfi_list_for(actor=request.user).filter(code=code).first()
+        if mfi is None:
+            raise NotFound("No such MFI.")
+        s = MfiNotificationsSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        mfi = mfi_notifications_set(actor=request.user, mfi=mfi,
+                                    payroll_repayments=s.validated_data["payroll_repayments"])
         return Response(MfiOutputSerializer(mfi).data)

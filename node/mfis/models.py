@@ -18,6 +18,9 @@ class Mfi(models.Model):
     # The MFI's mobile-money business ("Pay Bill") number: payments the borrower starts from the phone's menu to it,
     # with the loan reference as the account, are posted on that loan (docs/mobile-money.md). Null: none.
     paybill_number = models.CharField(max_length=20, null=True, blank=True, unique=True)
+    # whether a payroll deduction posted from the employer's file sends the borrower a "repayment received" message
+    # (thousands at once; some MFIs leave it to the payslip)
+    notify_payroll_repayments = models.BooleanField(default=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -100,3 +100,19 @@ def mfi_paybill_set(*, actor: User, mfi: Mfi, paybill_number: str | None) -> Mfi
         audit_record(actor=actor, action="mfi.paybill_set", target_type="mfi", target_id=mfi.pk, mfi=mfi,
                      before={"paybill_number": before}, after={"paybill_number": number})
     return mfi
+
+
+@transaction.atomic
+def mfi_notifications_set(*, actor: User, mfi: Mfi, payroll_repayments: bool) -> Mfi:
+    """Whether payroll deductions posted from an employer's file send borrowers a "repayment received" message (the
+    MFI's admins or Letsema admins; docs/notifications.md). Repayments posted any other way always do. Audited."""
+    if not (actor.role == Role.LETSEMA_ADMIN or (actor.role == Role.MFI_ADMIN and actor.mfi_id == mfi.pk)):
+        raise Forbidden("Only the MFI's admins or Letsema admins change its notifications.")
+    mfi = Mfi.objects.select_for_update().get(pk=mfi.pk)
+    before = mfi.notify_payroll_repayments
+    if before != payroll_repayments:
+        mfi.notify_payroll_repayments = payroll_repayments
+        mfi.save(update_fields=["notify_payroll_repayments"])
+        audit_record(actor=actor, action="mfi.notifications_set", target_type="mfi", target_id=mfi.pk, mfi=mfi,
+                     before={"payroll_repayments": before}, after={"payroll_repayments": payroll_repayments})
+    return mfi

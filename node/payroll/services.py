@@ -692,7 +692,7 @@ def _post_batch(imp: PayrollImport, mfi: Mfi, batch: list[PayrollImportRow], act
     to_post = [r for r in batch if r.loan_id not in taken]
     results = repayment_post_many(
         actor=actor, mfi=mfi, payment_date=imp.payment_date, channel=RepaymentChannel.PAYROLL,
-        requests=[RepaymentRequest(loan_id=r.loan_id, amount=r.amount, reference=f"payroll:{imp.pk}:{r.row_number}")
+        notify=mfi.notify_payroll_repayments, requests=[RepaymentRequest(loan_id=r.loan_id, amount=r.amount, reference=f"payroll:{imp.pk}:{r.row_number}")
                   for r in to_post]) if to_post else []
     for row, result in zip(to_post, results, strict=True):
         if isinstance(result, Repayment):

@@ -449,7 +449,7 @@ class RepaymentRequest:
 
 @transaction.atomic
 def repayment_post_many(*, actor: User, mfi: Mfi, requests: Sequence[RepaymentRequest], payment_date: dt.date,
-                        channel: str) -> list[Repayment | ApplicationError]:
+                        channel: str, notify: bool = True) -> list[Repayment | ApplicationError]:
     """Post many repayments of one MFI, dated ``payment_date`` through ``channel``, in one transaction and a fixed
     number of statements (the payroll import's path; ``repayment_post`` is the same path for one).
 
@@ -459,7 +459,8 @@ def repayment_post_many(*, actor: User, mfi: Mfi, requests: Sequence[RepaymentRe
     raised for the whole batch. The loans are locked in one ``SELECT ... FOR UPDATE OF`` the loan rows, in id order
     (the order every loan-locking path keeps), then their unpaid installments in one query; each request is
     allocated in memory by :func:`_allocate_onto` in the order given (two requests on one loan: the second sees what
-    the first left), then everything is written in bulk (:func:`_record`, one ``UPDATE`` of the installments)."""
+    the first left), then everything is written in bulk (:func:`_record`, one ``UPDATE`` of the installments).
+    ``notify`` False: no "repayment received" messages (an MFI that does not send them for payroll deductions)."""
     _check_staff(actor, mfi.pk, OFFICERS, "loan officers and MFI admins")
     results: list[Repayment | ApplicationError | None] = [None] * len(requests)
     amounts: dict[int, Decimal] = {}
@@ -497,7 +498,8 @@ def repayment_post_many(*, actor: User, mfi: Mfi, requests: Sequence[RepaymentRe
     if planned:
         touched = {q.key for p in planned for q in p.plan.portions}
         _save_paid([i for rows in installments.values() for i in rows if i.pk in touched])
-        reps = _record(actor=actor, mfi=mfi, planned=planned, payment_date=payment_date, channel=channel)
+        reps = _record(actor=actor, mfi=mfi, planned=planned, payment_date=payment_date, channel=channel,
+                       notify=notify)
         for k, rep in zip(planned_at, reps, strict=True):
             results[k] = rep
     return results  # type: ignore[return-value]
