@@ -74,6 +74,14 @@ class MfiApi(APIView):
         return Response(body, status=status.HTTP_201_CREATED)
 
 
+def _visible_mfi(actor, code: str):
+    """The MFI ``code`` if ``actor`` may see it, else 404 as for one that does not exist."""
+    mfi = mfi_list_for(actor=actor).filter(code=code).first()
+    if mfi is None:
+        raise NotFound("No such MFI.")
+    return mfi
+
+
 class MfiPaybillSerializer(StrictSerializer):
     paybill_number = serializers.CharField(allow_null=True, allow_blank=True, max_length=20,
                                            help_text="4 to 12 digits; null or empty clears it")
@@ -87,9 +95,7 @@ class MfiPaybillApi(APIView):
 
     @extend_schema(request=MfiPaybillSerializer, responses={200: MfiOutputSerializer})
     def put(self, request, code):
-        mfi = mfi_list_for(actor=request.user).filter(code=code).first()
-        if mfi is None:
-            raise NotFound("No such MFI.")
+        mfi = _visible_mfi(request.user, code)
         s = MfiPaybillSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         mfi = mfi_paybill_set(actor=request.user, mfi=mfi, paybill_number=s.validated_data["paybill_number"])
@@ -109,9 +115,7 @@ class MfiNotificationsApi(APIView):
 
     @extend_schema(request=MfiNotificationsSerializer, responses={200: MfiOutputSerializer})
     def put(self, request, code):
-        mfi = mfi_list_for(actor=request.user).filter(code=code).first()
-        if mfi is None:
-            raise NotFound("No such MFI.")
+        mfi = _visible_mfi(request.user, code)
         s = MfiNotificationsSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         mfi = mfi_notifications_set(actor=request.user, mfi=mfi,

@@ -79,12 +79,17 @@ def mfi_onboard(
 PAYBILL_NUMBER = re.compile(r"^[0-9]{4,12}$")
 
 
+def _check_settings_actor(actor: User, mfi: Mfi, what: str) -> None:
+    """An MFI's own settings are changed by its admins or by Letsema admins (403 otherwise)."""
+    if not (actor.role == Role.LETSEMA_ADMIN or (actor.role == Role.MFI_ADMIN and actor.mfi_id == mfi.pk)):
+        raise Forbidden(f"Only the MFI's admins or Letsema admins {what}.")
+
+
 @transaction.atomic
 def mfi_paybill_set(*, actor: User, mfi: Mfi, paybill_number: str | None) -> Mfi:
     """Set (or clear, ``None``) the MFI's mobile-money business number ("Pay Bill", docs/mobile-money.md): the MFI's
     admins or Letsema admins. 4 to 12 digits; one MFI per number (409 ``paybill_number_taken``). Audited."""
-    if not (actor.role == Role.LETSEMA_ADMIN or (actor.role == Role.MFI_ADMIN and actor.mfi_id == mfi.pk)):
-        raise Forbidden("Only the MFI's admins or Letsema admins set its business number.")
+    _check_settings_actor(actor, mfi, "set its business number")
     number = (paybill_number or "").strip() or None
     if number is not None and not PAYBILL_NUMBER.match(number):
         raise ValidationFailed("The business number is 4 to 12 digits.",
@@ -93,26 +98,26 @@ def mfi_paybill_set(*, actor: User, mfi: Mfi, paybill_number: str | None) -> Mfi
     if number is not None and Mfi.objects.filter(paybill_number=number).exclude(pk=mfi.pk).exists():
         raise Conflict("Another MFI has that business number.", code="paybill_number_taken",
                        details={"paybill_number": number})
-    before = mfi.paybill_number
-    if before != number:
-        mfi.paybill_number = number
-        mfi.save(update_fields=["paybill_number"])
-        audit_record(actor=actor, action="mfi.paybill_set", target_type="mfi", target_id=mfi.pk, mfi=mfi,
-                     before={"paybill_number": before}, after={"paybill_number": number})
-    return mfi
+    return _setting_change(actor, mfi, "paybill_number", number, action="mfi.paybill_set", key="paybill_number")
 
 
 @transaction.atomic
 def mfi_notifications_set(*, actor: User, mfi: Mfi, payroll_repayments: bool) -> Mfi:
     """Whether payroll deductions posted from an employer's file send borrowers a "repayment received" message (the
     MFI's admins or Letsema admins; docs/notifications.md). Repayments posted any other way always do. Audited."""
-    if not (actor.role == Role.LETSEMA_ADMIN or (actor.role == Role.MFI_ADMIN and actor.mfi_id == mfi.pk)):
-        raise Forbidden("Only the MFI's admins or Letsema admins change its notifications.")
+    _check_settings_actor(actor, mfi, "change its notifications")
     mfi = Mfi.objects.select_for_update().get(pk=mfi.pk)
-    before = mfi.notify_payroll_repayments
-    if before != payroll_repayments:
-        mfi.notify_payroll_repayments = payroll_repayments
-        mfi.save(update_fields=["notify_payroll_repayments"])
-        audit_record(actor=actor, action="mfi.notifications_set", target_type="mfi", target_id=mfi.pk, mfi=mfi,
-                     before={"payroll_repayments": before}, after={"payroll_repayments": payroll_repayments})
+    return _setting_change(actor, mfi, "notify_payroll_repayments", payroll_repayments,
+                           action="mfi.notifications_set", key="payroll_repayments")
+
+
+def _setting_change(actor: User, mfi: Mfi, field: str, value, *, action: str, key: str) -> Mfi:
+    """Write one setting of ``mfi`` (locked by the caller) and audit it as ``action`` (``key``: its name in the audit
+    row) — only when it changes."""
+    before = getattr(mfi, field)
+    if before != value:
+        setattr(mfi, field, value)
+        mfi.save(update_fields=[field])
+        audit_record(actor=actor, action=action, target_type="mfi", target_id=mfi.pk, mfi=mfi,
+                     before={key: before}, after={key: value})
     return mfi

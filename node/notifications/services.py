@@ -123,15 +123,21 @@ def _deliver_after_commit() -> None:
 def notify_repayment_received(rep) -> Notification | None:
     """Hook in ``repayment_post`` (its transaction): amount, receipt number and what is still outstanding."""
     loan = rep.loan
-    outstanding = (rep.outstanding_principal_after + rep.outstanding_interest_after + rep.outstanding_fees_after
-                   + rep.outstanding_penalties_after)
     return notify(
         kind=K.REPAYMENT_RECEIVED, event_key=f"repayment:{rep.pk}:received", borrower_id=loan.borrower_id,
-        mfi_id=loan.mfi_id, loan_id=loan.pk,
-        context={"mfi": loan.mfi.name, "reference": loan.reference, "currency": loan.product.currency,
-                 "amount": _money(rep.amount), "receipt_number": rep.receipt_number,
-                 "payment_date": rep.payment_date.isoformat(), "outstanding": _money(outstanding)},
-    )
+        mfi_id=loan.mfi_id, loan_id=loan.pk, context=_receipt_context(rep, loan, _outstanding_after(rep)))
+
+
+def _outstanding_after(rep) -> Decimal:
+    return (rep.outstanding_principal_after + rep.outstanding_interest_after + rep.outstanding_fees_after
+            + rep.outstanding_penalties_after)
+
+
+def _receipt_context(rep, loan, outstanding: Decimal) -> dict:
+    """What a message about one receipt says (``repayment_received``, ``repayment_reversed``)."""
+    return {"mfi": loan.mfi.name, "reference": loan.reference, "currency": loan.product.currency,
+            "amount": _money(rep.amount), "receipt_number": rep.receipt_number,
+            "payment_date": rep.payment_date.isoformat(), "outstanding": _money(outstanding)}
 
 
 def notify_repayments_received(reps) -> int:
@@ -148,11 +154,7 @@ def notify_repayments_received(reps) -> int:
     keys, borrowers, mfis, loans, contexts = [], [], [], [], []
     for rep in reps:
         loan = rep.loan
-        outstanding = (rep.outstanding_principal_after + rep.outstanding_interest_after + rep.outstanding_fees_after
-                       + rep.outstanding_penalties_after)
-        context = {"mfi": loan.mfi.name, "reference": loan.reference, "currency": loan.product.currency,
-                   "amount": _money(rep.amount), "receipt_number": rep.receipt_number,
-                   "payment_date": rep.payment_date.isoformat(), "outstanding": _money(outstanding)}
+        context = _receipt_context(rep, loan, _outstanding_after(rep))
         if set(context) != fields:  # the same guard as notify(): only a template's own fields
             raise ValueError(f"{kind} context needs exactly {sorted(fields)}, got {sorted(context)}")
         keys.append(f"repayment:{rep.pk}:received")
@@ -198,11 +200,7 @@ def notify_repayment_reversed(rep, *, loan, outstanding: Decimal) -> Notificatio
     (free text)."""
     return notify(
         kind=K.REPAYMENT_REVERSED, event_key=f"repayment:{rep.pk}:reversed", borrower_id=loan.borrower_id,
-        mfi_id=loan.mfi_id, loan_id=loan.pk,
-        context={"mfi": loan.mfi.name, "reference": loan.reference, "currency": loan.product.currency,
-                 "amount": _money(rep.amount), "receipt_number": rep.receipt_number,
-                 "payment_date": rep.payment_date.isoformat(), "outstanding": _money(outstanding)},
-    )
+        mfi_id=loan.mfi_id, loan_id=loan.pk, context=_receipt_context(rep, loan, outstanding))
 
 
 def notify_charge_added(charge) -> Notification | None:
