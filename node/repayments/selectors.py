@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db.models import Max, Prefetch, QuerySet, Sum
+from django.db.models import Max, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
 from node.audit.services import audit_access_denied
@@ -340,9 +340,10 @@ def payoff_floor(loan: Loan) -> PayoffFloor:
     and the balance says so."""
     last_repayment = (Repayment.objects.filter(loan_id=loan.pk, reversed_at__isnull=True)
                       .aggregate(m=Max("payment_date"))["m"])
+    waivers = ChargeWaiver.objects.filter(loan_id=loan.pk).aggregate(
+        waived=Max("waived_on", filter=Q(undone_at__isnull=True)), undone=Max("undone_on"))
     last_change = max(filter(None, (
-        ChargeWaiver.objects.filter(loan_id=loan.pk, undone_at__isnull=True).aggregate(m=Max("waived_on"))["m"],
-        ChargeWaiver.objects.filter(loan_id=loan.pk).aggregate(m=Max("undone_on"))["m"],
+        waivers["waived"], waivers["undone"],
         LoanCharge.objects.filter(loan_id=loan.pk).aggregate(m=Max("charged_on"))["m"])), default=None)
     return PayoffFloor(last_repayment=last_repayment, last_change=last_change)
 

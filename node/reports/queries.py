@@ -26,6 +26,11 @@ SNAPSHOT_JOINS = """
     JOIN mfis_mfi m ON m.id = s.mfi_id
     JOIN loans_loanproduct p ON p.id = s.product_id
     LEFT JOIN users_user u ON u.id = s.officer_id"""
+#: the PAR measures summed over snapshot rows ``s`` (a day's, or each period's last day)
+SNAPSHOT_MEASURES = """COALESCE(SUM(s.loans), 0) AS loans, COALESCE(SUM(s.outstanding_principal), 0) AS outstanding,
+               COALESCE(SUM(s.loans_at_risk_30), 0) AS loans_at_risk_30,
+               COALESCE(SUM(s.at_risk_1), 0) AS at_risk_1, COALESCE(SUM(s.at_risk_30), 0) AS at_risk_30,
+               COALESCE(SUM(s.at_risk_60), 0) AS at_risk_60, COALESCE(SUM(s.at_risk_90), 0) AS at_risk_90"""
 #: the SQL expression for each dimension (``%s`` is the district code, passed as a parameter)
 GROUP_SQL = {
     "mfi": "m.code",
@@ -98,9 +103,7 @@ def par(q: ReportQuery) -> dict:
     if q.as_of is not None:  # the measures close of business kept for that day, by the same dimensions
         w, wp = _mfi(q, "s")
         return {"par": _rows(f"""
-            SELECT {g} AS "group", SUM(s.loans) AS loans, SUM(s.outstanding_principal) AS outstanding,
-                   SUM(s.loans_at_risk_30) AS loans_at_risk_30, SUM(s.at_risk_1) AS at_risk_1,
-                   SUM(s.at_risk_30) AS at_risk_30, SUM(s.at_risk_60) AS at_risk_60, SUM(s.at_risk_90) AS at_risk_90
+            SELECT {g} AS "group", {SNAPSHOT_MEASURES}
             FROM cob_portfolioday s {SNAPSHOT_JOINS}
             WHERE s.business_date = %s AND {w}
             GROUP BY 1 ORDER BY 1""", gp + [q.as_of] + wp)}  # nosec B608 -- allowlisted fragments, values bound
@@ -123,11 +126,7 @@ def par_trend(q: ReportQuery) -> dict:
                    date_trunc('{trunc}', business_date)::date AS period
             FROM cob_portfolioday WHERE business_date BETWEEN %s AND %s
             ORDER BY date_trunc('{trunc}', business_date), business_date DESC)
-        SELECT d.period AS "group", COALESCE(SUM(s.loans), 0) AS loans,
-               COALESCE(SUM(s.outstanding_principal), 0) AS outstanding,
-               COALESCE(SUM(s.loans_at_risk_30), 0) AS loans_at_risk_30,
-               COALESCE(SUM(s.at_risk_1), 0) AS at_risk_1, COALESCE(SUM(s.at_risk_30), 0) AS at_risk_30,
-               COALESCE(SUM(s.at_risk_60), 0) AS at_risk_60, COALESCE(SUM(s.at_risk_90), 0) AS at_risk_90
+        SELECT d.period AS "group", {SNAPSHOT_MEASURES}
         FROM days d LEFT JOIN cob_portfolioday s ON s.business_date = d.day AND {w}
         GROUP BY 1 ORDER BY 1""", [q.date_from, q.date_to, *wp])}  # nosec B608 -- allowlisted fragments, values bound
 
