@@ -13,7 +13,6 @@ approvals pass again.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -45,24 +44,6 @@ from cluster.profiles import Profile
 
 TARGET_DRAIN_S = 60.0
 FAIL_CLOSED_CODE = "credit_network_unavailable"
-
-
-def _start_ring_nodes(p: Profile, n: int) -> list[str]:
-    """Start every ring node at once (each waits for its own CQL port); the errors of those that did not start."""
-    errors: list[str] = []
-
-    def start(i: int) -> None:
-        try:
-            cassandra.start_node(p, i, n)
-        except Exception as exc:  # noqa: BLE001 - reported, and the drill says the cluster is not healthy
-            errors.append(f"ring node {i}: {exc}")
-
-    threads = [threading.Thread(target=start, args=(i,)) for i in range(1, n + 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return errors
 
 
 def _max_seq(p: Profile, code: str) -> int:
@@ -137,7 +118,7 @@ def ring_outage(p: Profile, code: str, *, down_s: float = 300.0, approvals: int 
             peak_backlog = max(peak_backlog, _outbox_pending(fx["url"]) or 0)
             say(f"start the ring again (outbox backlog in {code}: {peak_backlog} events)")
             tl["ring_restart"] = time.monotonic()
-            start_errors = _start_ring_nodes(p, n)
+            start_errors = cassandra.start_nodes(p, list(range(1, n + 1)), n)
             tl["ring_up"] = time.monotonic()
             # the backlog = every event enqueued until the ring came back; the load goes on, so "drained" means
             # none of those is still unshipped (newer events are normal traffic)
@@ -153,7 +134,7 @@ def ring_outage(p: Profile, code: str, *, down_s: float = 300.0, approvals: int 
             load.stop()
             tl["load_stopped"] = time.monotonic()
             if not all(cassandra.is_up(p, i) for i in range(1, n + 1)):  # never leave the ring down
-                start_errors += _start_ring_nodes(p, n)
+                start_errors += cassandra.start_nodes(p, list(range(1, n + 1)), n)
 
     say("approvals after recovery, then reconcile the district's events with the ring")
     after = _approve_each(fx, after_loans)
