@@ -187,6 +187,8 @@ LETSEMA_TOKEN_SESSION_RETENTION_DAYS = int(os.environ.get("LETSEMA_TOKEN_SESSION
 
 # credit look-ups per staff member in any hour before 429 enquiry_limit_reached and an alert (0: no limit)
 LETSEMA_CREDIT_REPORTS_PER_HOUR = int(os.environ.get("LETSEMA_CREDIT_REPORTS_PER_HOUR", "60"))
+# days a lender has to answer a borrower's dispute of a credit record (docs/credit-disputes.md)
+LETSEMA_DISPUTE_RESPONSE_DAYS = int(os.environ.get("LETSEMA_DISPUTE_RESPONSE_DAYS", "21"))
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=15),

@@ -117,3 +117,51 @@ def test_unknown_national_id_and_bad_input(node_url):
     assert (r.status_code, r.json()["code"]) == (401, "invalid_credentials")
     bad = requests.post(f"{maseru}/api/v1/auth/visitor/token", json={"national_id": "x"}, timeout=30)
     assert (bad.status_code, bad.json()["code"]) == (400, "validation_error"), bad.text
+
+
+def test_a_dispute_filed_at_home_reaches_the_lender_in_another_district(test_cluster, node_url):
+    """A borrower of Leribe disputes, at Leribe, a loan of a Maseru MFI: the dispute is opened on Maseru's node over
+    the signed channel, Maseru's staff answer it there, and Leribe's history shows the flag and then the answer."""
+    leribe, maseru = node_url("leribe"), node_url("maseru")
+    nid, home_auth, _ = _home_borrower(leribe)
+    visitor = {"Authorization": f"Bearer {_visit(maseru, nid).json()['access']}"}
+    admin = staff_auth(test_cluster, "maseru")
+    product = requests.post(f"{maseru}/api/v1/products/", json=PRODUCT, headers=admin, timeout=30)
+    assert product.status_code == 201, product.text
+    applied = requests.post(f"{maseru}/api/v1/loans/", headers=visitor, timeout=30, json={
+        "product": product.json()["id"], "principal": "3000.00", "number_of_repayments": 6,
+        "expected_disbursement_date": "2026-12-15", "purpose": "stock"})
+    assert applied.status_code == 201, applied.text
+    loan_key = f"maseru/{applied.json()['reference']}"
+
+    def history(want):
+        h = requests.get(f"{leribe}/api/v1/me/credit-history", headers=home_auth, timeout=30)
+        assert h.status_code == 200, h.text
+        return h.json() if want(h.json()) else None
+
+    wait_for(lambda: history(lambda b: [x for x in b["loans"] if x["loan_key"] == loan_key]), 60, interval=1,
+             what="the Maseru application in the borrower's history")
+    disputes = f"{leribe}/api/v1/me/credit-history/disputes"
+    filed = requests.post(disputes, headers=home_auth, timeout=30,
+                          json={"loan_key": loan_key, "reason": "wrong_amount", "details": "I asked for 2,000."})
+    assert filed.status_code == 201, filed.text
+    assert filed.json()["lender_district"] == "maseru" and filed.json()["status"] == "open"
+    dispute_id = filed.json()["dispute_id"]
+    # the lender's refusal travels back with its own code
+    again = requests.post(disputes, headers=home_auth, timeout=30, json={"loan_key": loan_key, "reason": "other",
+                                                                         "details": "again"})
+    assert (again.status_code, again.json()["code"]) == (409, "dispute_already_open"), again.text
+
+    [listed] = requests.get(f"{maseru}/api/v1/credit/disputes", headers=admin, timeout=30).json()
+    assert (listed["dispute_id"], listed["filed_at_district"], listed["details"]) == (
+        dispute_id, "leribe", "I asked for 2,000.")
+    flagged = wait_for(lambda: history(lambda b: b["summary"]["disputed_loans"] == 1), 60, interval=1,
+                       what="the dispute in the ring")
+    assert next(x for x in flagged["loans"] if x["loan_key"] == loan_key)["under_dispute"] is True
+
+    answer = requests.post(f"{maseru}/api/v1/credit/disputes/{dispute_id}/resolve", headers=admin, timeout=30,
+                           json={"outcome": "corrected", "note": "The application was keyed wrong; corrected."})
+    assert answer.status_code == 200, answer.text
+    done = wait_for(lambda: history(lambda b: [d["status"] for d in b["disputes"]] == ["corrected"]), 60,
+                    interval=1, what="the lender's answer in the ring")
+    assert done["summary"]["disputed_loans"] == 0

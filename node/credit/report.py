@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -33,6 +33,8 @@ STATUS_AFTER = {
     "loan.rescheduled": "rescheduled",
 }
 ENQUIRY = "enquiry"
+# a borrower's dispute of a loan's record, written by the node that owns the loan (docs/credit-disputes.md)
+DISPUTE_OPENED, DISPUTE_RESOLVED = "dispute.opened", "dispute.resolved"
 PENDING = frozenset({"applied", "approved"})
 DISBURSED = frozenset({"active", "closed", "written_off", "rescheduled"})
 ACTIVE = "active"
@@ -67,6 +69,20 @@ class LoanLine:
     first_seen: datetime
     last_event_at: datetime
     recovered_amount: Decimal = Decimal(0)  # collected after the write-off (``loan.recovered``)
+    under_dispute: bool = False  # the borrower disputes this record and the lender has not answered yet
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """A borrower's dispute of one loan's record: opened at the owning node, answered by the lender there."""
+
+    dispute_id: str
+    loan_key: str
+    reason: str
+    status: str  # open | corrected | rejected
+    opened_at: datetime
+    respond_by: date | None
+    resolved_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,7 @@ class CreditReport:
     loans: tuple[LoanLine, ...]
     enquiries: tuple[Enquiry, ...]
     events_read: int = 0
+    disputes: tuple[Dispute, ...] = ()
     excluded_loan_key: str | None = None  # the application being assessed, left out of the figures below
 
     @property
@@ -120,6 +137,10 @@ class CreditReport:
         return max((x.current_dpd for x in self.other_loans if x.status == ACTIVE), default=0)
 
     @property
+    def disputed_loans(self) -> int:
+        return sum(1 for x in self.other_loans if x.under_dispute)
+
+    @property
     def closed_loans(self) -> int:
         return sum(1 for x in self.other_loans if x.status == "closed")
 
@@ -151,12 +172,24 @@ def fold(borrower_key: str, rows: Iterable[RingRow], *, as_of: datetime,
     ordered = sorted(rows, key=lambda r: (_utc(r.event_time), str(r.event_id)))
     loans: dict[str, dict] = {}
     enquiries: list[Enquiry] = []
+    disputes: dict[str, Dispute] = {}
     for row in ordered:
         p = row.payload
         at = _utc(row.event_time)
         if row.event_type == ENQUIRY:
             enquiries.append(Enquiry(at=at, mfi=p.get("mfi", ""), district=p.get("district") or row.origin_district,
                                      purpose=p.get("purpose", "")))
+            continue
+        if row.event_type == DISPUTE_OPENED:
+            disputes[p["dispute_id"]] = Dispute(
+                dispute_id=p["dispute_id"], loan_key=loan_key(p.get("district") or row.origin_district, p["loan_ref"]),
+                reason=p.get("reason", ""), status="open", opened_at=at,
+                respond_by=date.fromisoformat(p["respond_by"]) if p.get("respond_by") else None)
+            continue
+        if row.event_type == DISPUTE_RESOLVED:
+            opened = disputes.get(p["dispute_id"])
+            if opened is not None:
+                disputes[p["dispute_id"]] = replace(opened, status=p.get("outcome", "resolved"), resolved_at=at)
             continue
         if row.event_type not in STATUS_AFTER:
             continue  # an event type this node does not know yet: newer schema, ignore rather than guess
@@ -189,10 +222,13 @@ def fold(borrower_key: str, rows: Iterable[RingRow], *, as_of: datetime,
             line["recovered_amount"] = _dec(p["recovered"])
         if line["status"] not in (ACTIVE, *PENDING):  # ended: nothing owed, nothing due
             line["outstanding"], line["current_dpd"], line["monthly_installment"] = ZERO, 0, ZERO
-    lines = tuple(sorted((LoanLine(**v) for v in loans.values()), key=lambda x: x.first_seen, reverse=True))
+    disputed = {d.loan_key for d in disputes.values() if d.status == "open"}
+    lines = tuple(sorted((LoanLine(**v, under_dispute=v["loan_key"] in disputed) for v in loans.values()),
+                         key=lambda x: x.first_seen, reverse=True))
     return CreditReport(borrower_key=borrower_key, as_of=_utc(as_of), loans=lines,
                         enquiries=tuple(sorted(enquiries, key=lambda e: e.at, reverse=True)),
-                        events_read=len(ordered), excluded_loan_key=exclude_loan_key)
+                        events_read=len(ordered), excluded_loan_key=exclude_loan_key,
+                        disputes=tuple(sorted(disputes.values(), key=lambda d: d.opened_at, reverse=True)))
 
 
 def parse_payload(text: str) -> dict:

@@ -29,6 +29,18 @@ class CreditLoanLine(serializers.Serializer):
     first_seen = serializers.DateTimeField()
     last_event_at = serializers.DateTimeField()
     this_application = serializers.BooleanField(help_text="the application being assessed (left out of the summary)")
+    under_dispute = serializers.BooleanField(help_text="the borrower disputes this record; the lender has not answered")
+
+
+class CreditDisputeLine(serializers.Serializer):
+    dispute_id = serializers.UUIDField()
+    loan_key = serializers.CharField()
+    reason = serializers.CharField()
+    status = serializers.ChoiceField(choices=["open", "corrected", "rejected"],
+                                     help_text="corrected: the lender fixed the record; rejected: the record stands")
+    opened_at = serializers.DateTimeField()
+    respond_by = serializers.DateField(allow_null=True, help_text="the lender's deadline to answer")
+    resolved_at = serializers.DateTimeField(allow_null=True)
 
 
 class CreditEnquiry(serializers.Serializer):
@@ -75,6 +87,7 @@ class CreditSummary(serializers.Serializer):
     enquiries_90_days = serializers.IntegerField()
     first_seen = serializers.DateTimeField(allow_null=True)
     events_read = serializers.IntegerField()
+    disputed_loans = serializers.IntegerField(help_text="loans whose record the borrower disputes, not yet answered")
 
 
 class CreditAssessment(serializers.Serializer):
@@ -85,6 +98,7 @@ class CreditAssessment(serializers.Serializer):
     summary = CreditSummary()
     loans = CreditLoanLine(many=True)
     enquiries = CreditEnquiry(many=True)
+    disputes = CreditDisputeLine(many=True)
     score = Score()
     network_policy = NetworkPolicy(allow_null=True, help_text="null when the ring could not be read for it")
 
@@ -96,6 +110,7 @@ class OwnCreditSummary(serializers.Serializer):
     closed_loans = serializers.IntegerField()
     write_offs = serializers.IntegerField()
     worst_days_past_due = serializers.IntegerField()
+    disputed_loans = serializers.IntegerField()
 
 
 class OwnCreditHistory(serializers.Serializer):
@@ -105,3 +120,28 @@ class OwnCreditHistory(serializers.Serializer):
     summary = OwnCreditSummary()
     loans = CreditLoanLine(many=True)
     enquiries = CreditEnquiry(many=True)
+    disputes = CreditDisputeLine(many=True, help_text="your disputes of these records and the lenders' answers")
+
+
+class DisputeFiled(serializers.Serializer):
+    dispute_id = serializers.UUIDField()
+    loan_key = serializers.CharField()
+    lender_district = serializers.CharField(help_text="the district node of the lender that must answer")
+    respond_by = serializers.DateField()
+    status = serializers.ChoiceField(choices=["open"])
+
+
+class StaffDispute(serializers.Serializer):
+    dispute_id = serializers.UUIDField()
+    loan_id = serializers.IntegerField()
+    loan_ref = serializers.CharField()
+    reason = serializers.CharField()
+    details = serializers.CharField(allow_blank=True)
+    filed_at_district = serializers.CharField()
+    status = serializers.ChoiceField(choices=["open", "corrected", "rejected"])
+    opened_at = serializers.DateTimeField()
+    respond_by = serializers.DateField()
+    overdue = serializers.BooleanField(help_text="open past its deadline")
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    resolved_by = serializers.CharField(allow_null=True)
+    resolution_note = serializers.CharField(allow_blank=True)

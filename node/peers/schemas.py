@@ -145,6 +145,56 @@ class BorrowerAuthResult:
                 "authenticated": self.authenticated, "profile": self.profile}
 
 
+@dataclass(frozen=True)
+class DisputeRequest:
+    """``POST /_federation/v1/disputes``: ``{"schema": 1, "borrower_key", "loan_ref", "reason", "details"}`` — a
+    borrower who signed in at the calling node disputes a loan of the receiving node."""
+
+    borrower_key: str
+    loan_ref: str
+    reason: str
+    details: str
+
+    @classmethod
+    def from_json(cls, data: Any) -> DisputeRequest:
+        d = _check(data, {"borrower_key": str, "loan_ref": str, "reason": str, "details": str},
+                   FederationPayloadError)
+        if not 0 < len(d["loan_ref"]) <= 40 or len(d["reason"]) > 30 or len(d["details"]) > 1000:
+            raise FederationPayloadError("loan_ref, reason or details is too long or empty.")
+        return cls(_key(d["borrower_key"], FederationPayloadError), d["loan_ref"], d["reason"], d["details"])
+
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, "borrower_key": self.borrower_key, "loan_ref": self.loan_ref,
+                "reason": self.reason, "details": self.details}
+
+
+@dataclass(frozen=True)
+class DisputeAnswer:
+    """``{"schema": 1, "district", "filed", "dispute_id", "respond_by", "code", "message"}``: filed with its id and
+    deadline, or refused with the lender's error code and message (a refusal is an answer, not an HTTP error)."""
+
+    district: str
+    filed: bool
+    dispute_id: str | None
+    respond_by: str | None
+    code: str
+    message: str
+
+    @classmethod
+    def from_json(cls, data: Any) -> DisputeAnswer:
+        d = _check(data, {"district": str, "filed": bool, "dispute_id": (str, type(None)),
+                          "respond_by": (str, type(None)), "code": str, "message": str}, BadResponse)
+        if d["filed"] != (d["dispute_id"] is not None and d["respond_by"] is not None):
+            raise BadResponse("dispute_id and respond_by must be present exactly when filed")
+        if not d["filed"] and not d["code"]:
+            raise BadResponse("a refusal must carry its code")
+        return cls(d["district"], d["filed"], d["dispute_id"], d["respond_by"], d["code"], d["message"][:500])
+
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, "district": self.district, "filed": self.filed, "dispute_id": self.dispute_id,
+                "respond_by": self.respond_by, "code": self.code, "message": self.message}
+
+
 PAR_DAYS = ("1", "30", "60", "90")
 LOAN_STATUSES = ("submitted", "under_review", "approved", "active", "closed", "written_off", "rejected", "withdrawn",
                  "rescheduled", "draft")
