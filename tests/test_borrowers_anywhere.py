@@ -36,6 +36,18 @@ def _visit(base: str, nid: str, password: str = PASSWORD) -> requests.Response:
                          timeout=30)
 
 
+def _apply_at_maseru(test_cluster, maseru: str, visitor: dict, principal: str) -> tuple[dict, requests.Response]:
+    """A new Maseru MFI with a product, and the visitor's application to it: (the MFI admin's header, the answer)."""
+    admin = staff_auth(test_cluster, "maseru")
+    product = requests.post(f"{maseru}/api/v1/products/", json=PRODUCT, headers=admin, timeout=30)
+    assert product.status_code == 201, product.text
+    applied = requests.post(f"{maseru}/api/v1/loans/", headers=visitor, timeout=30, json={
+        "product": product.json()["id"], "principal": principal, "number_of_repayments": 6,
+        "expected_disbursement_date": "2026-12-15", "purpose": "school fees"})
+    assert applied.status_code == 201, applied.text
+    return admin, applied
+
+
 def test_borrower_of_leribe_signs_in_and_applies_at_maseru(test_cluster, node_url):
     leribe, maseru = node_url("leribe"), node_url("maseru")
     nid, home_auth, registered = _home_borrower(leribe)
@@ -51,13 +63,7 @@ def test_borrower_of_leribe_signs_in_and_applies_at_maseru(test_cluster, node_ur
     assert me.status_code == 200 and me.json()["role"] == "borrower", me.text
 
     # an MFI of Maseru with a product; the visitor applies to it like a local borrower
-    admin = staff_auth(test_cluster, "maseru")
-    product = requests.post(f"{maseru}/api/v1/products/", json=PRODUCT, headers=admin, timeout=30)
-    assert product.status_code == 201, product.text
-    applied = requests.post(f"{maseru}/api/v1/loans/", headers=visitor, timeout=30, json={
-        "product": product.json()["id"], "principal": "4000.00", "number_of_repayments": 6,
-        "expected_disbursement_date": "2026-12-15", "purpose": "school fees"})
-    assert applied.status_code == 201, applied.text
+    admin, applied = _apply_at_maseru(test_cluster, maseru, visitor, "4000.00")
 
     # the same history at home and at the visited node (loan events reach the ring through Maseru's outbox)
     def history(base, auth):
@@ -125,13 +131,7 @@ def test_a_dispute_filed_at_home_reaches_the_lender_in_another_district(test_clu
     leribe, maseru = node_url("leribe"), node_url("maseru")
     nid, home_auth, _ = _home_borrower(leribe)
     visitor = {"Authorization": f"Bearer {_visit(maseru, nid).json()['access']}"}
-    admin = staff_auth(test_cluster, "maseru")
-    product = requests.post(f"{maseru}/api/v1/products/", json=PRODUCT, headers=admin, timeout=30)
-    assert product.status_code == 201, product.text
-    applied = requests.post(f"{maseru}/api/v1/loans/", headers=visitor, timeout=30, json={
-        "product": product.json()["id"], "principal": "3000.00", "number_of_repayments": 6,
-        "expected_disbursement_date": "2026-12-15", "purpose": "stock"})
-    assert applied.status_code == 201, applied.text
+    admin, applied = _apply_at_maseru(test_cluster, maseru, visitor, "3000.00")
     loan_key = f"maseru/{applied.json()['reference']}"
 
     def history(want):

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.test import Client
 
 from federation.errors import FederationPayloadError, FederationUnsupportedSchema
 from federation.fanout import BadResponse
@@ -15,6 +16,7 @@ from node.audit.models import AuditEvent
 from node.credit.models import CreditDispute
 from node.credit.report import RingRow, fold
 from node.loans.models import Loan
+from node.notifications.models import Notification
 from node.peers.schemas import DisputeAnswer, DisputeRequest
 from replication.events import event_insert
 from replication.models import OutboxEvent
@@ -138,6 +140,10 @@ def test_a_borrower_disputes_a_record_and_the_lender_answers(test_cluster):
     assert [x["status"] for x in client_for(shop.officer).get("/api/v1/credit/disputes?status=all").json()] == [
         "rejected"]
     assert AuditEvent.objects.filter(action="credit.dispute_resolved", target_id=str(lid)).count() == 1
+    # the borrower is told the answer, with the lender's note (one message per answer)
+    [told] = Notification.objects.filter(borrower=shop.borrower, kind="dispute_confirmed")
+    assert told.context == {"mfi": shop.mfi.name, "reference": loan.reference, "opened_on": str(today),
+                            "note": "The signed contract is for LSL 10,000."}
     _ship()
     after = _history(shop.borrower_user)
     assert after["summary"]["disputed_loans"] == 0 and after["loans"][0]["under_dispute"] is False
@@ -179,3 +185,42 @@ def test_bad_disputes_are_refused_and_leave_nothing(test_cluster):
     assert not CreditDispute.objects.exists()
     assert not OutboxEvent.objects.filter(event_type__startswith="dispute.").exists()
     assert not AuditEvent.objects.filter(action__startswith="credit.dispute").exists()
+
+
+def _web(user):
+    c = Client()
+    c.force_login(user)
+    return c
+
+
+@pytest.mark.django_db
+def test_the_web_pages_file_flag_and_answer_a_dispute(test_cluster):
+    shop = open_shop("webdispute")
+    lid = apply(shop)
+    ref = Loan.objects.get(pk=lid).reference
+    _ship()
+    me = _web(shop.borrower_user)
+    page = me.get("/me/credit/")
+    assert page.status_code == 200 and ref in page.content.decode() and "Send my dispute" in page.content.decode()
+    bad = me.post("/me/credit/", {"loan_key": f"maseru/{ref}", "reason": "other", "details": ""})
+    assert bad.status_code == 400 and not CreditDispute.objects.exists()
+    sent = me.post("/me/credit/", {"loan_key": f"maseru/{ref}", "reason": "wrong_status", "details": "Paid in May."})
+    assert sent.status_code == 302 and sent["Location"] == "/me/credit/"
+    d = CreditDispute.objects.get()
+    _ship()
+    html = me.get("/me/credit/").content.decode()
+    assert "under dispute" in html and "waiting for the lender" in html
+    assert "Send my dispute" not in html  # the only loan is already disputed
+
+    staff = _web(shop.officer)
+    listed = staff.get("/staff/disputes/").content.decode()
+    assert ref in listed and "Paid in May." in listed and f"/staff/disputes/{d.id}/answer" in listed
+    assert staff.post(f"/staff/disputes/{d.id}/answer", {"outcome": "rejected", "note": ""}).status_code == 400
+    done = staff.post(f"/staff/disputes/{d.id}/answer", {"outcome": "corrected", "note": "Fixed the status."})
+    assert done.status_code == 302
+    d.refresh_from_db()
+    assert d.status == "corrected" and d.resolved_by == shop.officer
+    assert Notification.objects.filter(borrower=shop.borrower, kind="dispute_corrected").count() == 1
+    assert "No disputes." in staff.get("/staff/disputes/").content.decode()
+    assert "Fixed the status." in staff.get("/staff/disputes/?show=all").content.decode()
+    assert _web(shop.borrower_user).get("/staff/disputes/").status_code in (302, 403)

@@ -430,7 +430,8 @@ def test_every_text_exists_in_both_languages_and_uses_only_its_fields():
     texts.check_texts()
     ctx = {"mfi": "M", "reference": "R", "currency": "LSL", "amount": "1.00", "due_date": "2026-01-01",
            "installment": 1, "receipt_number": "X", "payment_date": "2026-01-01", "outstanding": "0.00",
-           "first_due_date": "2026-02-01", "first_amount": "1.00", "name": "field visit"}
+           "first_due_date": "2026-02-01", "first_amount": "1.00", "name": "field visit", "opened_on": "2026-01-01",
+           "note": "checked"}
     for kind, language in texts.TEXTS:
         for channel in ("sms", "email"):
             subject, text = texts.render(kind, language, channel, {k: ctx[k] for k in texts.FIELDS[kind]},

@@ -22,15 +22,14 @@ from node.audit.services import audit_record
 from node.borrowers.models import Borrower
 from node.borrowers.selectors import borrower_partition_keys
 from node.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
-from node.credit.errors import CreditNetworkUnavailable
 from node.credit.models import CreditDispute, DisputeReason, DisputeStatus
-from node.credit.report import DISPUTE_OPENED, DISPUTE_RESOLVED, RingRow, fold
+from node.credit.report import DISPUTE_OPENED, DISPUTE_RESOLVED
+from node.credit.services import credit_history_read
 from node.loans.models import Loan
+from node.notifications.services import notify_dispute_answered
 from node.peers.schemas import DisputeAnswer, DisputeRequest
 from node.users.models import User
-from replication.events import events_read
 from replication.outbox import outbox_enqueue
-from replication.ring import RingUnavailable
 
 DISPUTES_PATH = "/_federation/v1/disputes"
 MAX_DETAILS = 1000
@@ -142,6 +141,7 @@ def dispute_resolve(*, actor: User, dispute_id, outcome: str, note: str) -> Cred
         outbox_enqueue(event_type=DISPUTE_RESOLVED, partition_key=d.borrower_key, payload={
             "schema": 1, "dispute_id": str(d.id), "district": settings.DISTRICT.code, "mfi": d.mfi.code,
             "loan_ref": d.loan.reference, "outcome": outcome})
+        notify_dispute_answered(d)
     return d
 
 
@@ -169,13 +169,7 @@ def dispute_file(*, borrower: Borrower, loan_key: str, reason: str, details: str
     cannot be (503 ``lender_district_unavailable``: try again)."""
     _check_input(reason, details)
     district, _, loan_ref = (loan_key or "").partition("/")
-    try:
-        rows = [RingRow(r.event_time, str(r.event_id), r.event_type, r.origin_district, r.payload)
-                for key in borrower_partition_keys(borrower) for r in events_read(key)]
-    except RingUnavailable as exc:
-        raise CreditNetworkUnavailable("The credit network cannot be read at quorum right now.",
-                                       details={"reason": str(exc)[:200]}) from None
-    history = fold(borrower.borrower_key, rows, as_of=datetime.now(UTC))
+    history = credit_history_read(borrower)
     if not loan_ref or loan_key not in {x.loan_key for x in history.loans}:
         raise UnknownCreditEntry("That loan is not in your credit history.", details={"loan_key": loan_key})
     own = settings.DISTRICT.code

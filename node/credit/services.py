@@ -123,9 +123,9 @@ def network_policy_set(*, actor: User | None, max_active_loans: int | None, max_
     return policy
 
 
-def credit_history_own(*, borrower: Borrower) -> CreditReport:
-    """The borrower's own network credit history, as a bureau shows consumers their file: every loan at every MFI
-    and district and who looked. Not an enquiry (lenders never see it); audited here. 503 without a ring quorum."""
+def credit_history_read(borrower: Borrower) -> CreditReport:
+    """The borrower's partition(s) folded, no enquiry and no audit (callers audit what they do with it). 503
+    ``credit_network_unavailable`` without a ring quorum."""
     now = datetime.now(UTC)
     try:
         rows = [RingRow(r.event_time, str(r.event_id), r.event_type, r.origin_district, r.payload)
@@ -133,7 +133,14 @@ def credit_history_own(*, borrower: Borrower) -> CreditReport:
     except RingUnavailable as exc:
         raise CreditNetworkUnavailable("The credit network cannot be read at quorum right now.",
                                        details={"reason": str(exc)[:200]}) from None
+    return fold(borrower.borrower_key, rows, as_of=now)
+
+
+def credit_history_own(*, borrower: Borrower) -> CreditReport:
+    """The borrower's own network credit history, as a bureau shows consumers their file: every loan at every MFI
+    and district and who looked. Not an enquiry (lenders never see it); audited here. 503 without a ring quorum."""
+    report = credit_history_read(borrower)
     with transaction.atomic():
         audit_record(actor=borrower.user, action="credit.own_history_viewed", target_type="borrower",
-                     target_id=borrower.pk, after={"events_read": len(rows)})
-    return fold(borrower.borrower_key, rows, as_of=now)
+                     target_id=borrower.pk, after={"events_read": report.events_read})
+    return report

@@ -32,6 +32,8 @@ class NotificationKind(models.TextChoices):
     LOAN_DISBURSED = "loan_disbursed", "Loan disbursed"
     CHARGE_ADDED = "charge_added", "Fee or penalty added"
     REPAYMENT_REVERSED = "repayment_reversed", "Repayment reversed"
+    DISPUTE_CORRECTED = "dispute_corrected", "Credit dispute answered: record corrected"
+    DISPUTE_CONFIRMED = "dispute_confirmed", "Credit dispute answered: record confirmed"
 
 
 class NotificationStatus(models.TextChoices):

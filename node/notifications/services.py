@@ -203,6 +203,18 @@ def notify_repayment_reversed(rep, *, loan, outstanding: Decimal) -> Notificatio
         mfi_id=loan.mfi_id, loan_id=loan.pk, context=_receipt_context(rep, loan, outstanding))
 
 
+def notify_dispute_answered(dispute) -> Notification | None:
+    """Hook in ``dispute_resolve`` (its transaction): the borrower hears the lender's answer to their dispute of a
+    credit record, with the lender's note to them (written for the borrower, at most 1,000 characters)."""
+    loan = dispute.loan
+    kind = K.DISPUTE_CORRECTED if dispute.status == "corrected" else K.DISPUTE_CONFIRMED
+    return notify(
+        kind=kind, event_key=f"dispute:{dispute.pk}:answered", borrower_id=loan.borrower_id, mfi_id=loan.mfi_id,
+        loan_id=loan.pk,
+        context={"mfi": dispute.mfi.name, "reference": loan.reference,
+                 "opened_on": dispute.opened_at.date().isoformat(), "note": dispute.resolution_note})
+
+
 def notify_charge_added(charge) -> Notification | None:
     """Hook in ``loan_charge_add`` (its transaction): the borrower hears of a fee or penalty the day it is added."""
     loan = charge.loan

@@ -23,6 +23,8 @@ FIELDS: dict[str, frozenset[str]] = {
     K.CHARGE_ADDED: frozenset({"mfi", "reference", "currency", "amount", "name", "due_date", "installment"}),
     K.REPAYMENT_REVERSED: frozenset({"mfi", "reference", "currency", "amount", "receipt_number", "payment_date",
                                      "outstanding"}),
+    K.DISPUTE_CORRECTED: frozenset({"mfi", "reference", "opened_on", "note"}),
+    K.DISPUTE_CONFIRMED: frozenset({"mfi", "reference", "opened_on", "note"}),
 }
 RENDER_EXTRA = frozenset({"first_name"})
 
@@ -74,6 +76,22 @@ TEXTS: dict[tuple[str, str], dict[str, str]] = {
                 "(receipt {receipt_number}) has been reversed: it no longer counts towards the loan.\nStill "
                 "outstanding: {currency} {outstanding}\n\nIf you think it is wrong, please contact us.\n\n{mfi}\n",
     },
+    (K.DISPUTE_CORRECTED, Language.EN): {
+        "sms": "{mfi}: we checked your dispute of loan {reference} and corrected the record. Your credit history "
+               "in the Letsema network shows the correction.",
+        "subject": "{mfi}: your dispute of loan {reference} — record corrected",
+        "body": "Dear {first_name},\n\nWe checked the dispute you filed on {opened_on} about loan {reference}. The "
+                "record was wrong and we corrected it; your credit history in the Letsema network shows the "
+                "correction.\n\nOur note: {note}\n\n{mfi}\n",
+    },
+    (K.DISPUTE_CONFIRMED, Language.EN): {
+        "sms": "{mfi}: we checked your dispute of loan {reference}; the record is right and stays as it is. "
+               "Questions? Please contact us.",
+        "subject": "{mfi}: your dispute of loan {reference} — record confirmed",
+        "body": "Dear {first_name},\n\nWe checked the dispute you filed on {opened_on} about loan {reference}. The "
+                "record is right and stays as it is.\n\nOur note: {note}\n\nIf you still think it is wrong, you "
+                "may dispute it again with what you know, or contact us.\n\n{mfi}\n",
+    },
     # --- Sesotho (needs native review) -------------------------------------------------------------------------
     (K.INSTALLMENT_DUE, Language.ST): {
         "sms": "{mfi}: tefo ea hau ea {currency} {amount} ea kalimo {reference} e lokela ho lefuoa ka {due_date}. "
@@ -120,6 +138,23 @@ TEXTS: dict[tuple[str, str], dict[str, str]] = {
         "body": "Lumela {first_name},\n\nTefo ea hau ea {currency} {amount} ea {payment_date} bakeng sa kalimo "
                 "{reference} (rasiti {receipt_number}) e hlakotsoe: ha e sa baloa kalimong.\nChelete e setseng: "
                 "{currency} {outstanding}\n\nHaeba u nahana hore e fosahetse, ka kopo ikopanye le rona.\n\n{mfi}\n",
+    },
+    (K.DISPUTE_CORRECTED, Language.ST): {
+        "sms": "{mfi}: re hlahlobile ngongoreho ea hau ka kalimo {reference} 'me re lokisitse tlaleho. Histori ea "
+               "hau ea mekoloto marang-rang a Letsema e bontša tokiso.",
+        "subject": "{mfi}: ngongoreho ea hau ka kalimo {reference} — tlaleho e lokisitsoe",
+        "body": "Lumela {first_name},\n\nRe hlahlobile ngongoreho eo u e kentseng ka {opened_on} ka kalimo "
+                "{reference}. Tlaleho e ne e fosahetse 'me re e lokisitse; histori ea hau ea mekoloto marang-rang a "
+                "Letsema e bontša tokiso.\n\nMolaetsa oa rona: {note}\n\n{mfi}\n",
+    },
+    (K.DISPUTE_CONFIRMED, Language.ST): {
+        "sms": "{mfi}: re hlahlobile ngongoreho ea hau ka kalimo {reference}; tlaleho e nepahetse 'me e sala "
+               "joalo. Lipotso? Ka kopo ikopanye le rona.",
+        "subject": "{mfi}: ngongoreho ea hau ka kalimo {reference} — tlaleho e netefalitsoe",
+        "body": "Lumela {first_name},\n\nRe hlahlobile ngongoreho eo u e kentseng ka {opened_on} ka kalimo "
+                "{reference}. Tlaleho e nepahetse 'me e sala joalo.\n\nMolaetsa oa rona: {note}\n\nHaeba u "
+                "ntse u nahana hore e fosahetse, u ka e ngongorehela hape ka seo u se tsebang, kapa ikopanye le "
+                "rona.\n\n{mfi}\n",
     },
 }
 

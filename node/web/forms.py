@@ -457,3 +457,34 @@ class EnrolmentForm(forms.Form):
 
     who = forms.CharField(label=_("Client's national ID or phone number"), max_length=40)
     employee_number = forms.CharField(label=_("Employee number at the employer"), max_length=40)
+
+
+DISPUTE_REASON_LABELS = {
+    "not_my_loan": _("This loan is not mine"),
+    "wrong_amount": _("The amount or balance is wrong"),
+    "wrong_status": _("The status is wrong (for example shown active, but paid off)"),
+    "wrong_days_past_due": _("The days past due are wrong"),
+    "other": _("Something else"),
+}
+
+
+class DisputeForm(forms.Form):
+    """A borrower disputes one loan of their network credit history (the lender that reported it must answer)."""
+
+    loan_key = forms.ChoiceField(label=_("Loan"))
+    reason = forms.ChoiceField(label=_("What is wrong"), choices=list(DISPUTE_REASON_LABELS.items()))
+    details = forms.CharField(label=_("Tell the lender more"), max_length=1000, required=False,
+                              widget=forms.Textarea(attrs={"rows": 3}),
+                              help_text=_("Required when you choose 'Something else'."))
+
+    def __init__(self, *args, loans: list[tuple[str, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["loan_key"].choices = loans
+
+
+class DisputeAnswerForm(forms.Form):
+    outcome = forms.ChoiceField(label=_("Answer"), choices=[
+        ("corrected", _("Corrected: the record was wrong and we fixed it")),
+        ("rejected", _("Confirmed: the record is right")),
+    ])
+    note = forms.CharField(label=_("Note to the borrower"), max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))

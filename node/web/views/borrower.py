@@ -14,6 +14,8 @@ from node.borrowers import services as borrower_services
 from node.borrowers.apis import SelfRegistrationSerializer
 from node.borrowers.models import Channel
 from node.core.errors import ApplicationError, NotFound
+from node.credit.disputes import dispute_file
+from node.credit.services import credit_history_own
 from node.loans import selectors as loan_selectors
 from node.loans import services as loan_services
 from node.loans.apis import LoanApplySerializer
@@ -22,7 +24,7 @@ from node.repayments.apis import MobileMoneyRequestSerializer
 from node.notifications import selectors as notification_selectors
 from node.notifications import texts as notification_texts
 from node.users.models import Role
-from node.web.forms import ApplyForm, ConsentForm, MobileMoneyForm, OtpForm, RegisterForm
+from node.web.forms import ApplyForm, ConsentForm, DisputeForm, MobileMoneyForm, OtpForm, RegisterForm
 from node.web.views.common import is_htmx, message_for, service_error_on, validated, web_view
 from node.web.views.loan_pages import loan_context
 
@@ -154,6 +156,31 @@ def notifications(request):
     rows = [{"n": n, "text": notification_texts.render(n.kind, language, "sms", n.context, first_name=b.first_name)[1]}
             for n in notification_selectors.notification_list(actor=request.user, borrower=b)[:50]]
     return render(request, "web/borrower/notifications.html", {"rows": rows})
+
+
+@web_view(*BORROWER)
+def credit_history(request):
+    """My network credit history (every loan at every MFI and district, who looked) and disputes of its records."""
+    b = _me(request)
+    history = error = None
+    try:
+        history = credit_history_own(borrower=b)
+    except ApplicationError as exc:
+        error = message_for(exc)
+    loans = [(x.loan_key, f"{x.mfi} · {x.loan_ref} ({x.district})") for x in (history.loans if history else ())
+             if not x.under_dispute]
+    form = DisputeForm(request.POST or None, loans=loans)
+    if request.method == "POST" and history is not None and form.is_valid():
+        try:
+            filed = dispute_file(borrower=b, **form.cleaned_data)
+        except ApplicationError as exc:
+            service_error_on(form, exc)
+        else:
+            messages.success(request, _("Your dispute was sent to the lender, who must answer by %(date)s.")
+                             % {"date": filed.respond_by.isoformat()})
+            return redirect("web:me-credit")
+    return render(request, "web/borrower/credit.html", {"history": history, "history_error": error, "form": form},
+                  status=400 if request.method == "POST" else 200)
 
 
 @web_view(*BORROWER)

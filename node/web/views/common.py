@@ -22,6 +22,9 @@ FRIENDLY = {
     "stacking_limit": lambda: _("The credit network's lending limit for this borrower is reached."),
     "credit_network_unavailable": lambda: _("The credit network cannot be reached right now; nothing was changed. Try again shortly."),
     "step_up_failed": lambda: _("The password is not correct."),
+    "dispute_already_open": lambda: _("This loan's record is already under dispute; the lender has not answered yet."),
+    "lender_district_unavailable": lambda: _("The lender's district cannot be reached right now; nothing was sent. "
+                                             "Try again later."),
     "not_found": lambda: _("This page does not exist, or you may not see it."),
     "permission_denied": lambda: _("Your role may not do this."),
 }

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from node.borrowers import selectors as borrower_selectors
 from node.core.errors import ApplicationError, NotFound
 from node.credit.apis import assessment_json
+from node.credit.disputes import dispute_resolve, disputes_for_staff
 from node.loans import selectors as loan_selectors
 from node.loans import services as loan_services
 from node.loans.apis import InitiateSerializer, RejectSerializer
@@ -36,6 +37,7 @@ from node.web import once
 from node.web.forms import (
     ChargeForm,
     ConfirmDisbursementForm,
+    DisputeAnswerForm,
     EntryReversalForm,
     InitiateForm,
     RefundForm,
@@ -398,6 +400,43 @@ def disbursements(request):
              .filter(status=LoanStatus.APPROVED, disbursement_initiated_by__isnull=False)
              .select_related("disbursement_initiated_by", "approved_by").order_by("disbursement_initiated_at"))
     return render(request, "web/staff/disbursements.html", {"loans": loans, "form": ConfirmDisbursementForm()})
+
+
+def _disputes_page(request, forms=None, status=200):
+    show = request.GET.get("show", "open")
+    rows = list(disputes_for_staff(request.user, status="all" if show == "all" else "open")[:200])
+    forms = forms or {}
+    today = timezone.now().date()
+    return render(request, "web/staff/disputes.html", {
+        "rows": [{"d": d, "overdue": d.status == "open" and d.respond_by < today,
+                  "form": forms.get(str(d.id)) or (DisputeAnswerForm(auto_id=f"d{d.id.hex[:8]}_%s")
+                                                   if d.status == "open" else None)}
+                 for d in rows], "show": show}, status=status)
+
+
+@web_view(*OFFICERS)
+def disputes(request):
+    """Borrowers' disputes of this MFI's loan records, earliest deadline first, each with its answer form."""
+    return _disputes_page(request)
+
+
+@web_view(*OFFICERS)
+def dispute_answer(request, dispute_id):
+    """Answer a dispute (corrected / confirmed, with a note to the borrower): the API's service."""
+    if request.method != "POST":
+        return redirect("web:staff-disputes")
+    form = DisputeAnswerForm(request.POST, auto_id=f"d{dispute_id.hex[:8]}_%s")
+    if form.is_valid():
+        try:
+            dispute_resolve(actor=request.user, dispute_id=dispute_id, **form.cleaned_data)
+        except ApplicationError as exc:
+            if exc.status == 404:
+                raise
+            service_error_on(form, exc)
+        else:
+            messages.success(request, _("Answer recorded; the credit reports no longer show the loan as disputed."))
+            return redirect("web:staff-disputes")
+    return _disputes_page(request, forms={str(dispute_id): form}, status=400)
 
 
 @web_view(*OFFICERS)
