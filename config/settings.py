@@ -215,7 +215,8 @@ SPECTACULAR_SETTINGS = {
                             "RefundChannelEnum": ["cash", "bank", "mobile_money"],
                             "AllocationStrategyEnum": ["penalties_fees_interest_principal",
                                                        "principal_interest_penalties_fees"],
-                            "NotifyChannelEnum": ["sms", "email", "both", "none"]},
+                            "NotifyChannelEnum": ["sms", "email", "both", "none"],
+                            "DisputeStatusEnum": ["open", "corrected", "rejected"]},
 }
 
 # Celery: one Redis database per district on the shared broker.

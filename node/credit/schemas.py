@@ -128,7 +128,7 @@ class DisputeFiled(serializers.Serializer):
     loan_key = serializers.CharField()
     lender_district = serializers.CharField(help_text="the district node of the lender that must answer")
     respond_by = serializers.DateField()
-    status = serializers.ChoiceField(choices=["open"])
+    status = serializers.ChoiceField(choices=["open", "corrected", "rejected"], help_text="open when filed")
 
 
 class StaffDispute(serializers.Serializer):

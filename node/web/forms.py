@@ -488,3 +488,14 @@ class DisputeAnswerForm(forms.Form):
         ("rejected", _("Confirmed: the record is right")),
     ])
     note = forms.CharField(label=_("Note to the borrower"), max_length=1000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class MfiSettingsForm(forms.Form):
+    """The MFI's own settings an MFI admin changes: the mobile-money business number and payroll messages."""
+
+    paybill_number = forms.CharField(label=_("Mobile-money business number (Pay Bill)"), max_length=12, required=False,
+                                     help_text=_("4 to 12 digits; empty if the MFI takes no mobile-money payments."),
+                                     widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}))
+    payroll_repayments = forms.BooleanField(
+        label=_("Send 'repayment received' for payroll deductions"), required=False,
+        help_text=_("Repayments posted any other way always send it."))

@@ -63,6 +63,7 @@ urlpatterns = [
     path("staff/team/", admin.team, name="admin-team"),
     path("staff/team/<int:user_id>/", admin.team_member, name="admin-team-member"),
     path("staff/products/", admin.products, name="admin-products"),
+    path("staff/settings/", admin.settings_page, name="admin-settings"),
     # analysts, MFI admins and Letsema admins
     path("reports/", reports.index, name="reports"),
     path("reports/<slug:name>/", reports.report, name="report"),

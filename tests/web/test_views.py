@@ -317,6 +317,30 @@ def test_mfi_admin_manages_staff_and_sees_products(shop):
     assert r.status_code == 200 and "salary-12" in text(r) and "36%" in text(r)
 
 
+def test_mfi_admin_changes_the_mfis_settings(shop):
+    from node.audit.models import AuditEvent
+    from node.mfis.models import Mfi
+
+    c = web(shop.admin)
+    r = c.get("/staff/settings/")
+    assert r.status_code == 200 and 'name="payroll_repayments"' in text(r) and "checked" in text(r)  # on by default
+    assert web(shop.officer).get("/staff/settings/").status_code == 403
+    number = f"9{shop.mfi.pk:05d}"
+    assert c.post("/staff/settings/", {"paybill_number": number}).status_code == 302  # the box unticked: off
+    shop.mfi.refresh_from_db()
+    assert (shop.mfi.paybill_number, shop.mfi.notify_payroll_repayments) == (number, False)
+    assert AuditEvent.objects.filter(action__in=["mfi.paybill_set", "mfi.notifications_set"],
+                                     target_id=str(shop.mfi.pk)).count() == 2
+    # a number another MFI has: refused, and the box's change is not saved either (one transaction)
+    other = open_shop("settings-other")
+    Mfi.objects.filter(pk=other.mfi.pk).update(paybill_number="77001")
+    r = c.post("/staff/settings/", {"paybill_number": "77001", "payroll_repayments": "on"})
+    assert r.status_code == 400 and "Another MFI has that business number." in text(r)
+    shop.mfi.refresh_from_db()
+    assert (shop.mfi.paybill_number, shop.mfi.notify_payroll_repayments) == (number, False)
+    assert c.post("/staff/settings/", {"paybill_number": "12"}).status_code == 400
+
+
 def test_mfi_admin_adds_a_product(shop):
     from node.audit.models import AuditEvent
     from node.loans.models import LoanProduct

@@ -1,10 +1,11 @@
-"""MFI admin pages: the MFI's staff (add a colleague, deactivate or reactivate one) and the MFI's products (add
-one). The same serializers and services as ``/api/v1/staff/`` and ``/api/v1/products/`` (the role rules, the rate
+"""MFI admin pages: the MFI's staff (add a colleague, deactivate or reactivate one), the MFI's products (add
+one) and its settings (business number, payroll messages). The same serializers and services as ``/api/v1/staff/`` and ``/api/v1/products/`` (the role rules, the rate
 cap, the audit)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
@@ -12,11 +13,12 @@ from node.core.errors import ApplicationError
 from node.loans import selectors as loan_selectors
 from node.loans.apis import ProductCreateSerializer
 from node.loans.products import product_create
+from node.mfis.services import mfi_notifications_set, mfi_paybill_set
 from node.users import selectors as user_selectors
 from node.users import services as user_services
 from node.users.apis import StaffCreateSerializer
 from node.users.models import Role
-from node.web.forms import ProductCreateForm, StaffCreateForm
+from node.web.forms import MfiSettingsForm, ProductCreateForm, StaffCreateForm
 from node.web.views.common import message_for, service_error_on, validated, web_view
 
 ADMINS = (Role.MFI_ADMIN,)
@@ -80,4 +82,26 @@ def products(request):
                 return redirect("web:admin-products")
     items = loan_selectors.product_list(mfi_code=request.user.mfi.code, include_inactive=True).order_by("code")
     return render(request, "web/admin/products.html", {"products": items, "form": form},
+                  status=400 if form.errors else 200)
+
+
+@web_view(*ADMINS)
+def settings_page(request):
+    """The MFI's business number and whether payroll deductions send "repayment received": the API's services
+    (``mfi_paybill_set``, ``mfi_notifications_set``), both or neither (one transaction), each change audited."""
+    mfi = request.user.mfi
+    form = MfiSettingsForm(request.POST or None, initial={"paybill_number": mfi.paybill_number or "",
+                                                          "payroll_repayments": mfi.notify_payroll_repayments})
+    if request.method == "POST" and form.is_valid():
+        try:
+            with transaction.atomic():
+                mfi = mfi_paybill_set(actor=request.user, mfi=mfi, paybill_number=form.cleaned_data["paybill_number"])
+                mfi_notifications_set(actor=request.user, mfi=mfi,
+                                      payroll_repayments=form.cleaned_data["payroll_repayments"])
+        except ApplicationError as exc:
+            service_error_on(form, exc)
+        else:
+            messages.success(request, _("Settings saved."))
+            return redirect("web:admin-settings")
+    return render(request, "web/admin/settings.html", {"form": form, "mfi": mfi},
                   status=400 if form.errors else 200)
