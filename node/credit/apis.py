@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -171,7 +169,7 @@ def staff_dispute_json(d) -> dict:
     return {"dispute_id": d.id, "loan_id": d.loan_id, "loan_ref": d.loan.reference, "reason": d.reason,
             "details": d.details, "filed_at_district": d.filed_at_district, "status": d.status,
             "opened_at": d.opened_at, "respond_by": d.respond_by,
-            "overdue": d.status == "open" and d.respond_by < datetime.now(UTC).date(), "resolved_at": d.resolved_at,
+            "overdue": d.overdue, "resolved_at": d.resolved_at,
             "resolved_by": d.resolved_by.username if d.resolved_by else None, "resolution_note": d.resolution_note}
 
 

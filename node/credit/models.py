@@ -8,6 +8,7 @@ credit report shows the record as under dispute until the lender answers.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import models
@@ -52,3 +53,8 @@ class CreditDispute(models.Model):
                 name="credit_dispute_resolved_has_time"),
         ]
         indexes = [models.Index(fields=["mfi", "status", "respond_by"])]
+
+    @property
+    def overdue(self) -> bool:
+        """Open past its deadline (calendar days, UTC, as ``respond_by`` was set)."""
+        return self.status == DisputeStatus.OPEN and self.respond_by < datetime.now(UTC).date()

@@ -406,9 +406,8 @@ def _disputes_page(request, forms=None, status=200):
     show = request.GET.get("show", "open")
     rows = list(disputes_for_staff(request.user, status="all" if show == "all" else "open")[:200])
     forms = forms or {}
-    today = timezone.now().date()
     return render(request, "web/staff/disputes.html", {
-        "rows": [{"d": d, "overdue": d.status == "open" and d.respond_by < today,
+        "rows": [{"d": d, "overdue": d.overdue,
                   "form": forms.get(str(d.id)) or (DisputeAnswerForm(auto_id=f"d{d.id.hex[:8]}_%s")
                                                    if d.status == "open" else None)}
                  for d in rows], "show": show}, status=status)
